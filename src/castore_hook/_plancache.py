@@ -1,0 +1,105 @@
+"""The plan cache folder: private, owned by us, written atomically.
+
+The hot path (``_castore_hook``) only *reads* plans; everything that creates the folder or
+writes files in it lives here, on the slow path. Rules (DESIGN §1, §5): the folder is mode
+0700 and must be owned by the current user; files are written to a temporary name and moved
+into place with ``os.replace`` so a reader never sees a torn file, even if this process is
+killed mid-write; temporary files that a killed writer left behind are swept.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import stat
+import time
+from typing import Any, Optional
+
+#: Temporary files older than this are leftovers of a killed writer and are removed.
+STALE_TEMP_SECONDS = 600
+TEMP_MARKER = ".tmp-"
+
+
+def folder_problem(folder: str) -> Optional[str]:
+    """Create ``folder`` (0700) if needed; return why it can't hold our files, or ``None``."""
+    if not os.path.isabs(folder):
+        return f"cache folder {folder!r} is not an absolute path"
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+    except OSError as exc:
+        return f"cannot create cache folder {folder}: {exc.strerror or exc}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"cache folder {folder} is not a folder"
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        if st.st_uid != getuid():
+            return f"cache folder {folder} is owned by uid {st.st_uid}, not this user"
+        if st.st_mode & 0o077:
+            try:
+                os.chmod(folder, 0o700)
+            except OSError as exc:
+                return f"cache folder {folder} is open to other users and chmod failed: {exc}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cache folder {folder} is not writable"
+    return None
+
+
+def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
+    """Write ``data`` to ``folder/name`` atomically and return the path. Raises ``OSError``."""
+    target = os.path.join(folder, name)
+    temp = os.path.join(folder, f".{name}{TEMP_MARKER}{os.getpid()}-{time.monotonic_ns()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(temp, flags, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
+    """Remove temporary files left by killed writers; return how many were removed."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if TEMP_MARKER not in entry.name or not entry.name.startswith("."):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any]) -> str:
+    """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached."""
+    if not folder or not path:
+        return "no cache folder could be determined; the slow path runs at every start"
+    problem = folder_problem(folder)
+    if problem:
+        return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
+    sweep_temporaries(folder)
+    try:
+        write_atomic(folder, os.path.basename(path), marshal.dumps(plan))
+    except (OSError, ValueError) as exc:
+        return f"cannot write the plan cache {path}: {exc}; set CASTORE_HOOK_CACHE_DIR"
+    return ""

@@ -1,0 +1,118 @@
+"""Reading files that decide trust, without hanging and without trusting the wrong owner.
+
+Every file castore-hook reads on the slow path (config, CA files, the plan cache) may be
+hostile: a FIFO that blocks ``open()`` forever, ``/proc/self/mem``, a 10 GB file, a file that
+another user can rewrite. This module is the one place that opens them, so the rules
+(DESIGN §5) are enforced once:
+
+* only regular files are read; the file is opened with ``O_NONBLOCK`` so a FIFO that raced
+  in between ``stat`` and ``open`` cannot hang us, and is then re-checked with ``fstat``;
+* reads are capped (``limit``) and a larger file is refused rather than truncated;
+* a file that group or others can write, or that is owned by another non-root user, is
+  refused (``ownership_problem``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from typing import Optional
+
+#: Largest config file we read. A real one is a few hundred bytes.
+CONFIG_LIMIT = 1 << 20
+#: Largest CA file we read. Mozilla's bundle is ~300 KB; corporate bundles can be several MB.
+CA_LIMIT = 32 << 20
+
+
+class UnsafeFile(Exception):
+    """A file that must not be trusted or read; the message says why in plain words."""
+
+
+def _current_uid() -> Optional[int]:
+    getuid = getattr(os, "getuid", None)
+    return getuid() if getuid is not None else None
+
+
+def ownership_problem(st: os.stat_result, path: str) -> Optional[str]:
+    """Why a file with this ``stat`` must not decide trust for us, or ``None`` if it may.
+
+    Refused: writable by group or others; owned by a user that is neither us nor root.
+    On Windows, POSIX modes carry no such meaning and the check is skipped.
+    """
+    uid = _current_uid()
+    if uid is None or sys.platform == "win32":
+        return None
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_uid not in (0, uid):
+        return f"{path} is owned by uid {st.st_uid}, neither this user ({uid}) nor root"
+    return None
+
+
+#: Pseudo-file systems whose "regular files" are views of kernel or process state
+#: (``/proc/self/mem`` stats as a regular file of size 0 and reads fail or block).
+KERNEL_ROOTS = ("/proc/", "/sys/", "/dev/")
+
+
+def is_kernel_path(path: str) -> bool:
+    """Whether ``path`` (after resolving symlinks) lies in ``/proc``, ``/sys`` or ``/dev``."""
+    if sys.platform == "win32":
+        return False
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError):
+        return True
+    return any(real.startswith(root) or real + "/" == root for root in KERNEL_ROOTS)
+
+
+def read_regular_file(path: str, limit: int, *, check_owner: bool = True) -> bytes:
+    """Return the bytes of ``path`` if it is a safe, regular file of at most ``limit`` bytes.
+
+    Raises ``UnsafeFile`` (with a sentence fit for ``status``) or ``OSError`` (missing,
+    unreadable). Never blocks on FIFOs or devices.
+    """
+    if is_kernel_path(path):
+        raise UnsafeFile(f"{path} is a kernel or device file, not a certificate file")
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFile(f"{path} is not a regular file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(f"{path} is not a regular file")
+        if check_owner:
+            problem = ownership_problem(st, path)
+            if problem:
+                raise UnsafeFile(problem)
+        if st.st_size > limit:
+            raise UnsafeFile(f"{path} is {st.st_size} bytes, larger than the {limit}-byte limit")
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise UnsafeFile(f"{path} grew past the {limit}-byte limit while being read")
+        return data
+    finally:
+        os.close(fd)
+
+
+def stat_signature(path: str) -> Optional[tuple[int, int, int]]:
+    """``(st_mtime_ns, st_size, st_ino)`` of ``path`` following symlinks, or ``None`` if absent.
+
+    This is the exact signature the start-up hot path (``_castore_hook._signature``) compares;
+    keep the two in step (a unit test pins them together).
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)

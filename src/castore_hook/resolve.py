@@ -1,0 +1,284 @@
+"""From configuration and probes to a *plan*: what this interpreter should trust and export.
+
+A plan is a plain ``dict`` of ``marshal``-able values, because the start-up hot path reads it
+back without importing anything (see ``_castore_hook``). Its fields:
+
+``format``  cache format version.
+``key``     the interpreter key it was decided for (``_castore_hook.interpreter_key``).
+``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
+``set``     ``((NAME, value), ...)`` environment variables to export.
+``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
+``hooks``   in-process trust for the lazy patches: ``{"cafile", "capath", "cadata",
+            "native", "patch", "certifi"}`` or ``None``.
+``info``    the human side, for ``status``: source, form, files read, trail, problems.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import _castore_hook as hot
+from castore_hook import _plancache, bundle, config, sources
+from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
+
+
+@dataclass
+class _Decision:
+    """Collects a plan while it is being decided."""
+
+    looked_at: list[str] = field(default_factory=list)
+    trail: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    to_set: list[tuple[str, str]] = field(default_factory=list)
+    to_unset: list[str] = field(default_factory=list)
+
+    def look(self, paths: list[str]) -> None:
+        self.looked_at.extend(paths)
+
+    def problem(self, message: str, where: str = "") -> None:
+        self.problems.append((where, message))
+
+
+def decision_environ(environ: Mapping[str, str], ignore_env: bool) -> dict[str, str]:
+    """The environment as the *user* set it: our own exports undone, ``CASTORE_HOOK_*``
+    dropped under ``python -E``. Config and probes see only this."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if not (ignore_env and name.startswith("CASTORE_HOOK_"))
+    }
+    record = {} if ignore_env else hot.parse_exported(environ.get(hot.EXPORTED_VAR))
+    for name, value in zip(hot.USER_CA_VARS, hot.user_ca_values(environ, record)):
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+    env.pop(hot.EXPORTED_VAR, None)
+    return env
+
+
+def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
+    """PEM blocks of every usable ``extra`` file; unusable ones become problems."""
+    blocks: list[str] = []
+    for path in paths:
+        decision.look([path])
+        try:
+            data = read_regular_file(path, CA_LIMIT)
+        except UnsafeFile as exc:
+            decision.problem(f"extra {exc}; ignored", path)
+            continue
+        except OSError as exc:
+            decision.problem(f"extra {path} cannot be read ({exc.strerror or exc}); ignored", path)
+            continue
+        except ValueError as exc:
+            decision.problem(f"extra {path!r} is not a usable path ({exc}); ignored", path)
+            continue
+        found = sources.pem_certificates(data)
+        if not found:
+            decision.problem(f"extra {path} holds no certificate; ignored", path)
+            continue
+        decision.trail.append(f"extra {path}: {len(found)} certificate(s)")
+        blocks.extend(found)
+    return blocks
+
+
+def _material_blocks(material: sources.Material, decision: _Decision) -> list[str]:
+    """PEM blocks of the chosen material's file or in-memory data (not of a folder)."""
+    if material.cadata:
+        return sources.pem_certificates(material.cadata.encode("ascii", "replace"))
+    if material.cafile:
+        try:
+            return sources.pem_certificates(read_regular_file(material.cafile, CA_LIMIT))
+        except (OSError, UnsafeFile, ValueError) as exc:
+            decision.problem(f"cannot re-read {material.cafile}: {exc}", material.cafile)
+    return []
+
+
+def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
+    """Whether a user's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` points nowhere useful."""
+    decision.look([value])
+    if not os.path.isabs(value):
+        return True
+    check = sources.check_ca_dir if name == "SSL_CERT_DIR" else sources.check_ca_file
+    _count, reason = check(value)
+    return reason is not None
+
+
+def _choose(
+    cfg: config.Config, env: Mapping[str, str], decision: _Decision
+) -> Optional[sources.Probe]:
+    for token in cfg.sources:
+        probe = sources.probe(token, env)
+        decision.look(list(probe.looked_at))
+        decision.trail.extend(f"{token}: {line}" for line in probe.trail)
+        for message in probe.problems:
+            decision.problem(message, token)
+        if probe.material is not None:
+            decision.trail.append(f"chose source {token!r} ({probe.material.form})")
+            return probe
+        decision.trail.append(f"source {token!r} is not usable; trying the next")
+    return None
+
+
+def _exports(
+    cfg: config.Config,
+    env: Mapping[str, str],
+    file_value: Optional[str],
+    dir_value: Optional[str],
+    decision: _Decision,
+) -> None:
+    for name in cfg.export:
+        value = dir_value if name == "SSL_CERT_DIR" else file_value
+        if value:
+            decision.to_set.append((name, value))
+            continue
+        user_value = env.get(name, "")
+        if name in hot.USER_CA_VARS and user_value:
+            if _user_var_unusable(name, user_value, decision):
+                decision.to_unset.append(name)
+                decision.problem(
+                    f"{name}={user_value} points to nothing usable; removed it", name
+                )
+
+
+def _unsafe_for_export(path: str) -> bool:
+    return "\n" in path or "\t" in path or "\0" in path or not os.path.isabs(path)
+
+
+def build_plan(
+    environ: MutableMapping[str, str] | Mapping[str, str],
+    key: tuple[object, ...],
+    folder: Optional[str],
+    ignore_env: bool,
+) -> dict[str, Any]:
+    """Decide the plan for an interpreter whose environment is ``environ``.
+
+    Never raises for bad input: every problem lands in ``info["problems"]``. Leaves the
+    interpreter stock (no ``set``/``unset``/``hooks``) when the config is unusable, the hook
+    is disabled by config, or no source is usable.
+    """
+    env = decision_environ(environ, ignore_env)
+    decision = _Decision()
+    cfg = config.load_config(env)
+    decision.look(list(cfg.candidates))
+    for problem in cfg.problems:
+        decision.problem(problem.message, problem.where())
+    info: dict[str, Any] = {
+        "enabled": cfg.enabled,
+        "config_usable": cfg.usable,
+        "config_files": tuple(
+            (path, os.path.lexists(path), path in cfg.files_read) for path in cfg.candidates
+        ),
+        "origins": tuple(sorted(cfg.origins.items())),
+        "source": None,
+        "form": None,
+        "cafile": None,
+        "capath": None,
+        "count": 0,
+        "bundle": None,
+        "extras": (),
+        "decided_at": time.time(),
+        "python": sys.executable,
+    }
+    hooks: Optional[dict[str, Any]] = None
+    if not cfg.usable:
+        decision.trail.append("the configuration cannot be used; Python is left as it was")
+    elif not cfg.enabled:
+        origin = cfg.origins.get("enabled", "config")
+        decision.trail.append(f"disabled by enabled = false in {origin}")
+    else:
+        hooks = _decide_trust(cfg, env, folder, decision, info)
+    stats = []
+    seen: set[str] = set()
+    for path in decision.looked_at:
+        if path and path not in seen:
+            seen.add(path)
+            stats.append((path, stat_signature(path)))
+    return {
+        "format": hot.PLAN_FORMAT,
+        "key": key,
+        "stats": tuple(stats),
+        "set": tuple(decision.to_set),
+        "unset": tuple(decision.to_unset),
+        "hooks": hooks,
+        "info": {
+            **info,
+            "trail": tuple(decision.trail),
+            "problems": tuple(decision.problems),
+        },
+    }
+
+
+def _decide_trust(
+    cfg: config.Config,
+    env: Mapping[str, str],
+    folder: Optional[str],
+    decision: _Decision,
+    info: dict[str, Any],
+) -> Optional[dict[str, Any]]:
+    """Choose the source, merge extras, and fill exports; return the in-process trust."""
+    probe = _choose(cfg, env, decision)
+    if probe is None or probe.material is None:
+        decision.problem("no configured source is usable; castore-hook changes nothing")
+        return None
+    material = probe.material
+    info.update(
+        source=probe.token,
+        form=material.form,
+        cafile=material.cafile,
+        capath=material.capath,
+        count=material.count,
+    )
+    extra_blocks = _read_extras(cfg.extra, decision)
+    info["extras"] = tuple(path for path in cfg.extra)
+    file_value = material.cafile
+    dir_value = material.capath
+    needs_file = bool(extra_blocks) or (material.cadata is not None and not material.cafile)
+    if needs_file and cfg.export:
+        merged = bundle.merge_pem(_material_blocks(material, decision) + extra_blocks)
+        file_value = _materialise(folder, merged, decision)
+        info["bundle"] = file_value
+        if file_value is None and extra_blocks:
+            # Exporting the source alone would silently drop the extra roots the operator
+            # asked for; exporting nothing keeps the failure visible (status says why).
+            dir_value = None
+    for value in (file_value, dir_value):
+        if value and _unsafe_for_export(value):
+            decision.problem(f"refusing to export the unsafe path {value!r}")
+            return None
+    _exports(cfg, env, file_value, dir_value, decision)
+    if file_value:
+        decision.look([file_value])
+    return {
+        "cafile": file_value or material.cafile,
+        "capath": material.capath,
+        "cadata": material.cadata if not file_value else None,
+        "extra_pem": "".join(extra_blocks),
+        "native": material.native,
+        "patch": cfg.patch,
+        "certifi": cfg.certifi,
+    }
+
+
+def _materialise(folder: Optional[str], pem: str, decision: _Decision) -> Optional[str]:
+    if not pem:
+        return None
+    if not folder:
+        decision.problem("no cache folder for the merged bundle; nothing exported")
+        return None
+    problem = _plancache.folder_problem(folder)
+    if problem:
+        decision.problem(problem + "; the merged bundle cannot be written, nothing exported")
+        return None
+    try:
+        path = bundle.write_bundle(folder, pem)
+    except OSError as exc:
+        decision.problem(f"cannot write the merged bundle in {folder}: {exc}")
+        return None
+    decision.trail.append(f"merged bundle {path}: {pem.count('-----BEGIN CERTIFICATE-----')} certificates")
+    return path
