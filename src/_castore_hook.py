@@ -23,9 +23,10 @@ import sys
 # mypy treats a name spelled TYPE_CHECKING as true; at run time nothing from typing is loaded.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, MutableMapping, Optional
+    from typing import Any, Mapping, MutableMapping, Optional
 
     Environ = MutableMapping[str, str]
+    EnvView = Mapping[str, str]
     Record = dict[str, tuple[str, str]]
     Key = tuple[object, ...]
     Plan = dict[str, Any]
@@ -76,7 +77,7 @@ _FALSE_WORDS = ("", "0", "false", "no", "off")
 state: "Optional[dict[str, Any]]" = None
 
 
-def _flag(environ: "Environ", name: str) -> bool:
+def _flag(environ: "EnvView", name: str) -> bool:
     return environ.get(name, "").strip().lower() not in _FALSE_WORDS
 
 
@@ -101,7 +102,7 @@ def parse_exported(value: "Optional[str]") -> "Record":
     return record
 
 
-def user_ca_values(environ: "Environ", record: "Record") -> "tuple[str, ...]":
+def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
     """The user's own ``SSL_CERT_FILE``/``SSL_CERT_DIR``, with the hook's exports undone.
 
     A value equal to what a parent hook exported is the parent's doing: the user's value is
@@ -117,7 +118,7 @@ def user_ca_values(environ: "Environ", record: "Record") -> "tuple[str, ...]":
     return tuple(values)
 
 
-def interpreter_key(environ: "Environ", ignore_env: bool) -> "Key":
+def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
     """Everything outside the file system that decides the plan, as one comparable tuple."""
     record = {} if ignore_env else parse_exported(environ.get(EXPORTED_VAR))
     hook = ("", "", "") if ignore_env else tuple(environ.get(name, "") for name in HOOK_VARS)
@@ -134,7 +135,7 @@ def interpreter_key(environ: "Environ", ignore_env: bool) -> "Key":
 
 
 def cache_dir(
-    environ: "Environ", platform: str = sys.platform, ignore_env: bool = False
+    environ: "EnvView", platform: str = sys.platform, ignore_env: bool = False
 ) -> "Optional[str]":
     """The plan-cache folder: ``platformdirs.user_cache_dir("castore-hook", appauthor=False)``.
 
@@ -287,6 +288,96 @@ def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional
     return applied
 
 
+#: Modules whose first import triggers ``castore_hook._hooks.after_import``.
+WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
+
+
+class _WrappedLoader:
+    """Runs the real loader, then lets castore_hook act on the fresh module."""
+
+    def __init__(self, loader: "Any", finder: "_AfterImport", name: str) -> None:
+        self.loader = loader
+        self.finder = finder
+        self.name = name
+
+    def create_module(self, spec: "Any") -> "Any":
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: "Any") -> None:
+        # Put the real loader back first: importlib.resources (certifi.where) asks it for
+        # resource readers, and nothing should ever see this wrapper.
+        module.__loader__ = self.loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        self.finder.after(self.name, module)
+
+
+class _AfterImport:
+    """A ``sys.meta_path`` entry that applies the in-process trust when ``ssl``/``certifi`` are
+    first imported (DESIGN §3). Written here, without ``importlib.util`` or ``threading``, so
+    installing it costs one object at start-up; it removes itself once all are handled."""
+
+    def __init__(self, hooks: "dict[str, Any]") -> None:
+        self.hooks = hooks
+        self.pending = list(WATCHED)
+        self.busy: "list[str]" = []
+
+    def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
+        if fullname not in self.pending or fullname in self.busy:
+            return None
+        self.busy.append(fullname)
+        try:
+            for finder in list(sys.meta_path):
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            self.busy.remove(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        spec.loader = _WrappedLoader(loader, self, fullname)
+        return spec
+
+    def after(self, name: str, module: "Any") -> None:
+        if name in self.pending:
+            self.pending.remove(name)
+        if not self.pending and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        try:
+            from castore_hook import _hooks
+
+            _hooks.after_import(name, module, self.hooks)
+        except Exception as exc:  # a failing patch must never break the import itself
+            if state is not None:
+                state.setdefault("hook_errors", []).append("%s: %s" % (name, exc))
+            _debug("could not apply in-process trust to %s: %s" % (name, exc))
+
+
+def install_hooks(plan: "Plan") -> "Optional[_AfterImport]":
+    """Install the post-import finder if the plan asks for in-process trust.
+
+    Modules already imported (another ``.pth`` sorting first imported ``ssl``) are handled
+    at once.
+    """
+    hooks = plan.get("hooks")
+    if type(hooks) is not dict or not (hooks.get("patch") or hooks.get("certifi")):
+        return None
+    finder = _AfterImport(hooks)
+    sys.meta_path.insert(0, finder)
+    for name in WATCHED:
+        module = sys.modules.get(name)
+        if module is not None:
+            finder.after(name, module)
+    return finder
+
+
 def _debug(message: str) -> None:
     if state is not None and state.get("debug"):
         try:
@@ -316,7 +407,8 @@ def _start(environ: "Environ") -> None:
             applied = apply_plan(plan, environ)
             if applied is not None:
                 state.update(outcome="hit", plan=plan, applied=applied)
-                _debug("plan cache hit " + path)
+                install_hooks(plan)
+                _debug("plan cache hit " + str(path))
                 return
             reason = "plan cache holds unsafe changes"
     state["miss"] = reason
@@ -327,6 +419,8 @@ def _start(environ: "Environ") -> None:
     state["cache_note"] = note
     applied = apply_plan(plan, environ)
     state.update(outcome="miss", plan=plan, applied=applied)
+    if applied is not None:
+        install_hooks(plan)
     _debug("applied " + repr(applied) + ("; " + note if note else ""))
 
 

@@ -1,0 +1,190 @@
+"""In-process trust: wrap ``ssl.SSLContext.load_default_certs`` and redirect certifi.
+
+Imported lazily by the hot path's post-import finder (``_castore_hook._AfterImport``) at the
+moment ``ssl``, ``certifi`` or ``pip._vendor.certifi`` is first imported — never at start-up
+unless one of them already is. Exports reach OpenSSL's default paths and child processes;
+these patches reach what exports can't (DESIGN §3):
+
+* default contexts whose library loads trust with ``load_default_certs`` (urllib,
+  http.client, asyncio, aiohttp, urllib3), LibreSSL builds that ignore ``SSL_CERT_*``, and
+  in-memory CA data (frozen apps) that can't be exported at all;
+* libraries that pin certifi's bundle (requests, botocore, httpx, pip's fallback).
+
+Rules learned from truststore's and pip-system-certs' bug trackers: never replace the
+``ssl.SSLContext`` class (only ``native`` delegates to truststore, which does); wrap the one
+method at class level, keep its signature and ``purpose``, keep the Windows store; be
+idempotent; and when our loading fails, fall back to stock loading and record why (``status``
+shows :data:`failures`) rather than leave a context with no trust.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, Callable, Optional
+
+#: Attribute set on our wrappers, to recognise them (idempotence, ``deactivate``).
+MARK = "__castore_hook_original__"
+#: Problems met inside patched calls: ``status`` reports them; nothing is swallowed silently.
+failures: list[str] = []
+#: What was patched, for ``status`` and for undoing: ``(owner, attribute, original)``.
+patched: list[tuple[Any, str, Any]] = []
+
+
+def _text(value: object) -> Optional[str]:
+    return value if isinstance(value, str) and value and "\0" not in value else None
+
+
+class Trust:
+    """The plan's in-process trust, validated: the cache is treated as hostile input."""
+
+    def __init__(self, hooks: Mapping[str, Any]) -> None:
+        self.cafile = _text(hooks.get("cafile"))
+        self.capath = _text(hooks.get("capath"))
+        self.fast_capath = _text(hooks.get("fast_capath"))
+        self.cadata = _text(hooks.get("cadata"))
+        self.extra_pem = _text(hooks.get("extra_pem"))
+        self.cafile_has_extras = hooks.get("cafile_has_extras") is True
+        self.native = hooks.get("native") is True
+        self.patch = hooks.get("patch") is True
+        self.certifi = hooks.get("certifi") is True
+
+    def load_into(self, context: Any) -> None:
+        """Load exactly the plan's trust into ``context``, in the cheapest equivalent form.
+
+        A complete hashed folder (``fast_capath``, decided on the slow path: as many hash
+        entries as the bundle has certificates) lets OpenSSL look roots up lazily instead of
+        parsing the whole bundle for every context. ``cafile`` already contains the extras
+        when there are any (it is then the merged bundle); otherwise extras come as cadata.
+        """
+        extras_included = False
+        if self.fast_capath:
+            context.load_verify_locations(capath=self.fast_capath)
+        elif self.cafile or self.capath:
+            context.load_verify_locations(cafile=self.cafile, capath=self.capath)
+            extras_included = self.cafile_has_extras
+        elif self.cadata:
+            context.load_verify_locations(cadata=self.cadata)
+        else:
+            raise ValueError("the plan names no CA material")
+        if self.extra_pem and not extras_included:
+            context.load_verify_locations(cadata=self.extra_pem)
+
+    def bundle_text(self) -> Optional[str]:
+        """The whole trust as PEM text, for ``certifi.contents()``."""
+        if self.cafile:
+            with open(self.cafile, encoding="ascii", errors="replace") as handle:
+                return handle.read()
+        if self.cadata:
+            return self.cadata + (self.extra_pem or "")
+        return None
+
+
+def stdlib_context_class(ssl_module: ModuleType) -> Any:
+    """The standard library's own ``SSLContext`` class, even if someone swapped ``ssl.SSLContext``
+    (truststore's ``inject_into_ssl``, gevent): patching theirs would miss every context they
+    delegate to the real class."""
+    current = getattr(ssl_module, "SSLContext", None)
+    if getattr(current, "__module__", None) == "ssl":
+        return current
+    base = getattr(sys.modules.get("_ssl"), "_SSLContext", None)
+    if base is not None:
+        for candidate in base.__subclasses__():
+            if candidate.__module__ == "ssl" and candidate.__name__ == "SSLContext":
+                return candidate
+    return current
+
+
+def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
+    """Wrap ``load_default_certs`` on the stdlib ``SSLContext`` class. Idempotent."""
+    if trust.native:
+        return _inject_truststore()
+    cls = stdlib_context_class(ssl_module)
+    original = cls.__dict__.get("load_default_certs")
+    if original is None or getattr(original, MARK, None) is not None:
+        return False
+    server_auth = ssl_module.Purpose.SERVER_AUTH
+    windows = sys.platform == "win32"
+
+    def load_default_certs(self: Any, purpose: Any = server_auth) -> None:
+        if windows:
+            # Keep the Windows store loading (and its purpose filter) exactly as stock.
+            original(self, purpose)
+        try:
+            trust.load_into(self)
+        except Exception as exc:
+            failures.append(f"loading the plan's trust failed ({exc}); used stock loading")
+            if not windows:
+                original(self, purpose)
+
+    load_default_certs.__doc__ = original.__doc__
+    load_default_certs.__name__ = original.__name__
+    load_default_certs.__qualname__ = original.__qualname__
+    setattr(load_default_certs, MARK, original)
+    cls.load_default_certs = load_default_certs
+    patched.append((cls, "load_default_certs", original))
+    return True
+
+
+def _inject_truststore() -> bool:
+    try:
+        import truststore  # optional extra: castore-hook[native]
+    except ImportError as exc:
+        failures.append(f"native source: truststore cannot be imported ({exc})")
+        return False
+    truststore.inject_into_ssl()
+    return True
+
+
+def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
+    """Make ``where()``/``contents()`` of a certifi module return the plan's trust."""
+    if getattr(getattr(module, "where", None), MARK, None) is not None:
+        return False
+    path = trust.cafile
+    if path is None and trust.cadata is None:
+        return False
+    targets = [module]
+    core = getattr(module, "core", None)
+    if isinstance(core, ModuleType):
+        targets.append(core)
+
+    def where() -> str:
+        return path if path is not None else original_where()
+
+    def contents() -> str:
+        text = trust.bundle_text()
+        return text if text is not None else str(original_contents())
+
+    original_where: Callable[[], str] = module.where
+    original_contents: Callable[[], Any] = getattr(module, "contents", lambda: "")
+    for target in targets:
+        for name, replacement in (("where", where), ("contents", contents)):
+            current = getattr(target, name, None)
+            if current is None and name == "contents":
+                continue  # a certifi without contents() stays without it
+            setattr(replacement, MARK, current)
+            setattr(target, name, replacement)
+            patched.append((target, name, current))
+    return True
+
+
+def after_import(name: str, module: ModuleType, hooks: Mapping[str, Any]) -> None:
+    """Called by the hot path's finder right after ``name`` was executed (or at once)."""
+    trust = Trust(hooks)
+    if name == "ssl" and (trust.patch or trust.native):
+        patch_ssl(module, trust)
+    elif name in ("certifi", "pip._vendor.certifi") and trust.certifi:
+        redirect_certifi(module, trust)
+
+
+def undo_all() -> None:
+    """Restore every patched attribute (``castore_hook.deactivate``)."""
+    while patched:
+        owner, attribute, original = patched.pop()
+        if original is None:
+            continue
+        try:
+            setattr(owner, attribute, original)
+        except (AttributeError, TypeError) as exc:
+            failures.append(f"could not restore {attribute} on {owner!r}: {exc}")
