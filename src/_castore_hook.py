@@ -387,6 +387,39 @@ def _debug(message: str) -> None:
             pass
 
 
+def obtain_plan(
+    decide_environ: "EnvView", ignore_env: bool, cache_environ: "EnvView"
+) -> "tuple[Plan, dict[str, Any]]":
+    """The plan for an interpreter whose deciding environment is ``decide_environ``: the
+    cached one when its key and every ``stat`` still match, else a fresh one (slow path),
+    which is then cached. Returns the plan and facts for ``status`` (outcome, reasons).
+
+    ``activate()`` calls this with explicit overrides in ``decide_environ``; start-up with
+    ``os.environ`` itself.
+    """
+    facts: "dict[str, Any]" = {}
+    key = interpreter_key(decide_environ, ignore_env)
+    folder = cache_dir(cache_environ, sys.platform, ignore_env)
+    path = folder + os.sep + plan_file_name() if folder else None
+    facts["cache_file"] = path
+    plan, reason = read_plan(path) if path else (None, "no cache folder")
+    if plan is not None:
+        reason = check_plan(plan, key)
+        if not reason and _valid_changes(plan) is not None:
+            facts["outcome"] = "hit"
+            _debug("plan cache hit " + str(path))
+            return plan, facts
+        reason = reason or "plan cache holds unsafe changes"
+    facts["outcome"] = "miss"
+    facts["miss"] = reason
+    _debug("slow path: " + reason)
+    from castore_hook import _slowpath  # a miss: the costly imports are allowed from here on
+
+    plan, note = _slowpath.resolve_and_store(decide_environ, key, folder, path, ignore_env)
+    facts["cache_note"] = note
+    return plan, facts
+
+
 def _start(environ: "Environ") -> None:
     ignore_env = hook_environ_ignored()
     global state
@@ -396,32 +429,16 @@ def _start(environ: "Environ") -> None:
         state["reason"] = "CASTORE_HOOK_DISABLE is set"
         _debug("disabled by CASTORE_HOOK_DISABLE")
         return
-    key = interpreter_key(environ, ignore_env)
-    folder = cache_dir(environ, sys.platform, ignore_env)
-    path = folder + os.sep + plan_file_name() if folder else None
-    state["cache_file"] = path
-    plan, reason = read_plan(path) if path else (None, "no cache folder")
-    if plan is not None:
-        reason = check_plan(plan, key)
-        if not reason:
-            applied = apply_plan(plan, environ)
-            if applied is not None:
-                state.update(outcome="hit", plan=plan, applied=applied)
-                install_hooks(plan)
-                _debug("plan cache hit " + str(path))
-                return
-            reason = "plan cache holds unsafe changes"
-    state["miss"] = reason
-    _debug("slow path: " + reason)
-    from castore_hook import _slowpath  # a miss: the costly imports are allowed from here on
-
-    plan, note = _slowpath.resolve_and_store(environ, key, folder, path, ignore_env)
-    state["cache_note"] = note
+    plan, facts = obtain_plan(environ, ignore_env, environ)
+    state.update(facts)
+    state["plan"] = plan
     applied = apply_plan(plan, environ)
-    state.update(outcome="miss", plan=plan, applied=applied)
+    state["applied"] = applied
     if applied is not None:
         install_hooks(plan)
-    _debug("applied " + repr(applied) + ("; " + note if note else ""))
+    if facts["outcome"] == "miss":
+        note = facts.get("cache_note")
+        _debug("applied " + repr(applied) + ("; " + note if note else ""))
 
 
 def run() -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from castore_hook import _plancache, resolve
 
 
 def resolve_and_store(
-    environ: MutableMapping[str, str],
+    environ: Mapping[str, str],
     key: tuple[object, ...],
     folder: Optional[str],
     path: Optional[str],

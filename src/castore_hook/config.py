@@ -1,0 +1,701 @@
+"""Configuration: which CA sources castore-hook uses, from TOML files and the environment.
+
+This is slow-path code (DESIGN §4): it runs when the plan cache is missing or stale, and from
+``castore-hook doctor``/``status``. Its answer decides which certificate authorities every
+Python in the environment trusts, so it is written to one rule (DESIGN §5): **it never raises**.
+Whatever the files or variables contain, the result is a ``Config`` whose ``problems`` say, in
+plain sentences with file and line, what was wrong:
+
+* a file that cannot be read or parsed at all makes the whole config *unusable* (a ``fatal``
+  problem); the caller then leaves the interpreter exactly as stock Python, because guessing
+  at half a config could silently trust the wrong CAs;
+* a bad entry inside a good file (unknown key, unknown source, relative path, an export name
+  that is not a CA variable) is dropped with a non-fatal problem and the rest still applies.
+
+Environment variables are read only from the mapping the caller passes, never from
+``os.environ``, so that ``python -E``/``-I`` (which must ignore ``CASTORE_HOOK_*`` like every
+``PYTHON*`` variable) is honoured by the caller simply filtering that mapping.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
+
+__all__ = [
+    "DEFAULT_EXPORT",
+    "DEFAULT_SOURCES",
+    "EXPORT_ALL",
+    "EXPORT_ALLOWED",
+    "SOURCE_WORDS",
+    "Config",
+    "Problem",
+    "config_paths",
+    "load_config",
+    "parse_extra_env",
+    "parse_sources_env",
+    "validate_source",
+]
+
+#: Plain source words; ``file:/abs/path`` and ``dir:/abs/path`` are accepted as well.
+SOURCE_WORDS = ("env", "system", "certifi", "openssl", "native")
+DEFAULT_SOURCES = ("env", "system", "certifi")
+DEFAULT_EXPORT = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+
+# The order ``export = ["all"]`` expands to: the two OpenSSL variables first, because they are
+# the ones most tools (and Python's own ``ssl`` module) read.
+_EXPORT_ORDER = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "AWS_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "HTTPLIB2_CA_CERTS",
+)
+#: The only variables castore-hook may export. A closed list, because a config that could set
+#: any variable (``LD_PRELOAD``, ``PYTHONPATH``) would be a code-execution primitive.
+EXPORT_ALLOWED: frozenset[str] = frozenset(_EXPORT_ORDER)
+#: ``export = ["all"]`` is shorthand for every name in ``EXPORT_ALLOWED``.
+EXPORT_ALL = "all"
+
+ENV_CONFIG = "CASTORE_HOOK_CONFIG"
+ENV_SOURCES = "CASTORE_HOOK_SOURCES"
+ENV_EXTRA = "CASTORE_HOOK_EXTRA"
+
+#: Longest list we keep; bounds the work a hostile or mistaken config can cause.
+MAX_ENTRIES = 64
+#: Longest path we accept (Linux ``PATH_MAX``); longer ones are mistakes or attacks.
+MAX_PATH = 4096
+#: After this many unknown keys in one file we summarise instead of listing each one.
+_MAX_UNKNOWN_REPORTED = 16
+
+_APP = "castore-hook"
+_FILE_NAME = "config.toml"
+_BOOL_KEYS = ("enabled", "patch", "certifi")
+_LIST_KEYS = ("sources", "extra", "export")
+_KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi")
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, fit for ``doctor``/``status`` to print.
+
+    ``path`` is the file the problem came from, or the environment variable's name when it came
+    from the environment; ``fatal`` means the config as a whole cannot be used and the caller
+    must leave Python stock.
+    """
+
+    message: str
+    path: Optional[str] = None
+    line: Optional[int] = None
+    fatal: bool = False
+
+    def where(self) -> str:
+        """``"path:line"``, ``"path"`` or ``""``: the prefix a diagnostic line starts with."""
+        if self.path is None:
+            return ""
+        if self.line is None:
+            return self.path
+        return f"{self.path}:{self.line}"
+
+
+@dataclass
+class Config:
+    """The merged configuration, with where each value came from and what went wrong."""
+
+    enabled: bool = True
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    extra: tuple[str, ...] = ()
+    export: tuple[str, ...] = DEFAULT_EXPORT
+    patch: bool = True
+    certifi: bool = True
+    #: Every config path considered, in read order, present or absent. The plan cache key
+    #: stats all of them, so creating a config file later invalidates the cached plan.
+    candidates: list[str] = field(default_factory=list)
+    #: The candidates that existed and were read and parsed successfully.
+    files_read: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    #: key -> ``"default"``, the file path, or the environment variable that set it.
+    origins: dict[str, str] = field(default_factory=lambda: dict.fromkeys(_KEYS, "default"))
+
+    @property
+    def usable(self) -> bool:
+        """False if any problem is fatal: the caller must then change nothing at all."""
+        return not any(p.fatal for p in self.problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers. Every one of them must cope with any Python object, because TOML tables and
+# caller-supplied mappings can hold anything.
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """``repr`` of a user-supplied string, shortened, so a message stays one readable line."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return repr(text)
+
+
+def _type_name(value: object) -> str:
+    """The TOML word for a value's type, so messages speak the user's language, not Python's."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    if value is None:
+        return "nothing"
+    return "a date/time" if type(value).__module__ == "datetime" else "an unexpected value"
+
+
+def _suggest(word: str, choices: tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for a likely typo, else ``""``. Input is capped: difflib is
+    quadratic and a hostile key could be a megabyte long."""
+    try:
+        probe = word[:64].strip()
+        match = difflib.get_close_matches(probe.lower(), [c.lower() for c in choices], n=1)
+        if not match:
+            return ""
+        original = next(c for c in choices if c.lower() == match[0])
+        if original == probe:
+            return ""
+        return f" (did you mean {original!r}?)"
+    except Exception:
+        return ""
+
+
+def _path_reason(path: str) -> Optional[str]:
+    """Why ``path`` cannot name a CA file or directory, or ``None`` if it may.
+
+    Relative paths are refused because they would depend on the working directory of whatever
+    program happens to start Python - a repository checkout could then choose its own CAs.
+    """
+    if "\x00" in path or "\n" in path or "\r" in path:
+        return "contains a NUL or newline character"
+    if len(path) > MAX_PATH:
+        return f"is longer than {MAX_PATH} characters"
+    if not os.path.isabs(path):
+        return "is not absolute"
+    return None
+
+
+def validate_source(token: str) -> Optional[str]:
+    """``None`` if ``token`` is a valid source, else the reason as a phrase (no trailing dot).
+
+    Valid: one of ``SOURCE_WORDS``, ``file:/abs/path`` or ``dir:/abs/path``. Case matters:
+    the words are the same everywhere they are written, so ``doctor`` output can be copied.
+    """
+    try:
+        if not isinstance(token, str):
+            return f"a source must be a string, not {_type_name(token)}"
+        if token in SOURCE_WORDS:
+            return None
+        for prefix in ("file:", "dir:"):
+            if token.startswith(prefix):
+                path = token[len(prefix) :]
+                reason = _path_reason(path)
+                if reason is None:
+                    return None
+                return f"source {prefix[:-1]}: path {_show(path)} {reason}"
+        return f"unknown source {_show(token)}{_suggest(token, (*SOURCE_WORDS, 'file:', 'dir:'))}"
+    except Exception:
+        return "the source could not be checked"
+
+
+def _export_reason(name: str) -> Optional[str]:
+    """``None`` if ``name`` may be exported, else why not (with the exact refusal wording)."""
+    if name in EXPORT_ALLOWED or name == EXPORT_ALL:
+        return None
+    shown = name if len(name) <= 60 and name.isprintable() else _show(name)
+    hint = _suggest(name, (*_EXPORT_ORDER, EXPORT_ALL))
+    return f"refused: {shown} is not a CA variable castore-hook may set{hint}"
+
+
+def _clean_entries(
+    key: str,
+    items: list[Any],
+    label: str,
+    path: Optional[str],
+    line: Optional[int],
+    problems: list[Problem],
+) -> tuple[str, ...]:
+    """Validate the entries of a ``sources``/``extra``/``export`` list, dropping bad ones.
+
+    Shared by the file and environment paths so both give the same answers and messages.
+    The list is truncated *before* checking so a huge list costs no more than a short one;
+    duplicates are collapsed keeping the first, because order means priority.
+    """
+    if len(items) > MAX_ENTRIES:
+        problems.append(
+            Problem(
+                f"{label} has {len(items)} entries; only the first {MAX_ENTRIES} are used",
+                path,
+                line,
+            )
+        )
+        items = items[:MAX_ENTRIES]
+    kept: list[str] = []
+    for index, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            problems.append(
+                Problem(
+                    f"{label} entry {index} is {_type_name(item)}, not a string; dropped",
+                    path,
+                    line,
+                )
+            )
+            continue
+        if key == "sources":
+            reason = validate_source(item)
+            if reason is not None:
+                problems.append(Problem(f"{reason}; dropped", path, line))
+                continue
+            names = [item]
+        elif key == "extra":
+            reason = _path_reason(item)
+            if reason is not None:
+                problems.append(Problem(f"extra path {_show(item)} {reason}; dropped", path, line))
+                continue
+            names = [item]
+        else:
+            reason = _export_reason(item)
+            if reason is not None:
+                problems.append(Problem(reason, path, line))
+                continue
+            names = list(_EXPORT_ORDER) if item == EXPORT_ALL else [item]
+        for name in names:
+            if name not in kept:
+                kept.append(name)
+    return tuple(kept)
+
+
+# --------------------------------------------------------------------------------------------
+# Environment.
+
+
+def _env_text(env: Mapping[str, str], name: str, problems: list[Problem]) -> Optional[str]:
+    """The value of ``name`` in ``env`` as text, or ``None`` when unset or empty.
+
+    Empty counts as unset so that ``CASTORE_HOOK_SOURCES= python ...`` (a common way to
+    "clear" a variable in a shell) does not mean "no sources".
+    """
+    try:
+        value: object = env.get(name)
+    except Exception:
+        problems.append(Problem(f"{name} could not be read; ignored", name))
+        return None
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8", "surrogateescape")
+        except Exception:
+            value = None
+    if not isinstance(value, str):
+        problems.append(Problem(f"{name} is not text; ignored", name))
+        return None
+    return value or None
+
+
+def parse_sources_env(value: str) -> tuple[tuple[str, ...], list[Problem]]:
+    """Parse ``CASTORE_HOOK_SOURCES`` (``"system, certifi"``): comma-separated, trimmed.
+
+    Empty pieces (``"system,,certifi"``) are skipped silently; invalid tokens are dropped with a
+    problem whose ``path`` is the variable's name.
+    """
+    problems: list[Problem] = []
+    try:
+        if not isinstance(value, str):
+            return (), [Problem(f"{ENV_SOURCES} is not text; ignored", ENV_SOURCES)]
+        pieces: list[Any] = [p.strip() for p in value.split(",")]
+        pieces = [p for p in pieces if p]
+        return _clean_entries("sources", pieces, ENV_SOURCES, ENV_SOURCES, None, problems), problems
+    except Exception:
+        problems.append(Problem(f"{ENV_SOURCES} could not be parsed; ignored", ENV_SOURCES))
+        return (), problems
+
+
+def parse_extra_env(value: str) -> tuple[tuple[str, ...], list[Problem]]:
+    """Parse ``CASTORE_HOOK_EXTRA``: ``os.pathsep``-separated absolute paths, like ``PATH``.
+
+    Paths are not trimmed (spaces are legal in file names); empty pieces are skipped.
+    """
+    problems: list[Problem] = []
+    try:
+        if not isinstance(value, str):
+            return (), [Problem(f"{ENV_EXTRA} is not text; ignored", ENV_EXTRA)]
+        pieces: list[Any] = [p for p in value.split(os.pathsep) if p]
+        return _clean_entries("extra", pieces, ENV_EXTRA, ENV_EXTRA, None, problems), problems
+    except Exception:
+        problems.append(Problem(f"{ENV_EXTRA} could not be parsed; ignored", ENV_EXTRA))
+        return (), problems
+
+
+# --------------------------------------------------------------------------------------------
+# Where config files live.
+
+
+def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem]]:
+    """``config_paths`` plus the problems found while working them out."""
+    problems: list[Problem] = []
+    override = _env_text(env, ENV_CONFIG, problems)
+    if override is not None:
+        reason = _path_reason(override)
+        if reason is not None:
+            problems.append(
+                Problem(
+                    f"{ENV_CONFIG} {reason} ({_show(override)}); castore-hook stays off",
+                    ENV_CONFIG,
+                    fatal=True,
+                )
+            )
+        return [override], problems
+    try:
+        import platformdirs
+
+        site = platformdirs.site_config_dir(_APP, appauthor=False, multipath=True)
+        user = platformdirs.user_config_dir(_APP, appauthor=False)
+    except Exception as exc:
+        problems.append(
+            Problem(
+                f"cannot locate the config directories ({type(exc).__name__}: {exc}); "
+                "castore-hook stays off",
+                fatal=True,
+            )
+        )
+        return [], problems
+    # XDG_CONFIG_DIRS lists the most important directory first; later files win, so read it
+    # back to front and the user's own file last.
+    dirs = [*[d for d in site.split(os.pathsep) if d][::-1], user]
+    paths: list[str] = []
+    for directory in dirs:
+        candidate = os.path.join(directory, _FILE_NAME)
+        if not os.path.isabs(candidate):
+            # A relative XDG entry would make the working directory choose our CAs; the XDG
+            # spec itself says such entries are invalid and must be ignored.
+            problems.append(
+                Problem(f"ignored relative config location {_show(candidate)}", candidate)
+            )
+            continue
+        paths.append(candidate)
+    seen: set[str] = set()
+    unique: list[str] = []
+    for candidate in reversed(paths):  # keep the last occurrence: it is the one that wins
+        if candidate not in seen:
+            seen.add(candidate)
+            unique.append(candidate)
+    return unique[::-1], problems
+
+
+def config_paths(env: Mapping[str, str]) -> list[str]:
+    """Every config file castore-hook considers, in read order (later wins), present or not.
+
+    ``CASTORE_HOOK_CONFIG`` (taken from ``env`` only) replaces the platform locations with that
+    single file. Never raises.
+    """
+    try:
+        return _paths_and_problems(env)[0]
+    except Exception:
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and validating one file.
+
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)\s*$")
+_KEY_PATTERN = r"""(?:"([^"\\\n]*)"|'([^'\n]*)'|([A-Za-z0-9_-]+))"""
+_ASSIGN_LINE = re.compile(r"^[ \t]*" + _KEY_PATTERN + r"[ \t]*[=.]")
+_HEADER_LINE = re.compile(r"^[ \t]*\[\[?[ \t]*" + _KEY_PATTERN)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Map each top-level key to the first line where it appears.
+
+    A line scan rather than a real parser, which is good enough for pointing a human at the
+    right place. It relies on a TOML rule: top-level keys come before the first ``[table]``
+    header, so after a header only header names (top-level tables) are recorded.
+    """
+    lines: dict[str, int] = {}
+    in_tables = False
+    for number, line in enumerate(text.split("\n"), 1):
+        header = _HEADER_LINE.match(line)
+        if header:
+            in_tables = True
+            name = next(g for g in header.groups() if g is not None)
+        elif in_tables:
+            continue
+        else:
+            assign = _ASSIGN_LINE.match(line)
+            if not assign:
+                continue
+            name = next(g for g in assign.groups() if g is not None)
+        lines.setdefault(name, number)
+    return lines
+
+
+def _toml_loader() -> Optional[Callable[[str], dict[str, Any]]]:
+    """``tomllib.loads`` (3.11+) or ``tomli.loads``, or ``None`` if neither can be imported.
+
+    Imported lazily so a broken install becomes a fatal Problem instead of an ImportError.
+    """
+    try:
+        if sys.version_info >= (3, 11):
+            import tomllib
+
+            return tomllib.loads
+        import tomli
+
+        loads: Callable[[str], dict[str, Any]] = tomli.loads
+        return loads
+    except Exception:
+        return None
+
+
+def _toml_error(exc: Exception, text: str) -> tuple[str, Optional[int]]:
+    """The TOML error message without its position suffix, and the line it points at."""
+    message = str(exc)
+    line: Optional[int] = getattr(exc, "lineno", None)
+    if not isinstance(line, int):
+        line = None
+    found = _TOML_POSITION.search(message)
+    if found:
+        message = message[: found.start()]
+        if line is None:
+            line = int(found.group(1)) if found.group(1) else text.count("\n") + 1
+    return message, line
+
+
+def _is_pseudo_file(path: str) -> bool:
+    """True for kernel pseudo-files (``/proc``, ``/sys``): they report size 0, may block or
+    change on every read, and are never a real config file."""
+    if not sys.platform.startswith("linux"):
+        return False
+    real = os.path.realpath(path)
+    return real.startswith(("/proc/", "/sys/"))
+
+
+def _read_toml(path: str, problems: list[Problem]) -> Optional[tuple[dict[str, Any], str]]:
+    """Read and parse one config file: ``(table, text)``, or ``None`` if absent or unusable.
+
+    Anything other than "absent" that stops us from reading the file is fatal: a config we
+    cannot read might have said ``enabled = false`` or narrowed ``sources``, and applying the
+    other files without it could trust CAs the administrator removed.
+    """
+
+    def fatal(message: str, line: Optional[int] = None) -> None:
+        problems.append(Problem(f"{message}; castore-hook stays off", path, line, fatal=True))
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        fatal(f"cannot check the config file ({exc.strerror or exc})")
+        return None
+    except Exception as exc:
+        fatal(f"cannot check the config file ({type(exc).__name__})")
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        fatal("the config path is a directory, not a file")
+        return None
+    try:
+        if _is_pseudo_file(path):
+            fatal("the config path is a kernel pseudo-file, not a config file")
+            return None
+        data = read_regular_file(path, CONFIG_LIMIT)
+    except FileNotFoundError:
+        return None  # removed between stat and open: treat as absent, like a later start-up
+    except UnsafeFile as exc:
+        fatal(f"config file refused: {exc}")
+        return None
+    except OSError as exc:
+        fatal(f"cannot read the config file ({exc.strerror or exc})")
+        return None
+    except Exception as exc:
+        fatal(f"cannot read the config file ({type(exc).__name__})")
+        return None
+
+    if data.startswith(_BOM):
+        data = data[len(_BOM) :]  # Windows editors add one; it carries no meaning
+    if b"\x00" in data:
+        fatal("the config file contains NUL bytes", data[: data.index(b"\x00")].count(b"\n") + 1)
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fatal("the config file is not UTF-8 text", data[: exc.start].count(b"\n") + 1)
+        return None
+
+    loads = _toml_loader()
+    if loads is None:
+        fatal("no TOML parser is available (install tomli)")
+        return None
+    try:
+        table = loads(text)
+    except Exception as exc:  # TOMLDecodeError, but also RecursionError/ValueError on abuse
+        message, line = _toml_error(exc, text)
+        fatal(f"invalid TOML: {message}", line)
+        return None
+    if not isinstance(table, dict):
+        fatal("the config file did not parse to a table")
+        return None
+    return table, text
+
+
+def _apply_table(
+    table: Mapping[Any, Any],
+    text: str,
+    path: str,
+    values: dict[str, Any],
+    origins: dict[str, str],
+    lines_set: dict[str, Optional[int]],
+    problems: list[Problem],
+) -> None:
+    """Merge one parsed file into ``values`` key by key, dropping what does not validate.
+
+    A key whose value is the wrong type is ignored as a whole, so the earlier file's (or the
+    default) value stands; a list with some bad entries keeps its good ones.
+    """
+    key_lines = _key_lines(text)
+    unknown = 0
+    for key, value in table.items():
+        line = key_lines.get(key) if isinstance(key, str) else None
+        if key not in _KEYS:
+            unknown += 1
+            if unknown <= _MAX_UNKNOWN_REPORTED:
+                hint = _suggest(key, _KEYS) if isinstance(key, str) else ""
+                problems.append(Problem(f"unknown key {_show(key)}{hint}; ignored", path, line))
+            continue
+        if key in _BOOL_KEYS:
+            if not isinstance(value, bool):
+                problems.append(
+                    Problem(
+                        f"{key!r} must be true or false, not {_type_name(value)}; ignored",
+                        path,
+                        line,
+                    )
+                )
+                continue
+            values[key] = value
+        else:
+            if not isinstance(value, list):
+                hint = f" (write {key} = [{value!r}])" if isinstance(value, str) else ""
+                if len(hint) > 80:
+                    hint = ""
+                problems.append(
+                    Problem(
+                        f"{key!r} must be a list of strings, not {_type_name(value)}{hint}; "
+                        "ignored",
+                        path,
+                        line,
+                    )
+                )
+                continue
+            values[key] = _clean_entries(key, value, repr(key), path, line, problems)
+        origins[key] = path
+        lines_set[key] = line
+    if unknown > _MAX_UNKNOWN_REPORTED:
+        problems.append(
+            Problem(
+                f"{unknown - _MAX_UNKNOWN_REPORTED} more unknown keys not listed; ignored", path
+            )
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The whole thing.
+
+
+def _load(env: Mapping[str, str]) -> Config:
+    config = Config()
+    problems = config.problems
+    candidates, path_problems = _paths_and_problems(env)
+    config.candidates = candidates
+    problems.extend(path_problems)
+    values: dict[str, Any] = {}
+    lines_set: dict[str, Optional[int]] = {}
+    explicit = _env_text(env, ENV_CONFIG, []) is not None
+
+    if not any(p.fatal for p in path_problems):
+        for path in candidates:
+            loaded = _read_toml(path, problems)
+            if loaded is None:
+                if explicit and not any(p.path == path for p in problems):
+                    # Named explicitly but missing: defaults apply, but a typo must be visible.
+                    problems.append(
+                        Problem(f"{ENV_CONFIG} names a file that does not exist", ENV_CONFIG)
+                    )
+                continue
+            table, text = loaded
+            _apply_table(table, text, path, values, config.origins, lines_set, problems)
+            config.files_read.append(path)
+
+    for name, parse, key in (
+        (ENV_SOURCES, parse_sources_env, "sources"),
+        (ENV_EXTRA, parse_extra_env, "extra"),
+    ):
+        raw = _env_text(env, name, problems)
+        if raw is None:
+            continue
+        parsed, env_problems = parse(raw)
+        problems.extend(env_problems)
+        values[key] = parsed
+        config.origins[key] = name
+        lines_set[key] = None
+
+    for key, value in values.items():
+        setattr(config, key, value)
+    if not config.sources:
+        origin = config.origins.get("sources", "default")
+        problems.append(
+            Problem(
+                "no usable source tokens; castore-hook will change nothing",
+                None if origin == "default" else origin,
+                lines_set.get("sources"),
+            )
+        )
+    return config
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """Read every config file and the ``CASTORE_HOOK_*`` overrides in ``env``; never raises.
+
+    Check ``Config.usable`` before acting on the result: if it is false, some file could not be
+    used and the caller must leave the interpreter stock.
+    """
+    try:
+        return _load(env)
+    except Exception as exc:  # a bug here must not break start-up; say so and stay off
+        config = Config()
+        config.candidates = config_paths(env)
+        config.problems.append(
+            Problem(
+                f"internal error while reading the configuration ({type(exc).__name__}); "
+                "castore-hook stays off",
+                fatal=True,
+            )
+        )
+        return config
