@@ -7,10 +7,30 @@ stays cheap: the API functions import their modules on first call.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Optional
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "status"]
+__all__ = ["__version__", "activate", "deactivate", "status"]
+
+
+def activate(
+    *,
+    sources: Optional[Sequence[str]] = None,
+    extra: Optional[Sequence[str]] = None,
+    config: Optional[str] = None,
+) -> dict[str, Any]:
+    """Apply castore-hook in this process (frozen apps, ``python -S``): see ``api.activate``."""
+    from castore_hook import api
+
+    return api.activate(sources=sources, extra=extra, config=config)
+
+
+def deactivate() -> None:
+    """Undo castore-hook's exports and patches in this process: see ``api.deactivate``."""
+    from castore_hook import api
+
+    api.deactivate()
 
 
 def status() -> dict[str, Any]:

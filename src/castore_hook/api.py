@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, resolve
+from castore_hook import __version__, config, resolve
+
+#: Serialises activate()/deactivate(): two threads must never interleave half a patch.
+_lock = threading.RLock()
 
 _OUTCOME_WORDS = {
     "hit": "applied the cached plan",
     "miss": "decided a new plan at start-up and applied it",
     "disabled": "disabled by CASTORE_HOOK_DISABLE",
     "error": "failed at start-up and left Python as it was",
+    "activated": "activated through castore_hook.activate()",
+    "deactivated": "deactivated through castore_hook.deactivate()",
 }
 
 
@@ -26,12 +33,22 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
     state = hot.state
     if state is not None and isinstance(state.get("plan"), dict):
         return state["plan"], ""
+    if state is not None and state.get("outcome") == "deactivated":
+        return None, ""
     environ = dict(os.environ)
     ignore_env = hot.hook_environ_ignored()
     key = hot.interpreter_key(environ, ignore_env)
     folder = hot.cache_dir(environ, sys.platform, ignore_env)
     plan = resolve.build_plan(environ, key, folder, ignore_env)
     return plan, "not applied in this interpreter; shown as it would be decided now"
+
+
+def _cache_state(state: dict[str, Any]) -> str:
+    if state.get("cache_note"):
+        return "unwritable"
+    if "miss" in state:
+        return "written"
+    return "hit" if state.get("cache_file") and state.get("plan") else "unused"
 
 
 def _problems(info: dict[str, Any]) -> list[dict[str, str]]:
@@ -53,7 +70,7 @@ def status() -> dict[str, Any]:
     exported = {name: value for name, value in applied.items() if value is not None}
     unset = sorted(name for name, value in applied.items() if value is None)
     changed = bool(exported or unset or (plan and plan.get("hooks")))
-    active = outcome in ("hit", "miss") and changed
+    active = outcome in ("hit", "miss", "activated") and changed
     if state is None:
         reason = "the start-up hook did not run (python -S, no .pth processed, or embedded)"
     else:
@@ -94,9 +111,113 @@ def status() -> dict[str, Any]:
         "cache": {
             "dir": os.path.dirname(cache_file) if cache_file else None,
             "file": cache_file,
-            "state": {"hit": "hit", "miss": "written" if not cache_note else "unwritable"}.get(
-                outcome, "unused"
-            ),
+            "state": _cache_state(state or {}),
             "miss_reason": (state or {}).get("miss"),
         },
     }
+
+
+def _check_list(name: str, value: object) -> list[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list of strings, not {type(value).__name__}")
+    items = list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} entries must be strings, not {type(item).__name__}")
+    return items
+
+
+def _overrides(
+    sources: Optional[Sequence[str]], extra: Optional[Sequence[str]], config_file: Optional[str]
+) -> dict[str, str]:
+    """Validate activate()'s arguments; return them as the equivalent CASTORE_HOOK_* values."""
+    overrides: dict[str, str] = {}
+    if sources is not None:
+        tokens = _check_list("sources", sources)
+        if not tokens:
+            raise ValueError("sources must name at least one source")
+        for token in tokens:
+            reason = config.validate_source(token)
+            if reason:
+                raise ValueError(f"sources: {reason}")
+        overrides[config.ENV_SOURCES] = ",".join(tokens)
+    if extra is not None:
+        paths = _check_list("extra", extra)
+        for path in paths:
+            if not os.path.isabs(path) or "\0" in path or os.pathsep in path:
+                raise ValueError(f"extra: {path!r} must be an absolute path")
+        overrides[config.ENV_EXTRA] = os.pathsep.join(paths)
+    if config_file is not None:
+        if not isinstance(config_file, str):
+            raise TypeError(f"config must be a string path, not {type(config_file).__name__}")
+        if not os.path.isabs(config_file) or "\0" in config_file:
+            raise ValueError(f"config: {config_file!r} must be an absolute path")
+        overrides[config.ENV_CONFIG] = config_file
+    return overrides
+
+
+def activate(
+    *,
+    sources: Optional[Sequence[str]] = None,
+    extra: Optional[Sequence[str]] = None,
+    config: Optional[str] = None,
+) -> dict[str, Any]:
+    """Decide and apply castore-hook's plan in this process, without relying on ``site``.
+
+    For frozen and embedded apps (PyOxidizer, PyInstaller, zipapps), ``python -S`` and
+    tests. The arguments override the configuration exactly as ``CASTORE_HOOK_SOURCES``,
+    ``CASTORE_HOOK_EXTRA`` and ``CASTORE_HOOK_CONFIG`` would, and are honoured even under
+    ``python -E`` (they are explicit). Anything applied before — by the ``.pth`` at start-up
+    or an earlier ``activate()`` — is undone first, so calling it twice is safe.
+
+    Raises ``TypeError``/``ValueError`` naming the bad argument before changing anything.
+    Returns :func:`status`.
+    """
+    overrides = _overrides(sources, extra, config)
+    with _lock:
+        _deactivate_locked()
+        ignore_env = hot.hook_environ_ignored()
+        decide = {
+            name: value
+            for name, value in os.environ.items()
+            if not (ignore_env and name.startswith("CASTORE_HOOK_"))
+        }
+        decide.update(overrides)
+        debug = hot._flag(decide, "CASTORE_HOOK_DEBUG")
+        hot.state = {"debug": debug, "outcome": "activated"}
+        try:
+            plan, facts = hot.obtain_plan(decide, False, os.environ)
+            facts.pop("outcome", None)
+            hot.state.update(facts, plan=plan)
+            hot.state["applied"] = hot.apply_plan(plan, os.environ)
+            if hot.state["applied"] is not None:
+                hot.install_hooks(plan)
+        except BaseException:
+            _deactivate_locked()
+            raise
+    return status()
+
+
+def _deactivate_locked() -> None:
+    record = hot.parse_exported(os.environ.get(hot.EXPORTED_VAR))
+    for name, (original, new) in record.items():
+        if os.environ.get(name, "") != new:
+            continue  # changed since we set it: the change is someone else's, keep it
+        if original:
+            os.environ[name] = original
+        else:
+            os.environ.pop(name, None)
+    os.environ.pop(hot.EXPORTED_VAR, None)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, hot._AfterImport)]
+    hooks = sys.modules.get("castore_hook._hooks")
+    if hooks is not None:
+        hooks.undo_all()
+
+
+def deactivate() -> None:
+    """Undo castore-hook in this process: restore the variables it set or removed (unless
+    changed since), remove its import hook, and unpatch ``ssl`` and certifi. Idempotent.
+    Contexts created before stay as they are."""
+    with _lock:
+        _deactivate_locked()
+        hot.state = {"outcome": "deactivated", "debug": False}
