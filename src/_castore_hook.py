@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 PLAN_FORMAT = 1
 #: Largest plan file read. A real plan is a few KB.
 PLAN_LIMIT = 1 << 20
+#: Every plan file starts with this, then the payload's length and byte sum (8 bytes each).
+#: ``marshal.loads`` trusts lengths inside its input (a list header claiming 2**31 items is
+#: allocated before the data runs out), so a torn or corrupted file must be rejected before
+#: marshal sees it. ``len`` and ``sum`` over bytes run in C: ~20 k instructions for a plan.
+PLAN_MAGIC = b"castore-hook plan\n"
 #: The variable recording what the hook changed, so a child interpreter rebuilds its
 #: parent's key (and so reuses its plan) instead of mistaking our exports for the user's.
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
@@ -174,7 +179,7 @@ def plan_file_name() -> str:
     for byte in sys.prefix.encode("utf-8", "surrogateescape"):
         digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
     tag = sys.implementation.cache_tag or "python"
-    return "plan-%s-%08x.marshal" % (tag, digest)
+    return f"plan-{tag}-{digest:08x}.marshal"
 
 
 def signature(path: str) -> "Optional[tuple[int, int, int]]":
@@ -205,8 +210,35 @@ def read_plan(path: str) -> "tuple[Optional[Plan], str]":
         data = os.read(fd, PLAN_LIMIT + 1)
     finally:
         os.close(fd)
+    plan, reason = decode_plan(data)
+    if plan is None:
+        return None, reason
+    return plan, ""
+
+
+def encode_plan(plan: "Plan") -> bytes:
+    """The bytes of a plan file: magic, payload length, payload byte sum, marshal payload."""
+    payload = marshal.dumps(plan)
+    return (
+        PLAN_MAGIC
+        + len(payload).to_bytes(8, "big")
+        + (sum(payload) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+        + payload
+    )
+
+
+def decode_plan(data: bytes) -> "tuple[Optional[Plan], str]":
+    """The plan in ``data``, or ``(None, reason)``; never raises, never feeds marshal junk."""
+    head = len(PLAN_MAGIC)
+    if data[:head] != PLAN_MAGIC or len(data) < head + 16:
+        return None, "plan cache has another format"
+    payload = data[head + 16 :]
+    if int.from_bytes(data[head : head + 8], "big") != len(payload):
+        return None, "plan cache is truncated"
+    if int.from_bytes(data[head + 8 : head + 16], "big") != sum(payload) & 0xFFFFFFFFFFFFFFFF:
+        return None, "plan cache is corrupt"
     try:
-        plan = marshal.loads(data)
+        plan = marshal.loads(payload)  # noqa: S302 - our own file, owner- and sum-checked
     except Exception:
         return None, "plan cache is corrupt"
     if type(plan) is not dict or plan.get("format") != PLAN_FORMAT:
@@ -241,17 +273,24 @@ def _valid_changes(plan: "Plan") -> "Optional[tuple[tuple[Any, ...], tuple[Any, 
     stats = plan.get("stats")
     if type(to_set) is not tuple or type(to_unset) is not tuple or type(stats) is not tuple:
         return None
-    present = {entry[0] for entry in stats if entry[1] is not None}
+    present = set()
+    for entry in stats:
+        if type(entry) is not tuple or len(entry) != 2 or type(entry[0]) is not str:
+            return None
+        if entry[1] is not None:
+            present.add(entry[0])
     for entry in to_set:
         if type(entry) is not tuple or len(entry) != 2:
             return None
         name, value = entry
-        if name not in EXPORT_ALLOWED or type(value) is not str or value not in present:
+        if type(name) is not str or name not in EXPORT_ALLOWED:
+            return None
+        if type(value) is not str or value not in present:
             return None
         if not os.path.isabs(value) or "\n" in value or "\t" in value or "\0" in value:
             return None
     for name in to_unset:
-        if name not in EXPORT_ALLOWED:
+        if type(name) is not str or name not in EXPORT_ALLOWED:
             return None
     return to_set, to_unset
 
@@ -321,7 +360,7 @@ class _AfterImport:
     def __init__(self, hooks: "dict[str, Any]") -> None:
         self.hooks = hooks
         self.pending = list(WATCHED)
-        self.busy: "list[str]" = []
+        self.busy: list[str] = []
 
     def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
         if fullname not in self.pending or fullname in self.busy:
@@ -356,8 +395,8 @@ class _AfterImport:
             _hooks.after_import(name, module, self.hooks)
         except Exception as exc:  # a failing patch must never break the import itself
             if state is not None:
-                state.setdefault("hook_errors", []).append("%s: %s" % (name, exc))
-            _debug("could not apply in-process trust to %s: %s" % (name, exc))
+                state.setdefault("hook_errors", []).append(f"{name}: {exc}")
+            _debug(f"could not apply in-process trust to {name}: {exc}")
 
 
 def install_hooks(plan: "Plan") -> "Optional[_AfterImport]":
@@ -397,7 +436,7 @@ def obtain_plan(
     ``activate()`` calls this with explicit overrides in ``decide_environ``; start-up with
     ``os.environ`` itself.
     """
-    facts: "dict[str, Any]" = {}
+    facts: dict[str, Any] = {}
     key = interpreter_key(decide_environ, ignore_env)
     folder = cache_dir(cache_environ, sys.platform, ignore_env)
     path = folder + os.sep + plan_file_name() if folder else None
@@ -452,5 +491,5 @@ def run() -> None:
         if state is None:
             state = {}
         state["outcome"] = "error"
-        state["error"] = "%s: %s" % (type(exc).__name__, exc)
+        state["error"] = f"{type(exc).__name__}: {exc}"
         _debug("error, interpreter left as it was: " + state["error"])

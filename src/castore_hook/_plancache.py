@@ -9,11 +9,13 @@ killed mid-write; temporary files that a killed writer left behind are swept.
 
 from __future__ import annotations
 
-import marshal
+import contextlib
 import os
 import stat
 import time
 from typing import Any, Optional
+
+import _castore_hook as hot
 
 #: Temporary files older than this are leftovers of a killed writer and are removed.
 STALE_TEMP_SECONDS = 600
@@ -62,10 +64,8 @@ def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
             os.close(fd)
         os.replace(temp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         raise
     return target
 
@@ -99,7 +99,7 @@ def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any])
         return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
     sweep_temporaries(folder)
     try:
-        write_atomic(folder, os.path.basename(path), marshal.dumps(plan))
+        write_atomic(folder, os.path.basename(path), hot.encode_plan(plan))
     except (OSError, ValueError) as exc:
         return f"cannot write the plan cache {path}: {exc}; set CASTORE_HOOK_CACHE_DIR"
     return ""

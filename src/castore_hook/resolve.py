@@ -141,12 +141,14 @@ def _exports(
             decision.to_set.append((name, value))
             continue
         user_value = env.get(name, "")
-        if name in hot.USER_CA_VARS and user_value:
-            if _user_var_unusable(name, user_value, decision):
-                decision.to_unset.append(name)
-                decision.problem(
-                    f"{name}={user_value} points to nothing usable; removed it", name
-                )
+        dangling = (
+            name in hot.USER_CA_VARS
+            and bool(user_value)
+            and _user_var_unusable(name, user_value, decision)
+        )
+        if dangling:
+            decision.to_unset.append(name)
+            decision.problem(f"{name}={user_value} points to nothing usable; removed it", name)
 
 
 def _unsafe_for_export(path: str) -> bool:
@@ -319,5 +321,6 @@ def _materialise(folder: Optional[str], pem: str, decision: _Decision) -> Option
     except OSError as exc:
         decision.problem(f"cannot write the merged bundle in {folder}: {exc}")
         return None
-    decision.trail.append(f"merged bundle {path}: {pem.count('-----BEGIN CERTIFICATE-----')} certificates")
+    count = pem.count("-----BEGIN CERTIFICATE-----")
+    decision.trail.append(f"merged bundle {path}: {count} certificates")
     return path

@@ -79,9 +79,7 @@ def test_cache_dir_matches_platformdirs_windows(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_cache_dir_on_this_platform_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hot.cache_dir(os.environ) == platformdirs.user_cache_dir(
-        "castore-hook", appauthor=False
-    )
+    assert hot.cache_dir(os.environ) == platformdirs.user_cache_dir("castore-hook", appauthor=False)
 
 
 def test_cache_dir_override_must_be_absolute() -> None:
@@ -142,7 +140,7 @@ def _plan(tmp_path: Path, **overrides: object) -> dict[str, object]:
 
 def _store(tmp_path: Path, plan: object) -> str:
     path = tmp_path / "plan"
-    path.write_bytes(marshal.dumps(plan))
+    path.write_bytes(hot.encode_plan(plan))
     os.chmod(path, 0o600)
     return str(path)
 
@@ -166,7 +164,20 @@ def test_check_plan_notices_a_replaced_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"\x00" * 100, b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"format": 99})],
+    [
+        b"",
+        b"\x00" * 100,
+        b"not marshal",
+        marshal.dumps({"format": 1}),
+        hot.PLAN_MAGIC + b"\x00" * 8,
+        hot.encode_plan({"format": 99}),
+        hot.encode_plan({"format": 1})[:-1],  # truncated
+        hot.encode_plan({"format": 1})[:-1] + b"\x00",  # corrupted
+        hot.PLAN_MAGIC
+        + (5).to_bytes(8, "big")
+        + (91).to_bytes(8, "big")
+        + b"[\xff\xff\xff\x7f\x00",
+    ],
 )
 def test_read_plan_rejects_garbage(tmp_path: Path, payload: bytes) -> None:
     path = tmp_path / "plan"
@@ -270,7 +281,7 @@ def test_warm_hot_path_imports_nothing_costly(tmp_path: Path) -> None:
     warm = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     outcome, loaded = warm.stdout.splitlines()
     assert outcome == "hit"
-    assert set(eval(loaded)) <= _ALREADY_LOADED_BY_SITE  # noqa: S307 - our own repr output
+    assert set(eval(loaded)) <= _ALREADY_LOADED_BY_SITE
     assert warm.stderr == ""
 
 

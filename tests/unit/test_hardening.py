@@ -1,0 +1,120 @@
+"""Property tests: whatever bytes or values reach the hot path, it never raises, never
+applies a plan that names a missing path, and never sets a variable outside the allowlist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import _castore_hook as hot
+
+_ALLOWED = sorted(hot.EXPORT_ALLOWED)
+
+# Values marshal can carry, nested a little: the shapes a corrupt or hostile cache could hold.
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=40)
+    | st.binary(max_size=40)
+    | st.sampled_from([*_ALLOWED, "LD_PRELOAD", "PATH", "/", "/etc/passwd", "relative"])
+)
+_values = st.recursive(
+    _leaves,
+    lambda children: (
+        st.lists(children, max_size=4).map(tuple)
+        | st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_plans = st.fixed_dictionaries(
+    {},
+    optional={
+        "format": st.just(hot.PLAN_FORMAT) | st.integers(),
+        "key": _values,
+        "stats": _values,
+        "set": _values,
+        "unset": _values,
+        "hooks": _values,
+        "info": _values,
+    },
+)
+
+
+def _write(tmp_path: Path, data: bytes) -> str:
+    path = tmp_path / "plan"
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=2048))
+def test_read_plan_never_raises_on_bytes(tmp_path: Path, data: bytes) -> None:
+    plan, reason = hot.read_plan(_write(tmp_path, data))
+    assert (plan is None) == bool(reason)
+    if plan is not None:
+        assert plan.get("format") == hot.PLAN_FORMAT
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=64))
+def test_forged_headers_never_reach_marshal_slowly(tmp_path: Path, data: bytes) -> None:
+    # A header that claims the right magic but lies about length or sum must be rejected in
+    # microseconds (hypothesis' default 200 ms deadline applies here).
+    plan, reason = hot.read_plan(_write(tmp_path, hot.PLAN_MAGIC + data))
+    assert plan is None or plan.get("format") == hot.PLAN_FORMAT
+    assert (plan is None) == bool(reason)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=_plans)
+def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
+    tmp_path: Path, plan: dict[str, Any]
+) -> None:
+    loaded, reason = hot.read_plan(_write(tmp_path, hot.encode_plan(plan)))
+    if loaded is None:
+        assert reason
+        return
+    hot.check_plan(loaded, loaded.get("key"))
+    env: dict[str, str] = {"PATH": "/bin"}
+    applied = hot.apply_plan(loaded, env)
+    if applied is None:
+        assert env == {"PATH": "/bin"}
+        return
+    for name, value in applied.items():
+        assert name in hot.EXPORT_ALLOWED
+        if value is not None:
+            assert os.path.isabs(value)
+    assert env["PATH"] == "/bin"
+
+
+@settings(max_examples=200)
+@given(value=st.text(max_size=200))
+def test_exported_record_parsing_never_raises(value: str) -> None:
+    record = hot.parse_exported(value)
+    assert set(record) <= hot.EXPORT_ALLOWED
+    hot.user_ca_values({"SSL_CERT_FILE": value}, record)
+
+
+def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("x")
+    plan = {
+        "format": hot.PLAN_FORMAT,
+        "key": ("k",),
+        "stats": ((str(bundle), hot.signature(str(bundle))),),
+        "set": (("SSL_CERT_FILE", str(bundle)),),
+        "unset": (),
+    }
+    bundle.unlink()
+    assert hot.check_plan(plan, ("k",)).startswith("changed: ")
