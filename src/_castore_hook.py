@@ -182,13 +182,18 @@ def plan_file_name() -> str:
     return f"plan-{tag}-{digest:08x}.marshal"
 
 
-def signature(path: str) -> "Optional[tuple[int, int, int]]":
-    """``(st_mtime_ns, st_size, st_ino)`` or ``None``; same as ``_safefile.stat_signature``."""
+def signature(path: str) -> "Optional[tuple[int, int, int, int, int]]":
+    """``(st_mtime_ns, st_size, st_ino, st_mode, st_uid)`` or ``None``.
+
+    Mode and owner are in because they decide whether a file may be trusted at all (a
+    ``chmod g+w`` or ``chown`` changes neither mtime nor size). Same as
+    ``_safefile.stat_signature``; a unit test pins the two together.
+    """
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
 
 def read_plan(path: str) -> "tuple[Optional[Plan], str]":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import time
 from typing import Any, Optional
 
@@ -70,8 +71,30 @@ def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
     return target
 
 
+def _writer_is_dead(name: str) -> bool:
+    """Whether the process that made temporary ``name`` (``….tmp-<pid>-<ns>``) is gone."""
+    pid_text = name.rpartition(TEMP_MARKER)[2].partition("-")[0]
+    if not pid_text.isdigit() or not hasattr(os, "kill") or sys.platform == "win32":
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, but not ours to signal
+    return False
+
+
 def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
-    """Remove temporary files left by killed writers; return how many were removed."""
+    """Remove temporary files left by killed writers; return how many were removed.
+
+    A temporary is a leftover when its writer's PID is gone, or when it is older than
+    :data:`STALE_TEMP_SECONDS` (PIDs get reused). Removing a live writer's file by mistake
+    only makes that writer's ``os.replace`` fail, which it reports; nothing is torn.
+    """
     now = time.time() if now is None else now
     removed = 0
     try:
@@ -82,7 +105,8 @@ def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
         if TEMP_MARKER not in entry.name or not entry.name.startswith("."):
             continue
         try:
-            if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+            if old or _writer_is_dead(entry.name):
                 os.unlink(entry.path)
                 removed += 1
         except OSError:

@@ -105,14 +105,15 @@ def read_regular_file(path: str, limit: int, *, check_owner: bool = True) -> byt
         os.close(fd)
 
 
-def stat_signature(path: str) -> Optional[tuple[int, int, int]]:
-    """``(st_mtime_ns, st_size, st_ino)`` of ``path`` following symlinks, or ``None`` if absent.
+def stat_signature(path: str) -> Optional[tuple[int, int, int, int, int]]:
+    """``(st_mtime_ns, st_size, st_ino, st_mode, st_uid)`` of ``path`` following symlinks, or
+    ``None`` if absent.
 
-    This is the exact signature the start-up hot path (``_castore_hook._signature``) compares;
+    This is the exact signature the start-up hot path (``_castore_hook.signature``) compares;
     keep the two in step (a unit test pins them together).
     """
     try:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)

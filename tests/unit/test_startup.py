@@ -154,6 +154,17 @@ def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
     assert hot.check_plan(loaded, ("other",)) == "environment or interpreter changed"
 
 
+def test_check_plan_notices_chmod_and_chown(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    bundle = tmp_path / "bundle.pem"
+    os.chmod(bundle, 0o664)
+    assert hot.check_plan(plan, ("k",)).startswith("changed: ")
+    plan = _plan(tmp_path)
+    if os.geteuid() == 0:
+        os.chown(bundle, 65534, -1)
+        assert hot.check_plan(plan, ("k",)).startswith("changed: ")
+
+
 def test_check_plan_notices_a_replaced_file(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     bundle = tmp_path / "bundle.pem"
@@ -304,9 +315,19 @@ def test_store_plan_reports_unwritable_folder(tmp_path: Path) -> None:
     assert "CASTORE_HOOK_CACHE_DIR" in note
 
 
-def test_sweep_removes_only_old_temporaries(tmp_path: Path) -> None:
-    old = tmp_path / ".plan.marshal.tmp-1-2"
-    new = tmp_path / ".plan.marshal.tmp-3-4"
+def test_sweep_removes_old_and_orphaned_temporaries(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    orphan = tmp_path / f".plan.marshal.tmp-{dead.stdout.strip()}-9"
+    orphan.write_text("")
+    assert _plancache.sweep_temporaries(str(tmp_path)) == 1
+    assert not orphan.exists()
+    old = tmp_path / f".plan.marshal.tmp-{os.getpid()}-2"
+    new = tmp_path / f".plan.marshal.tmp-{os.getpid()}-4"
     keep = tmp_path / "plan.marshal"
     for path in (old, new, keep):
         path.write_text("")
