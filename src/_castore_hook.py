@@ -1,20 +1,20 @@
-"""castore-hook's start-up hot path: runs in every interpreter, so it must cost almost nothing.
-
-``castore_hook.pth`` (and ``castore_hook.start`` on Python 3.15+) call :func:`run` while
-``site`` processes site-packages. This module is deliberately one top-level file, not a
-submodule of ``castore_hook``: importing a package plus a submodule costs about 60 % more than
-one module (DESIGN §1). It imports only ``sys``, ``os`` and ``marshal``, which every
-interpreter has already loaded by the time ``site`` runs.
-
-What it does, warm cache: compute the *key* of this interpreter (a few env lookups), read the
-plan cached for this interpreter (one small ``marshal`` file), compare the ``stat`` signature of
-every path that decided the plan, and apply the plan (set/unset a few environment variables).
-Anything else — a missing, stale, foreign or corrupt cache — goes to the slow path
-(``castore_hook._slowpath``), which may import platformdirs, tomllib and ssl.
-
-Failure policy (DESIGN §5): nothing here may raise, print (outside ``CASTORE_HOOK_DEBUG``) or
-block. Every exception, ``BaseException`` included, stops at :func:`run`.
-"""
+# castore-hook's start-up hot path: it runs in every interpreter, so it must cost almost nothing.
+#
+# castore_hook.pth (and castore_hook.start on Python 3.15+) run this module while site
+# processes site-packages. It is one top-level module, not castore_hook._startup: a package
+# plus a submodule costs ~60 % more to import than one module (DESIGN §1, docs/architecture.md).
+# It imports only sys, os and marshal, which every interpreter has loaded before site runs.
+#
+# Why comments and not docstrings here: docstrings are stored in the .pyc and unmarshalled at
+# every start; comments cost nothing. Every byte of this file is paid by every interpreter.
+#
+# Warm cache: compute the interpreter key (a few environment lookups), read this
+# interpreter's plan file, compare the stat signature of every path that decided it, apply it
+# (set or unset a few variables) and install a small post-import finder. Anything else — a
+# missing, stale, foreign or corrupt cache — goes to castore_hook._slowpath.
+#
+# Failure policy (DESIGN §5): nothing here may raise, print (outside CASTORE_HOOK_DEBUG) or
+# block. Every exception, BaseException included, stops at run().
 
 import marshal
 import os
@@ -31,20 +31,18 @@ if TYPE_CHECKING:
     Key = tuple[object, ...]
     Plan = dict[str, Any]
 
-#: Version of the cache format; a plan with another value is a miss.
-PLAN_FORMAT = 1
-#: Largest plan file read. A real plan is a few KB.
+PLAN_FORMAT = 2
 PLAN_LIMIT = 1 << 20
-#: Every plan file starts with this, then the payload's length and byte sum (8 bytes each).
-#: ``marshal.loads`` trusts lengths inside its input (a list header claiming 2**31 items is
-#: allocated before the data runs out), so a torn or corrupted file must be rejected before
-#: marshal sees it. ``len`` and ``sum`` over bytes run in C: ~20 k instructions for a plan.
+# A plan file is PLAN_MAGIC, the payload's length and byte sum (8 bytes each), then the
+# marshal payload. marshal.loads trusts lengths inside its input (a list header claiming 2**31
+# items is allocated before the data runs out), so a corrupt file is rejected before marshal
+# sees it; len and sum over bytes run in C.
 PLAN_MAGIC = b"castore-hook plan\n"
-#: The variable recording what the hook changed, so a child interpreter rebuilds its
-#: parent's key (and so reuses its plan) instead of mistaking our exports for the user's.
+# Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line; NEW empty = removed),
+# so a child rebuilds its parent's key and reuses its plan (docs/architecture.md).
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
-#: Variables the hook may ever set (DESIGN §3). Duplicated from ``castore_hook.config``
-#: because importing that module costs start-up time; a unit test pins the two together.
+# The only variables the hook may set (DESIGN §3). Copied from castore_hook.config because
+# importing it costs start-up time; test_export_allowlist_matches_config pins the two.
 EXPORT_ALLOWED = frozenset(
     (
         "SSL_CERT_FILE",
@@ -59,11 +57,10 @@ EXPORT_ALLOWED = frozenset(
         "HTTPLIB2_CA_CERTS",
     )
 )
-#: The user's own CA variables: their values are part of the key (the ``env`` source).
 USER_CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
-#: Our own variables that change the decision (all ignored under ``python -E``/``-I``).
+# Our variables that change the decision (ignored under python -E / -I).
 HOOK_VARS = ("CASTORE_HOOK_CONFIG", "CASTORE_HOOK_SOURCES", "CASTORE_HOOK_EXTRA")
-#: Variables platformdirs reads to place config files, on any platform.
+# What platformdirs reads to place config files, on any platform.
 LOCATION_VARS = (
     "HOME",
     "XDG_CONFIG_HOME",
@@ -74,48 +71,55 @@ LOCATION_VARS = (
     "WIN_PD_OVERRIDE_APPDATA",
     "WIN_PD_OVERRIDE_COMMON_APPDATA",
 )
-_FALSE_WORDS = ("", "0", "false", "no", "off")
+WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
 
-#: What happened in this interpreter; ``castore_hook.status()`` reports it. ``None`` until
-#: :func:`run` has been called, which also makes :func:`run` idempotent (a venv may process
-#: its site-packages twice, CPython issue 75723).
+# What happened in this interpreter (castore_hook.status reports it). None until run() is
+# called, which also makes run() idempotent: a venv may process site-packages twice.
 state: "Optional[dict[str, Any]]" = None
 
 
+def _reader(environ: "EnvView") -> "Any":
+    # environ.get, but for os.environ on POSIX read its raw bytes dict: os.environ.get runs
+    # four Python-level calls per lookup, and the key needs a dozen lookups at every start.
+    data = getattr(environ, "_data", None) if environ is os.environ else None
+    if type(data) is not dict or os.name != "posix":
+        return environ.get
+    enc = sys.getfilesystemencoding()
+
+    def get(name: str, default: "Any" = None) -> "Any":
+        value = data.get(name.encode(enc, "surrogateescape"))
+        return default if value is None else value.decode(enc, "surrogateescape")
+
+    return get
+
+
 def _flag(environ: "EnvView", name: str) -> bool:
-    return environ.get(name, "").strip().lower() not in _FALSE_WORDS
+    # Set and not "" / "0": the same rule the castore_hook.pth line applies to the kill switch.
+    return environ.get(name, "0") not in ("", "0")
 
 
 def hook_environ_ignored() -> bool:
-    """Whether ``CASTORE_HOOK_*`` must be ignored, as ``python -E``/``-I`` ignore ``PYTHON*``."""
     return bool(sys.flags.ignore_environment)
 
 
 def parse_exported(value: "Optional[str]") -> "Record":
-    """Decode :data:`EXPORTED_VAR`: ``{name: (original, new)}``; junk yields ``{}`` entries.
-
-    One line per variable, ``NAME<TAB>ORIGINAL<TAB>NEW``; an empty ``NEW`` means the hook
-    removed the variable, an empty ``ORIGINAL`` that it was unset before.
-    """
+    # Decode EXPORTED_VAR into {name: (original, new)}; junk lines are skipped.
     record: Record = {}
-    if not value:
-        return record
-    for line in value.split("\n"):
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[0] in EXPORT_ALLOWED:
-            record[parts[0]] = (parts[1], parts[2])
+    if value:
+        for line in value.split("\n"):
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0] in EXPORT_ALLOWED:
+                record[parts[0]] = (parts[1], parts[2])
     return record
 
 
 def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
-    """The user's own ``SSL_CERT_FILE``/``SSL_CERT_DIR``, with the hook's exports undone.
-
-    A value equal to what a parent hook exported is the parent's doing: the user's value is
-    the original it replaced. A value the user changed since is the user's.
-    """
-    values: list[str] = []
+    # The user's own SSL_CERT_FILE / SSL_CERT_DIR: a value equal to what a parent hook
+    # exported is the parent's doing, and the user's value is the one it replaced.
+    values = []
+    get = _reader(environ)
     for name in USER_CA_VARS:
-        current = environ.get(name, "")
+        current = get(name, "")
         entry = record.get(name)
         if entry is not None and current == entry[1]:
             current = entry[0]
@@ -124,9 +128,14 @@ def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
 
 
 def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
-    """Everything outside the file system that decides the plan, as one comparable tuple."""
-    record = {} if ignore_env else parse_exported(environ.get(EXPORTED_VAR))
-    hook = ("", "", "") if ignore_env else tuple(environ.get(name, "") for name in HOOK_VARS)
+    # Everything outside the file system that decides the plan.
+    get = _reader(environ)
+    if ignore_env:
+        record: Record = {}
+        hook: tuple[str, ...] = ("", "", "")
+    else:
+        record = parse_exported(get(EXPORTED_VAR))
+        hook = (get(HOOK_VARS[0], ""), get(HOOK_VARS[1], ""), get(HOOK_VARS[2], ""))
     return (
         PLAN_FORMAT,
         sys.hexversion,
@@ -135,19 +144,16 @@ def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
         ignore_env,
         hook,
         user_ca_values(environ, record),
-        tuple(environ.get(name, "") for name in LOCATION_VARS),
+        tuple([get(name, "") for name in LOCATION_VARS]),
     )
 
 
 def cache_dir(
     environ: "EnvView", platform: str = sys.platform, ignore_env: bool = False
 ) -> "Optional[str]":
-    """The plan-cache folder: ``platformdirs.user_cache_dir("castore-hook", appauthor=False)``.
-
-    Written by hand because importing platformdirs costs ~30 ms at start-up; the unit test
-    ``test_cache_dir_matches_platformdirs`` pins it to platformdirs on each platform.
-    ``CASTORE_HOOK_CACHE_DIR`` overrides it (only when absolute).
-    """
+    # platformdirs.user_cache_dir("castore-hook", appauthor=False), by hand: importing
+    # platformdirs costs ~30 ms. test_cache_dir_matches_platformdirs_* pin it per platform.
+    # An absolute CASTORE_HOOK_CACHE_DIR overrides it.
     if not ignore_env:
         override = environ.get("CASTORE_HOOK_CACHE_DIR", "")
         if override and os.path.isabs(override):
@@ -155,40 +161,39 @@ def cache_dir(
     if platform == "win32":
         base = environ.get("WIN_PD_OVERRIDE_LOCAL_APPDATA", "").strip()
         base = base or environ.get("LOCALAPPDATA", "")
-        if not base:
-            return None
-        return base + "\\castore-hook\\Cache"
-    # platformdirs >= 4.x: an absolute XDG_CACHE_HOME wins on Linux *and* macOS; a relative
-    # one is ignored, as is a relative HOME.
+        return base + "\\castore-hook\\Cache" if base else None
+    # platformdirs 4: an absolute XDG_CACHE_HOME wins on Linux and macOS; relative ones and a
+    # relative HOME are ignored.
     xdg = environ.get("XDG_CACHE_HOME", "")
     if xdg.startswith("/"):
         return xdg + "/castore-hook"
     home = environ.get("HOME", "")
     if not home.startswith("/"):
         return None
-    home = home.rstrip("/")
     if platform == "darwin":
-        return home + "/Library/Caches/castore-hook"
-    return home + "/.cache/castore-hook"
+        return home.rstrip("/") + "/Library/Caches/castore-hook"
+    return home.rstrip("/") + "/.cache/castore-hook"
 
 
 def plan_file_name() -> str:
-    """One plan file per interpreter (cache tag + FNV-1a of ``sys.prefix``), so several
-    Pythons sharing a cache folder never evict each other's plans."""
-    digest = 0x811C9DC5
-    for byte in sys.prefix.encode("utf-8", "surrogateescape"):
-        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    # One plan file per interpreter, so Pythons sharing a cache folder never evict each
+    # other's plans: cache tag + sys.prefix made into a file name (C-speed str.replace); a
+    # prefix too long for a file name gets an FNV-1a digest instead (no hashlib/zlib yet).
     tag = sys.implementation.cache_tag or "python"
-    return f"plan-{tag}-{digest:08x}.marshal"
+    name = (
+        sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").replace(":", "%3A")
+    )
+    if len(name) > 180:
+        digest = 0x811C9DC5
+        for byte in sys.prefix.encode("utf-8", "surrogateescape"):
+            digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+        name = f"{digest:08x}"
+    return f"plan-{tag}-{name}.marshal"
 
 
 def signature(path: str) -> "Optional[tuple[int, int, int, int, int]]":
-    """``(st_mtime_ns, st_size, st_ino, st_mode, st_uid)`` or ``None``.
-
-    Mode and owner are in because they decide whether a file may be trusted at all (a
-    ``chmod g+w`` or ``chown`` changes neither mtime nor size). Same as
-    ``_safefile.stat_signature``; a unit test pins the two together.
-    """
+    # (mtime_ns, size, ino, mode, uid) or None; mode and owner because chmod/chown decide
+    # trust yet change neither mtime nor size. Same as _safefile.stat_signature (pinned).
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -197,9 +202,10 @@ def signature(path: str) -> "Optional[tuple[int, int, int, int, int]]":
 
 
 def read_plan(path: str) -> "tuple[Optional[Plan], str]":
-    """The cached plan at ``path`` if it is ours and well-formed, else ``(None, reason)``."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    # The plan at path if it is ours and well-formed, else (None, reason). O_NONBLOCK: a FIFO
+    # planted at the path must not hang start-up.
     try:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         fd = os.open(path, flags)
     except OSError:
         return None, "no plan cached"
@@ -212,28 +218,20 @@ def read_plan(path: str) -> "tuple[Optional[Plan], str]":
             return None, "plan cache not owned by this user or writable by others"
         if st.st_size > PLAN_LIMIT:
             return None, "plan cache too large"
-        data = os.read(fd, PLAN_LIMIT + 1)
+        # st_size + 1 (to notice growth), not PLAN_LIMIT: os.read allocates what it is asked.
+        data = os.read(fd, st.st_size + 1)
     finally:
         os.close(fd)
-    plan, reason = decode_plan(data)
-    if plan is None:
-        return None, reason
-    return plan, ""
+    return decode_plan(data)
 
 
 def encode_plan(plan: "Plan") -> bytes:
-    """The bytes of a plan file: magic, payload length, payload byte sum, marshal payload."""
     payload = marshal.dumps(plan)
-    return (
-        PLAN_MAGIC
-        + len(payload).to_bytes(8, "big")
-        + (sum(payload) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-        + payload
-    )
+    total = sum(payload) & 0xFFFFFFFFFFFFFFFF
+    return PLAN_MAGIC + len(payload).to_bytes(8, "big") + total.to_bytes(8, "big") + payload
 
 
 def decode_plan(data: bytes) -> "tuple[Optional[Plan], str]":
-    """The plan in ``data``, or ``(None, reason)``; never raises, never feeds marshal junk."""
     head = len(PLAN_MAGIC)
     if data[:head] != PLAN_MAGIC or len(data) < head + 16:
         return None, "plan cache has another format"
@@ -252,115 +250,74 @@ def decode_plan(data: bytes) -> "tuple[Optional[Plan], str]":
 
 
 def check_plan(plan: "Plan", key: "Key") -> str:
-    """Why the cached plan no longer fits (a sentence), or ``""`` when it does."""
+    # Why the cached plan no longer fits, or "" when it does.
     if plan.get("key") != key:
         return "environment or interpreter changed"
-    stats = plan.get("stats")
-    if type(stats) is not tuple:
+    try:
+        for path, sig in plan["stats"]:
+            if signature(path) != sig:
+                return "changed: " + str(path)
+    except Exception:  # any shape but ((str, sig), ...) is a hostile or corrupt plan
         return "plan cache is malformed"
-    for entry in stats:
-        if type(entry) is not tuple or len(entry) != 2 or type(entry[0]) is not str:
-            return "plan cache is malformed"
-        if signature(entry[0]) != entry[1]:
-            return "changed: " + entry[0]
     return ""
 
 
 def _valid_changes(plan: "Plan") -> "Optional[tuple[tuple[Any, ...], tuple[Any, ...]]]":
-    """The plan's ``set``/``unset`` if every entry is safe to apply, else ``None``.
-
-    Treats the cache as hostile even though we wrote it: only allow-listed names, only
-    absolute paths that the key's ``stat`` list shows to exist, nothing that would corrupt
-    :data:`EXPORTED_VAR`.
-    """
-    to_set = plan.get("set")
-    to_unset = plan.get("unset")
-    stats = plan.get("stats")
-    if type(to_set) is not tuple or type(to_unset) is not tuple or type(stats) is not tuple:
+    # The plan's set/unset if every entry is safe, else None. The cache is treated as hostile
+    # even though we wrote it: allow-listed names only; only absolute paths that the plan's
+    # stat list shows to exist (check_plan has just re-stat'ed them); nothing that would
+    # corrupt EXPORTED_VAR. Shape errors (unhashable, wrong arity, not str) raise and land in
+    # the except: that is less bytecode for every start than explicit type checks.
+    try:
+        present = {path for path, sig in plan["stats"] if sig is not None and path[:0] == ""}
+        to_set = plan["set"]
+        to_unset = plan["unset"]
+        if type(to_set) is not tuple or type(to_unset) is not tuple:
+            return None
+        for name, value in to_set:
+            if name not in EXPORT_ALLOWED or value not in present or "\t" in value:
+                return None
+            if "\n" in value or not os.path.isabs(value):
+                return None
+        for name in to_unset:
+            if name not in EXPORT_ALLOWED:
+                return None
+    except Exception:
         return None
-    present = set()
-    for entry in stats:
-        if type(entry) is not tuple or len(entry) != 2 or type(entry[0]) is not str:
-            return None
-        if entry[1] is not None:
-            present.add(entry[0])
-    for entry in to_set:
-        if type(entry) is not tuple or len(entry) != 2:
-            return None
-        name, value = entry
-        if type(name) is not str or name not in EXPORT_ALLOWED:
-            return None
-        if type(value) is not str or value not in present:
-            return None
-        if not os.path.isabs(value) or "\n" in value or "\t" in value or "\0" in value:
-            return None
-    for name in to_unset:
-        if type(name) is not str or name not in EXPORT_ALLOWED:
-            return None
     return to_set, to_unset
 
 
 def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional[str]]]":
-    """Apply the plan's environment changes; return what changed (for ``status``).
-
-    Records each change in :data:`EXPORTED_VAR` with the value it replaced, so children
-    rebuild this interpreter's key. Returns ``None`` if the plan is unsafe to apply.
-    """
+    # Apply the plan's variable changes and record them in EXPORTED_VAR with the values they
+    # replaced; return what changed, or None if the plan is unsafe (nothing is then touched).
     changes = _valid_changes(plan)
     if changes is None:
         return None
-    to_set, to_unset = changes
-    old_record = parse_exported(environ.get(EXPORTED_VAR))
-    originals = dict(zip(USER_CA_VARS, user_ca_values(environ, old_record)))
-    lines: list[str] = []
     applied: dict[str, Optional[str]] = {}
-    for name, value in to_set:
-        original = originals.get(name, environ.get(name, ""))
-        environ[name] = value
+    if not changes[0] and not changes[1]:
+        return applied
+    get = _reader(environ)
+    record = parse_exported(get(EXPORTED_VAR))
+    originals = dict(zip(USER_CA_VARS, user_ca_values(environ, record)))
+    lines = []
+    for name, value in changes[0] + tuple((name, None) for name in changes[1]):
+        original = originals[name] if name in originals else get(name, "")
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
         applied[name] = value
         if "\n" not in original and "\t" not in original:
-            lines.append(name + "\t" + original + "\t" + value)
-    for name in to_unset:
-        original = originals.get(name, environ.get(name, ""))
-        if name in environ:
-            del environ[name]
-        applied[name] = None
-        if "\n" not in original and "\t" not in original:
-            lines.append(name + "\t" + original + "\t")
-    if lines:
-        environ[EXPORTED_VAR] = "\n".join(lines)
+            lines.append(f"{name}\t{original}\t{value or ''}")
+    environ[EXPORTED_VAR] = "\n".join(lines)
     return applied
 
 
-#: Modules whose first import triggers ``castore_hook._hooks.after_import``.
-WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
-
-
-class _WrappedLoader:
-    """Runs the real loader, then lets castore_hook act on the fresh module."""
-
-    def __init__(self, loader: "Any", finder: "_AfterImport", name: str) -> None:
-        self.loader = loader
-        self.finder = finder
-        self.name = name
-
-    def create_module(self, spec: "Any") -> "Any":
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: "Any") -> None:
-        # Put the real loader back first: importlib.resources (certifi.where) asks it for
-        # resource readers, and nothing should ever see this wrapper.
-        module.__loader__ = self.loader
-        if getattr(module, "__spec__", None) is not None:
-            module.__spec__.loader = self.loader
-        self.loader.exec_module(module)
-        self.finder.after(self.name, module)
-
-
 class _AfterImport:
-    """A ``sys.meta_path`` entry that applies the in-process trust when ``ssl``/``certifi`` are
-    first imported (DESIGN §3). Written here, without ``importlib.util`` or ``threading``, so
-    installing it costs one object at start-up; it removes itself once all are handled."""
+    # A sys.meta_path entry that lets castore_hook._hooks act on ssl / certifi right after
+    # they are first imported (DESIGN §3). Only the membership test runs per import; the
+    # work (finding the real spec, wrapping its loader) lives in _hooks, imported on demand.
+    # No importlib.util, no threading at start-up. Removes itself once all are handled.
 
     def __init__(self, hooks: "dict[str, Any]") -> None:
         self.hooks = hooks
@@ -370,46 +327,19 @@ class _AfterImport:
     def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
         if fullname not in self.pending or fullname in self.busy:
             return None
-        self.busy.append(fullname)
-        try:
-            for finder in list(sys.meta_path):
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(fullname, path, target)
-                if spec is not None:
-                    break
-            else:
-                return None
-        finally:
-            self.busy.remove(fullname)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        spec.loader = _WrappedLoader(loader, self, fullname)
-        return spec
+        from castore_hook import _hooks
+
+        return _hooks.find_wrapped_spec(self, fullname, path, target)
 
     def after(self, name: str, module: "Any") -> None:
-        if name in self.pending:
-            self.pending.remove(name)
-        if not self.pending and self in sys.meta_path:
-            sys.meta_path.remove(self)
-        try:
-            from castore_hook import _hooks
+        from castore_hook import _hooks
 
-            _hooks.after_import(name, module, self.hooks)
-        except Exception as exc:  # a failing patch must never break the import itself
-            if state is not None:
-                state.setdefault("hook_errors", []).append(f"{name}: {exc}")
-            _debug(f"could not apply in-process trust to {name}: {exc}")
+        _hooks.finder_after(self, name, module)
 
 
 def install_hooks(plan: "Plan") -> "Optional[_AfterImport]":
-    """Install the post-import finder if the plan asks for in-process trust.
-
-    Modules already imported (another ``.pth`` sorting first imported ``ssl``) are handled
-    at once.
-    """
+    # Install the post-import finder when the plan asks for in-process trust; modules already
+    # imported (another .pth sorting first imported ssl) are handled at once.
     hooks = plan.get("hooks")
     if type(hooks) is not dict or not (hooks.get("patch") or hooks.get("certifi")):
         return None
@@ -434,13 +364,9 @@ def _debug(message: str) -> None:
 def obtain_plan(
     decide_environ: "EnvView", ignore_env: bool, cache_environ: "EnvView"
 ) -> "tuple[Plan, dict[str, Any]]":
-    """The plan for an interpreter whose deciding environment is ``decide_environ``: the
-    cached one when its key and every ``stat`` still match, else a fresh one (slow path),
-    which is then cached. Returns the plan and facts for ``status`` (outcome, reasons).
-
-    ``activate()`` calls this with explicit overrides in ``decide_environ``; start-up with
-    ``os.environ`` itself.
-    """
+    # The cached plan when its key and every stat still match, else a fresh one (slow path),
+    # which is then cached. Also returns facts for status. activate() passes explicit
+    # overrides in decide_environ; start-up passes os.environ itself.
     facts: dict[str, Any] = {}
     key = interpreter_key(decide_environ, ignore_env)
     folder = cache_dir(cache_environ, sys.platform, ignore_env)
@@ -465,12 +391,12 @@ def obtain_plan(
 
 
 def _start(environ: "Environ") -> None:
-    ignore_env = hook_environ_ignored()
     global state
-    state = {"debug": not ignore_env and _flag(environ, "CASTORE_HOOK_DEBUG")}
-    if not ignore_env and _flag(environ, "CASTORE_HOOK_DISABLE"):
+    ignore_env = hook_environ_ignored()
+    get = _reader(environ)
+    state = {"debug": not ignore_env and get("CASTORE_HOOK_DEBUG", "0") not in ("", "0")}
+    if not ignore_env and get("CASTORE_HOOK_DISABLE", "0") not in ("", "0"):
         state["outcome"] = "disabled"
-        state["reason"] = "CASTORE_HOOK_DISABLE is set"
         _debug("disabled by CASTORE_HOOK_DISABLE")
         return
     plan, facts = obtain_plan(environ, ignore_env, environ)
@@ -486,7 +412,7 @@ def _start(environ: "Environ") -> None:
 
 
 def run() -> None:
-    """Entry point of ``castore_hook.pth`` / ``castore_hook.start``. Never raises."""
+    # Entry point of castore_hook.start (PEP 829) and of the .pth import below. Never raises.
     global state
     if state is not None:
         return
@@ -498,3 +424,23 @@ def run() -> None:
         state["outcome"] = "error"
         state["error"] = f"{type(exc).__name__}: {exc}"
         _debug("error, interpreter left as it was: " + state["error"])
+
+
+def _imported_by_site() -> bool:
+    # True when site.py imports this module for castore_hook.pth, whose line is only
+    # "import _castore_hook": site.py compiles every .pth import line at every start, and a
+    # kill-switch test or "; _castore_hook.run()" in it measured +0.33 M instructions on every
+    # enabled start. Imports from castore_hook.api, tests or python -S apply nothing.
+    frame: Optional[Any] = sys._getframe(1)
+    for _ in range(16):
+        if frame is None:
+            return False
+        # site is frozen on 3.11+ ("<frozen site>"), so match the module, not the file.
+        if frame.f_code.co_name == "addpackage" and frame.f_globals.get("__name__") == "site":
+            return True
+        frame = frame.f_back
+    return False
+
+
+if _imported_by_site():
+    run()

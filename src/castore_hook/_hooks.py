@@ -121,6 +121,7 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     load_default_certs.__doc__ = original.__doc__
     load_default_certs.__name__ = original.__name__
     load_default_certs.__qualname__ = original.__qualname__
+    load_default_certs.__annotations__ = dict(getattr(original, "__annotations__", {}))
     setattr(load_default_certs, MARK, original)
     cls.load_default_certs = load_default_certs
     patched.append((cls, "load_default_certs", original))
@@ -167,6 +168,70 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
             setattr(target, name, replacement)
             patched.append((target, name, current))
     return True
+
+
+class _WrappedLoader:
+    """Runs the real loader, then lets the finder act on the fresh module."""
+
+    def __init__(self, loader: Any, finder: Any, name: str) -> None:
+        self.loader = loader
+        self.finder = finder
+        self.name = name
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        # Put the real loader back first: importlib.resources (certifi.where) asks it for
+        # resource readers, and nothing should ever see this wrapper.
+        module.__loader__ = self.loader
+        spec = getattr(module, "__spec__", None)
+        if spec is not None:
+            spec.loader = self.loader
+        self.loader.exec_module(module)
+        self.finder.after(self.name, module)
+
+
+def find_wrapped_spec(finder: Any, fullname: str, path: Any, target: Any) -> Any:
+    """The spec the rest of ``sys.meta_path`` finds for ``fullname``, its loader wrapped so
+    ``finder.after`` runs once the module has executed (``_castore_hook._AfterImport``)."""
+    finder.busy.append(fullname)
+    try:
+        for other in list(sys.meta_path):
+            find = getattr(other, "find_spec", None)
+            if other is finder or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+    finally:
+        finder.busy.remove(fullname)
+    loader = getattr(spec, "loader", None)
+    if loader is None or not hasattr(loader, "exec_module"):
+        return spec
+    spec.loader = _WrappedLoader(loader, finder, fullname)
+    return spec
+
+
+def finder_after(finder: Any, name: str, module: ModuleType) -> None:
+    """``_castore_hook._AfterImport.after``: ``name`` has just been imported (or already
+    was). Retires the finder once every watched module is handled; a failing patch is
+    recorded for ``status`` and never breaks the import itself."""
+    import _castore_hook as hot
+
+    if name in finder.pending:
+        finder.pending.remove(name)
+    if not finder.pending and finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    try:
+        after_import(name, module, finder.hooks)
+    except Exception as exc:
+        if hot.state is not None:
+            hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")
+        failures.append(f"{name}: {exc}")
+        hot._debug(f"could not apply in-process trust to {name}: {exc}")
 
 
 def after_import(name: str, module: ModuleType, hooks: Mapping[str, Any]) -> None:

@@ -114,16 +114,45 @@ def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
     return removed
 
 
+INFO_SUFFIX = ".info"
+
+
 def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any]) -> str:
-    """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached."""
+    """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached.
+
+    The human side of the plan (``info``: trail, problems, files read) goes to a sidecar file
+    ``path + ".info"``, written first: every start reads the plan file, only ``status``
+    reads the sidecar, so keeping ``info`` out makes each start cheaper.
+    """
     if not folder or not path:
-        return "no cache folder could be determined; the slow path runs at every start"
+        return (
+            "no cache folder could be determined; the slow path runs at every start "
+            "(set CASTORE_HOOK_CACHE_DIR)"
+        )
     problem = folder_problem(folder)
     if problem:
         return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
     sweep_temporaries(folder)
+    hot_part = {name: value for name, value in plan.items() if name != "info"}
+    sidecar = {"format": plan.get("format"), "key": plan.get("key"), "info": plan.get("info")}
+    name = os.path.basename(path)
     try:
-        write_atomic(folder, os.path.basename(path), hot.encode_plan(plan))
+        write_atomic(folder, name + INFO_SUFFIX, hot.encode_plan(sidecar))
+        write_atomic(folder, name, hot.encode_plan(hot_part))
     except (OSError, ValueError) as exc:
-        return f"cannot write the plan cache {path}: {exc}; set CASTORE_HOOK_CACHE_DIR"
+        return (
+            f"cannot write the plan cache {path}: {exc}; the slow path runs at every start "
+            "(set CASTORE_HOOK_CACHE_DIR)"
+        )
     return ""
+
+
+def load_info(path: Optional[str], key: object) -> Optional[dict[str, Any]]:
+    """The ``info`` stored beside the plan at ``path`` for ``key``, or ``None``."""
+    if not path:
+        return None
+    sidecar, _reason = hot.read_plan(path + INFO_SUFFIX)
+    if sidecar is None or sidecar.get("key") != key or not isinstance(sidecar.get("info"), dict):
+        return None
+    info: dict[str, Any] = sidecar["info"]
+    return info

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, config, resolve
+from castore_hook import __version__, _plancache, config, resolve
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
 _lock = threading.RLock()
@@ -32,15 +32,25 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
     """The plan applied at start-up, or a freshly decided one (not applied, not cached)."""
     state = hot.state
     if state is not None and isinstance(state.get("plan"), dict):
-        return state["plan"], ""
+        plan: dict[str, Any] = state["plan"]
+        if "info" not in plan:  # a cache hit: the human side lives in the sidecar file
+            info = _plancache.load_info(state.get("cache_file"), plan.get("key"))
+            if info is None:
+                info = _fresh_plan()["info"]
+            plan = {**plan, "info": info}
+        return plan, ""
     if state is not None and state.get("outcome") == "deactivated":
         return None, ""
+    return _fresh_plan(), "not applied in this interpreter; shown as it would be decided now"
+
+
+def _fresh_plan() -> dict[str, Any]:
+    """The plan as it would be decided now for this environment (not applied, not cached)."""
     environ = dict(os.environ)
     ignore_env = hot.hook_environ_ignored()
     key = hot.interpreter_key(environ, ignore_env)
     folder = hot.cache_dir(environ, sys.platform, ignore_env)
-    plan = resolve.build_plan(environ, key, folder, ignore_env)
-    return plan, "not applied in this interpreter; shown as it would be decided now"
+    return resolve.build_plan(environ, key, folder, ignore_env)
 
 
 def _cache_state(state: dict[str, Any]) -> str:

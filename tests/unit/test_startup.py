@@ -132,7 +132,7 @@ def _plan(tmp_path: Path, **overrides: object) -> dict[str, object]:
         "set": (("SSL_CERT_FILE", str(bundle)),),
         "unset": (),
         "hooks": None,
-        "info": {},
+        "info": {"trail": ("a line",)},
     }
     plan.update(overrides)
     return plan
@@ -305,7 +305,10 @@ def test_store_plan_round_trip(tmp_path: Path) -> None:
     assert (path.stat().st_mode & 0o777) == 0o600
     loaded, reason = hot.read_plan(str(path))
     assert reason == ""
-    assert loaded == plan
+    # The start-up file holds everything but the human side, which goes to the sidecar.
+    assert loaded == {name: value for name, value in plan.items() if name != "info"}
+    assert _plancache.load_info(str(path), plan["key"]) == plan["info"]
+    assert _plancache.load_info(str(path), ("another key",)) is None
 
 
 def test_store_plan_reports_unwritable_folder(tmp_path: Path) -> None:
@@ -336,3 +339,15 @@ def test_sweep_removes_old_and_orphaned_temporaries(tmp_path: Path) -> None:
     assert not old.exists()
     assert new.exists()
     assert keep.exists()
+
+
+def test_importing_the_module_outside_site_applies_nothing(tmp_path: Path) -> None:
+    # Only site.py's .pth processing triggers run() at import; the API, tests and python -S
+    # importing the module must not change the process.
+    code = "import _castore_hook as h, os; print(h.state, os.environ.get('SSL_CERT_FILE'))"
+    src = str(Path(hot.__file__).parent)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": src, "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["None", "None"]
