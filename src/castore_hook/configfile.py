@@ -1,0 +1,242 @@
+"""Config files for the CLI: where they are, what they say, a starter file, ``enabled`` edits.
+
+CLI-only code: never imported at start-up. ``tomlkit`` (a round-tripping TOML library, so that
+``enable``/``disable`` keep the operator's comments and layout) is imported inside the
+functions that edit, never at module import.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from castore_hook import config
+from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
+
+_APP = "castore-hook"
+_FILE_NAME = "config.toml"
+#: Keys in the order ``config show`` prints them.
+KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi")
+
+STARTER = """\
+# castore-hook configuration (TOML). Every key is optional; a key left out keeps
+# the value of an earlier file (site files, then the user file) or the default.
+# Reference: `castore-hook config --help` and docs/configuration.md.
+# Check the result with `castore-hook config show` and `castore-hook doctor`.
+#
+# Everything below is commented out on purpose: an explicit `enabled = true` in
+# a user file would override an administrator's `enabled = false` in a site
+# file.
+
+# Master switch. `castore-hook enable` / `castore-hook disable` flip it.
+# enabled = true
+
+# CA sources, tried in order; the first usable one wins.
+#   env      SSL_CERT_FILE / SSL_CERT_DIR already set by the user
+#   system   the OS store (/etc/ssl/certs/ca-certificates.crt, ...)
+#   certifi  certifi's Mozilla bundle
+#   openssl  OpenSSL's compiled-in default file and folder
+#   native   the OS verifier through truststore (castore-hook[native])
+#   file:/abs/path.pem, dir:/abs/hashed-folder
+# sources = ["env", "system", "certifi"]
+
+# Certificates always trusted in addition (absolute paths to PEM files),
+# e.g. a corporate TLS-inspection root.
+# extra = ["/etc/corp/root-ca.pem"]
+
+# Variables exported to this process and its children; ["all"] adds
+# REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, PIP_CERT, AWS_CA_BUNDLE, GIT_SSL_CAINFO,
+# NODE_EXTRA_CA_CERTS, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, HTTPLIB2_CA_CERTS.
+# export = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+
+# In-process: default SSL contexts load the chosen trust.
+# patch = true
+
+# In-process: certifi.where()/contents() return the chosen trust.
+# certifi = true
+"""
+
+
+class ConfigFileError(Exception):
+    """A config file cannot be located, read, parsed or written; the message says why."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """One config file castore-hook reads, with its role and state."""
+
+    path: str
+    role: str  # "site", "user" or "override" (CASTORE_HOOK_CONFIG)
+    exists: bool
+    read: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, "role": self.role, "exists": self.exists, "read": self.read}
+
+
+def site_path() -> str:
+    """The most important site file (first ``site_config_dir`` entry; Linux: the first
+    ``$XDG_CONFIG_DIRS`` entry, default ``/etc/xdg``) — the one ``--site`` edits."""
+    import platformdirs
+
+    folders = platformdirs.site_config_dir(_APP, appauthor=False, multipath=True)
+    first = next((f for f in folders.split(os.pathsep) if f), "")
+    if not first or not os.path.isabs(first):
+        raise ConfigFileError(f"no usable site config folder (platformdirs gave {folders!r})")
+    return os.path.join(first, _FILE_NAME)
+
+
+def user_path() -> str:
+    """The user file (``user_config_dir/config.toml``) — the one ``--user`` edits."""
+    import platformdirs
+
+    folder = platformdirs.user_config_dir(_APP, appauthor=False)
+    if not folder or not os.path.isabs(folder):
+        raise ConfigFileError(f"no usable user config folder (platformdirs gave {folder!r})")
+    return os.path.join(folder, _FILE_NAME)
+
+
+def override_path(env: Mapping[str, str]) -> Optional[str]:
+    """``CASTORE_HOOK_CONFIG`` when it is set (and honoured), else ``None``."""
+    value = env.get(config.ENV_CONFIG, "")
+    return value or None
+
+
+def target_path(env: Mapping[str, str], scope: Optional[str]) -> str:
+    """The file ``init``/``enable``/``disable`` act on.
+
+    ``scope`` is ``"site"``, ``"user"`` or ``None``; ``None`` means the file that is actually
+    read: ``CASTORE_HOOK_CONFIG`` when set, else the user file.
+    """
+    if scope == "site":
+        return site_path()
+    if scope == "user":
+        return user_path()
+    override = override_path(env)
+    if override is not None:
+        if not os.path.isabs(override):
+            raise ConfigFileError(f"{config.ENV_CONFIG}={override!r} is not an absolute path")
+        return override
+    return user_path()
+
+
+def locations(env: Mapping[str, str]) -> list[Location]:
+    """Every file castore-hook considers, in read order, and which were read."""
+    cfg = config.load_config(env)
+    override = override_path(env)
+    try:
+        user = user_path()
+    except Exception:
+        user = ""
+    result = []
+    for path in cfg.candidates:
+        role = "override" if override is not None else ("user" if path == user else "site")
+        result.append(Location(path, role, os.path.lexists(path), path in cfg.files_read))
+    return result
+
+
+def effective(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], config.Config]:
+    """The merged values, the origin of each (a file, an env var, or ``"default"``), and the
+    whole ``Config`` (for its problems)."""
+    cfg = config.load_config(env)
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        value = getattr(cfg, key)
+        values[key] = list(value) if isinstance(value, tuple) else value
+    origins = {key: cfg.origins.get(key, "default") for key in KEYS}
+    return values, origins, cfg
+
+
+def toml_value(value: Any) -> str:
+    """A value as it would be written in TOML (for ``config show``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    import json
+
+    return json.dumps(str(value))
+
+
+# --------------------------------------------------------------------------------------------
+# Editing
+
+
+def set_enabled_text(text: str, value: bool) -> str:
+    """``text`` (a TOML document) with top-level ``enabled`` set to ``value``.
+
+    Comments, blank lines, key order and formatting survive; a missing key is added among the
+    top-level keys (before any table). Raises ``ConfigFileError`` for invalid TOML, naming the
+    line: a file we cannot parse is never rewritten.
+    """
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        document = tomlkit.parse(text)
+    except ParseError as exc:
+        line = getattr(exc, "line", None)
+        where = f"line {line}: " if line else ""
+        raise ConfigFileError(f"{where}invalid TOML ({exc}); fix it first") from None
+    except Exception as exc:
+        raise ConfigFileError(f"invalid TOML ({exc}); fix it first") from None
+    document["enabled"] = value
+    return tomlkit.dumps(document)
+
+
+def _read_text(path: str) -> Optional[tuple[str, int]]:
+    """The file's text and permission bits, or ``None`` when it does not exist."""
+    try:
+        data = read_regular_file(path, CONFIG_LIMIT, check_owner=False)
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+    except UnsafeFile as exc:
+        raise ConfigFileError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8"), mode
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path} is not UTF-8 text; fix it first") from None
+
+
+def _write(path: str, text: str, mode: int) -> None:
+    """Write atomically (temp file + ``os.replace``): a reader never sees half a file, and the
+    new inode makes every cached plan stale at once."""
+    from castore_hook._plancache import write_atomic
+
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, mode=0o755, exist_ok=True)
+        # Never group/other-writable: castore-hook refuses such files (DESIGN §5).
+        write_atomic(folder, os.path.basename(path), text.encode("utf-8"), mode & 0o755)
+    except OSError as exc:
+        raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def set_enabled(path: str, value: bool) -> bool:
+    """Set ``enabled`` in the file at ``path`` (created if missing); return whether the file
+    changed. Raises ``ConfigFileError``."""
+    current = _read_text(path)
+    if current is None:
+        text, mode = "", 0o644
+    else:
+        text, mode = current
+    new = set_enabled_text(text, value)
+    if current is not None and new == text:
+        return False
+    _write(path, new, mode)
+    return True
+
+
+def init(path: str, force: bool) -> None:
+    """Write the commented starter file; refuse to overwrite without ``force``."""
+    if os.path.lexists(path) and not force:
+        raise ConfigFileError(f"{path} already exists; use --force to overwrite it")
+    _write(path, STARTER, 0o644)

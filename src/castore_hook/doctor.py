@@ -1,0 +1,745 @@
+"""``castore-hook doctor``: every check, each with a verdict and a fix.
+
+CLI-only code. Each check returns :class:`Check` objects; ``failed`` verdicts make the command
+exit 1. Nothing here changes configuration; the only side effects are the ones start-up has
+anyway (the cache folder is created if missing) and a few timed ``python -c pass`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import stat
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import _castore_hook as hot
+from castore_hook import _plancache, config, resolve, sources
+from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
+
+OK = "ok"
+WARN = "warn"
+FAIL = "fail"
+INFO = "info"
+
+#: PEP 829 (``.start`` files) is processed from this version on.
+PEP829_VERSION = (3, 15)
+#: Distributions that patch CA handling at start-up too and fight over the same trust.
+CONFLICTING_DISTRIBUTIONS = {
+    "pip-system-certs": "patches requests/pip to use the OS store through truststore at start-up",
+    "certifi-linux": "replaces certifi's bundle with the Linux system store",
+    "python-certifi-win32": "patches certifi to add the Windows store at start-up",
+}
+#: Words in a ``.pth`` import line that suggest it sets CA variables or patches trust.
+PTH_MARKERS = ("SSL_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "certifi", "truststore")
+#: Hot-path budget (DESIGN §1): share of bare interpreter start-up.
+BUDGET = 0.04
+TIMING_RUNS = 20
+
+
+@dataclass
+class Check:
+    area: str
+    verdict: str
+    title: str
+    details: list[str] = field(default_factory=list)
+    fix: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "area": self.area,
+            "verdict": self.verdict,
+            "title": self.title,
+            "details": self.details,
+            "fix": self.fix,
+        }
+
+
+@dataclass
+class Context:
+    """What the checks share: the environment as the user set it and the parsed config."""
+
+    environ: Mapping[str, str]
+    ignore_env: bool
+    env: dict[str, str]
+    cfg: config.Config
+    plan: Optional[dict[str, Any]]
+    timing: bool = True
+
+
+def make_context(timing: bool = True) -> Context:
+    environ = dict(os.environ)
+    ignore_env = hot.hook_environ_ignored()
+    env = resolve.decision_environ(environ, ignore_env)
+    state = hot.state
+    plan = state.get("plan") if state else None
+    return Context(
+        environ=environ,
+        ignore_env=ignore_env,
+        env=env,
+        cfg=config.load_config(env),
+        plan=plan if isinstance(plan, dict) else None,
+        timing=timing,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up files
+
+
+def site_folders() -> list[tuple[str, bool]]:
+    """``(folder, processed)`` for every site folder: ``processed`` is whether ``site``
+    reads ``.pth``/``.start`` files there in this interpreter."""
+    folders: list[tuple[str, bool]] = []
+    no_site = bool(sys.flags.no_site)
+    try:
+        for folder in site.getsitepackages():
+            folders.append((folder, not no_site))
+    except Exception:
+        pass
+    try:
+        user = site.getusersitepackages()
+        folders.append((user, not no_site and bool(site.ENABLE_USER_SITE)))
+    except Exception:
+        pass
+    seen: set[str] = set()
+    unique = []
+    for folder, processed in folders:
+        if folder not in seen:
+            seen.add(folder)
+            unique.append((folder, processed))
+    return unique
+
+
+def check_startup(ctx: Context) -> list[Check]:
+    checks: list[Check] = []
+    pep829 = sys.version_info >= PEP829_VERSION
+    reads = ".start files (PEP 829)" if pep829 else ".pth files"
+    found_any = False
+    for folder, processed in site_folders():
+        pth = os.path.join(folder, "castore_hook.pth")
+        start = os.path.join(folder, "castore_hook.start")
+        has_pth, has_start = os.path.isfile(pth), os.path.isfile(start)
+        if not (has_pth or has_start):
+            continue
+        found_any = True
+        names = " and ".join(
+            n for n, h in (("castore_hook.pth", has_pth), ("castore_hook.start", has_start)) if h
+        )
+        used = start if pep829 and has_start else pth
+        if processed:
+            checks.append(
+                Check(
+                    "startup",
+                    OK,
+                    f"{names} in {folder}",
+                    [f"processed by this interpreter (Python {_pyver()} reads {reads}): {used}"],
+                )
+            )
+        elif sys.flags.no_site:
+            checks.append(
+                Check(
+                    "startup",
+                    FAIL,
+                    f"{names} in {folder} is not processed",
+                    ["this interpreter runs with -S (sys.flags.no_site): site reads no .pth"],
+                    "run Python without -S, or call castore_hook.activate() in the program",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "startup",
+                    FAIL,
+                    f"{names} in the user site folder {folder} is not processed",
+                    ["user site-packages are off (python -s, PYTHONNOUSERSITE, or a venv)"],
+                    "install castore-hook into this environment's site-packages instead",
+                )
+            )
+    if not found_any:
+        checks.append(
+            Check(
+                "startup",
+                FAIL,
+                "castore_hook.pth is in no site folder of this interpreter",
+                [f"looked in: {', '.join(f for f, _ in site_folders()) or 'nothing'}"],
+                "reinstall: pip install --force-reinstall castore-hook",
+            )
+        )
+    checks.append(_check_ran(ctx))
+    return checks
+
+
+def _pyver() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _check_ran(ctx: Context) -> Check:
+    state = hot.state
+    if not ctx.ignore_env and hot._flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
+        return Check(
+            "startup",
+            WARN,
+            "CASTORE_HOOK_DISABLE is set: the hook is off in every interpreter that sees it",
+            fix="unset CASTORE_HOOK_DISABLE (or set it to 0)",
+        )
+    if state is None:
+        return Check(
+            "startup",
+            FAIL if not sys.flags.no_site else WARN,
+            "the start-up hook did not run in this interpreter",
+            ["no castore_hook.pth was processed (python -S, embedded, or not installed here)"],
+            "run without -S, reinstall castore-hook, or call castore_hook.activate()",
+        )
+    outcome = state.get("outcome")
+    if outcome == "error":
+        return Check(
+            "startup",
+            FAIL,
+            "the start-up hook failed and left Python stock",
+            [str(state.get("error"))],
+            "run with CASTORE_HOOK_DEBUG=1 to see the failing step, and report it",
+        )
+    details = []
+    if state.get("miss"):
+        details.append(f"took the slow path: {state['miss']}")
+    errors = list(state.get("hook_errors", ()))
+    hooks = sys.modules.get("castore_hook._hooks")
+    errors.extend(getattr(hooks, "failures", ()) if hooks else ())
+    if errors:
+        return Check(
+            "startup",
+            FAIL,
+            "the in-process trust failed in this interpreter",
+            [*details, *errors],
+            "run castore-hook status and report the errors above",
+        )
+    return Check("startup", OK, f"the hook ran in this interpreter (outcome: {outcome})", details)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def check_config(ctx: Context) -> list[Check]:
+    checks: list[Check] = []
+    cfg = ctx.cfg
+    by_path: dict[str, list[config.Problem]] = {}
+    loose: list[config.Problem] = []
+    for problem in cfg.problems:
+        if problem.path in cfg.candidates:
+            by_path.setdefault(str(problem.path), []).append(problem)
+        else:
+            loose.append(problem)
+    for path in cfg.candidates:
+        problems = by_path.get(path, [])
+        if not os.path.lexists(path):
+            checks.append(Check("config", INFO, f"{path}: absent (fine: every key is optional)"))
+            continue
+        lines = [f"{p.where()}: {p.message}" for p in problems]
+        if any(p.fatal for p in problems):
+            checks.append(
+                Check(
+                    "config",
+                    FAIL,
+                    f"{path}: cannot be used; castore-hook stays off everywhere",
+                    lines,
+                    f"fix the line(s) above in {path}, then run castore-hook doctor",
+                )
+            )
+        elif problems:
+            checks.append(
+                Check(
+                    "config",
+                    WARN,
+                    f"{path}: read; entries dropped",
+                    lines,
+                    f"correct or remove the entries above in {path}",
+                )
+            )
+        else:
+            checks.append(Check("config", OK, f"{path}: read"))
+    for problem in loose:
+        where = problem.where()
+        checks.append(
+            Check(
+                "config",
+                FAIL if problem.fatal else WARN,
+                f"{where + ': ' if where else ''}{problem.message}",
+                fix="correct the variable or setting named above",
+            )
+        )
+    state = f"enabled = {str(cfg.enabled).lower()} (from {cfg.origins.get('enabled', 'default')})"
+    if cfg.usable and not cfg.enabled:
+        checks.append(
+            Check(
+                "config", WARN, f"castore-hook is switched off: {state}", fix="castore-hook enable"
+            )
+        )
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Ownership and permissions
+
+
+def _owner_check(path: str, what: str) -> Optional[Check]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return Check("permissions", FAIL, f"{what} {path}: cannot stat ({exc.strerror or exc})")
+    problem = ownership_problem(st, path)
+    if problem is None:
+        mode = stat.S_IMODE(st.st_mode)
+        return Check("permissions", OK, f"{what} {path} (mode {mode:04o}, uid {st.st_uid})")
+    if "writable" in problem:
+        fix = f"chmod go-w {path}"
+    else:
+        fix = f"chown $(id -u) {path}  (or have root own it)"
+    return Check("permissions", FAIL, f"{what} refused: {problem}", fix=fix)
+
+
+def check_permissions(ctx: Context) -> list[Check]:
+    checks = []
+    for path in ctx.cfg.candidates:
+        found = _owner_check(path, "config file")
+        if found:
+            checks.append(found)
+    for path in ctx.cfg.extra:
+        found = _owner_check(path, "extra file")
+        if found:
+            checks.append(found)
+    folder = hot.cache_dir(ctx.environ, sys.platform, ctx.ignore_env)
+    if folder:
+        path = os.path.join(folder, hot.plan_file_name())
+        getuid = getattr(os, "getuid", None)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and getuid is not None:
+            if st.st_uid != getuid() or st.st_mode & 0o022:
+                checks.append(
+                    Check(
+                        "permissions",
+                        FAIL,
+                        f"plan cache {path} is not owned by this user or is writable by others; "
+                        "it is ignored",
+                        fix=f"rm {path}; castore-hook refresh",
+                    )
+                )
+            else:
+                checks.append(
+                    Check(
+                        "permissions",
+                        OK,
+                        f"plan cache {path} (mode {stat.S_IMODE(st.st_mode):04o}, yours)",
+                    )
+                )
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Sources and extras
+
+
+def check_sources(ctx: Context) -> list[Check]:
+    checks: list[Check] = []
+    if not ctx.cfg.usable:
+        return [
+            Check(
+                "sources",
+                INFO,
+                "sources not probed: the configuration cannot be used (see config above)",
+            )
+        ]
+    entries = [e for e in sys.path if e and os.path.isabs(e)]
+    chosen: Optional[str] = None
+    for token in ctx.cfg.sources:
+        probe = sources.probe(token, ctx.env, path_entries=entries)
+        material = probe.material
+        if material is not None:
+            where = material.cafile or material.capath or "in memory"
+            unit = "hash entries" if material.form == "folder" else "roots"
+            count = "" if material.native else f", {material.count} {unit}"
+            if chosen is None:
+                chosen = token
+                checks.append(
+                    Check(
+                        "sources",
+                        OK,
+                        f"{token}: usable, chosen ({material.form}{count})",
+                        [where, *probe.problems],
+                    )
+                )
+            else:
+                checks.append(
+                    Check(
+                        "sources",
+                        INFO,
+                        f"{token}: usable, not needed ({material.form}{count})",
+                        [where],
+                    )
+                )
+            continue
+        verdict = INFO if token == "env" and not probe.problems else WARN  # noqa: S105
+        fix = ""
+        if probe.problems:
+            fix = _source_fix(token)
+        checks.append(
+            Check(
+                "sources",
+                verdict,
+                f"{token}: not usable",
+                probe.problems or probe.trail[-1:],
+                fix,
+            )
+        )
+    if chosen is None:
+        checks.append(
+            Check(
+                "sources",
+                FAIL,
+                "no configured source is usable: castore-hook changes nothing",
+                [f"sources = {list(ctx.cfg.sources)}"],
+                'add a usable source, e.g. sources = ["env", "system", "certifi"], and '
+                "install ca-certificates or certifi",
+            )
+        )
+    checks.extend(_check_extras(ctx))
+    return checks
+
+
+_SOURCE_FIXES = {
+    "env": "point SSL_CERT_FILE/SSL_CERT_DIR at real CA material, or unset them",
+    "system": "install the distribution's ca-certificates package",
+    "certifi": "pip install certifi",
+    "openssl": "OpenSSL's compiled-in locations are empty; use another source",
+    "native": "pip install 'castore-hook[native]' (Python 3.10+)",
+}
+
+
+def _source_fix(token: str) -> str:
+    return _SOURCE_FIXES.get(token, "correct the path in the configuration")
+
+
+def _check_extras(ctx: Context) -> list[Check]:
+    checks = []
+    for path in ctx.cfg.extra:
+        try:
+            data = read_regular_file(path, CA_LIMIT)
+        except (UnsafeFile, OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            checks.append(
+                Check(
+                    "extra",
+                    FAIL,
+                    f"extra {path}: not usable ({reason})",
+                    fix="fix the path or permissions, or remove it from `extra`",
+                )
+            )
+            continue
+        found = sources.pem_certificates(data)
+        if not found:
+            checks.append(
+                Check(
+                    "extra",
+                    FAIL,
+                    f"extra {path}: holds no certificate",
+                    fix="put the PEM root certificate (BEGIN CERTIFICATE) in that file",
+                )
+            )
+        else:
+            checks.append(Check("extra", OK, f"extra {path}: {len(found)} certificate(s)"))
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Cache and cost
+
+
+def check_cache(ctx: Context) -> list[Check]:
+    folder = hot.cache_dir(ctx.environ, sys.platform, ctx.ignore_env)
+    if not folder:
+        return [
+            Check(
+                "cache",
+                FAIL,
+                "no cache folder can be determined (HOME and XDG_CACHE_HOME unset or relative)",
+                ["the slow path runs at every interpreter start"],
+                "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder",
+            )
+        ]
+    problem = _plancache.folder_problem(folder)
+    if problem:
+        return [
+            Check(
+                "cache",
+                FAIL,
+                f"the plan cache cannot be written: {problem}",
+                ["the slow path runs at every interpreter start (slow, never wrong)"],
+                "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder, or fix the folder's owner",
+            )
+        ]
+    path = os.path.join(folder, hot.plan_file_name())
+    plan, reason = hot.read_plan(path)
+    if plan is None:
+        return [
+            Check(
+                "cache",
+                WARN,
+                f"{folder}: writable; no usable plan ({reason})",
+                fix="castore-hook refresh",
+            )
+        ]
+    key = hot.interpreter_key(ctx.environ, ctx.ignore_env)
+    stale = hot.check_plan(plan, key)
+    if stale:
+        return [
+            Check(
+                "cache",
+                WARN,
+                f"{path}: stale ({stale})",
+                ["the next interpreter decides again and rewrites it"],
+                "castore-hook refresh",
+            )
+        ]
+    return [Check("cache", OK, f"{path}: fresh, writable folder")]
+
+
+def time_hot_path(ctx: Context, runs: int = TIMING_RUNS) -> tuple[Optional[float], str]:
+    """Median microseconds of the start-up work on a warm cache, and the outcome seen."""
+    environ: dict[str, str] = dict(ctx.environ)
+    _plan, facts = hot.obtain_plan(environ, ctx.ignore_env, environ)  # warm-up
+    if facts.get("outcome") != "hit":
+        runs = min(runs, 3)  # every run takes the slow path: a few samples say enough
+    samples = []
+    outcome = ""
+    for _ in range(runs):
+        started = time.perf_counter()
+        _plan, facts = hot.obtain_plan(environ, ctx.ignore_env, environ)
+        samples.append((time.perf_counter() - started) * 1e6)
+        outcome = str(facts.get("outcome"))
+    return statistics.median(samples), outcome
+
+
+def _bare_startup_ms(ctx: Context, runs: int = 5) -> Optional[float]:
+    """Wall time of ``python -c pass`` with the hook switched off: best of ``runs``."""
+    env = dict(ctx.environ)
+    env["CASTORE_HOOK_DISABLE"] = "1"
+    best: Optional[float] = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        try:
+            subprocess.run(
+                [sys.executable, "-c", "pass"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        elapsed = (time.perf_counter() - started) * 1000
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def check_cost(ctx: Context) -> list[Check]:
+    if not ctx.timing:
+        return [Check("cost", INFO, "hot-path timing skipped (--no-timing)")]
+    if not ctx.ignore_env and hot._flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
+        return [Check("cost", INFO, "hot path not timed: CASTORE_HOOK_DISABLE is set")]
+    try:
+        micros, outcome = time_hot_path(ctx)
+    except Exception as exc:
+        return [Check("cost", WARN, f"could not time the hot path: {type(exc).__name__}: {exc}")]
+    if micros is None:
+        return [Check("cost", WARN, "could not time the hot path")]
+    bare = _bare_startup_ms(ctx)
+    details = [f"median of {TIMING_RUNS} runs of _castore_hook.obtain_plan in this process"]
+    share = None
+    if bare:
+        share = micros / 1000 / bare
+        details.append(f"bare `python -c pass` here: {bare:.1f} ms (best of 5)")
+    title = f"hot path: {micros:.0f} µs per interpreter start"
+    if share is not None:
+        title += f" ({share * 100:.1f} % of bare start-up)"
+    if outcome != "hit":
+        return [
+            Check(
+                "cost",
+                WARN,
+                f"{title}, but the cache never hits (outcome {outcome!r})",
+                details,
+                "see the cache check; every start takes the slow path",
+            )
+        ]
+    if share is not None and share > BUDGET:
+        return [
+            Check(
+                "cost",
+                WARN,
+                f"{title}: over the {BUDGET * 100:.0f} % budget",
+                [*details, "slow disks or many stat'ed paths make every start slower"],
+                "keep sources short; a hashed folder source stats fewer files than a bundle",
+            )
+        ]
+    return [Check("cost", OK, title, details)]
+
+
+# --------------------------------------------------------------------------------------------
+# Conflicts and OpenSSL
+
+
+def _installed(name: str) -> Optional[str]:
+    try:
+        from importlib import metadata
+
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def pth_mentions(text: str) -> list[str]:
+    """The ``import`` lines of a ``.pth`` text (the only lines site executes) that mention
+    CA variables or trust-patching packages."""
+    hits = []
+    for line in text.splitlines():
+        if line.startswith(("import ", "import\t")) and any(m in line for m in PTH_MARKERS):
+            hits.append(line.strip()[:100])
+    return hits
+
+
+def check_conflicts(ctx: Context) -> list[Check]:
+    checks: list[Check] = []
+    for name, what in CONFLICTING_DISTRIBUTIONS.items():
+        version = _installed(name)
+        if version:
+            checks.append(
+                Check(
+                    "conflicts",
+                    FAIL,
+                    f"{name} {version} is installed: it {what}",
+                    ["two start-up hooks fighting over the trust store give unpredictable TLS"],
+                    f"pip uninstall {name}  (castore-hook covers it: sources, extra, certifi)",
+                )
+            )
+    import ssl
+
+    module = getattr(ssl.SSLContext, "__module__", "ssl")
+    native = bool(ctx.plan and (ctx.plan.get("hooks") or {}).get("native"))
+    if module != "ssl":
+        checks.append(
+            Check(
+                "conflicts",
+                OK if native else WARN,
+                f"ssl.SSLContext is replaced by {module}.{ssl.SSLContext.__name__}",
+                ["expected with the 'native' source"]
+                if native
+                else ["truststore.inject_into_ssl() or similar ran; it bypasses this trust"],
+                "" if native else "remove the inject_into_ssl() call, or use sources = ['native']",
+            )
+        )
+    for folder, _processed in site_folders():
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".pth"))
+        except OSError:
+            continue
+        for name in names:
+            if name == "castore_hook.pth":
+                continue
+            path = os.path.join(folder, name)
+            try:
+                text = read_regular_file(path, 1 << 16, check_owner=False).decode(
+                    "utf-8", "replace"
+                )
+            except (UnsafeFile, OSError, ValueError):
+                continue
+            hits = pth_mentions(text)
+            if hits:
+                checks.append(
+                    Check(
+                        "conflicts",
+                        WARN,
+                        f"{path} runs code that touches CA settings at start-up",
+                        hits[:3],
+                        "find the package that installed it (pip show -f) and remove it, or "
+                        "make sure it agrees with castore-hook",
+                    )
+                )
+    if not checks:
+        checks.append(Check("conflicts", OK, "no conflicting start-up hooks found"))
+    return checks
+
+
+def check_openssl(ctx: Context) -> list[Check]:
+    import ssl
+
+    version = ssl.OPENSSL_VERSION
+    if version.startswith("LibreSSL"):
+        if ctx.cfg.patch:
+            return [
+                Check(
+                    "openssl",
+                    WARN,
+                    f"{version} ignores SSL_CERT_FILE/SSL_CERT_DIR",
+                    [
+                        "in this Python only the in-process patch (patch = true) applies the "
+                        "trust; exports still reach other programs"
+                    ],
+                    "keep patch = true",
+                )
+            ]
+        return [
+            Check(
+                "openssl",
+                FAIL,
+                f"{version} ignores SSL_CERT_* and patch = false: no trust reaches this Python",
+                fix="set patch = true in the config",
+            )
+        ]
+    return [Check("openssl", OK, f"{version} honours SSL_CERT_FILE and SSL_CERT_DIR")]
+
+
+ALL_CHECKS = (
+    check_startup,
+    check_config,
+    check_permissions,
+    check_sources,
+    check_cache,
+    check_cost,
+    check_conflicts,
+    check_openssl,
+)
+
+
+def run_checks(ctx: Optional[Context] = None) -> list[Check]:
+    """Every check, in a fixed order. A check that crashes becomes a failed check."""
+    ctx = ctx or make_context()
+    results: list[Check] = []
+    for check in ALL_CHECKS:
+        try:
+            results.extend(check(ctx))
+        except Exception as exc:
+            area = check.__name__.replace("check_", "")
+            results.append(
+                Check(area, FAIL, f"the check crashed: {type(exc).__name__}: {exc}", fix="report")
+            )
+    return results
+
+
+def summary(checks: Sequence[Check]) -> dict[str, int]:
+    counts = {OK: 0, WARN: 0, FAIL: 0, INFO: 0}
+    for check in checks:
+        counts[check.verdict] = counts.get(check.verdict, 0) + 1
+    return counts

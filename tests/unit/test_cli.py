@@ -1,0 +1,517 @@
+"""Unit tests of the CLI's pure parts: target parsing, failure classification, text
+formatting, config-file editing (tomlkit round trip), doctor helpers, exit codes."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import ssl
+import stat
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import pytest
+
+from castore_hook import cli, configfile, doctor, verify
+
+TARGET = verify.Target("example.test", 443, "example.test")
+
+
+# --------------------------------------------------------------------------------------------
+# verify: targets
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [
+        ("https://example.test/", "example.test", 443),
+        ("https://Example.Test:8443/path?q=1", "example.test", 8443),
+        ("example.test", "example.test", 443),
+        ("example.test:8443", "example.test", 8443),
+        ("127.0.0.1:4433", "127.0.0.1", 4433),
+        ("[::1]:4433", "::1", 4433),
+        ("[::1]", "::1", 443),
+        ("::1", "::1", 443),
+        ("https://[::1]:9/", "::1", 9),
+    ],
+)
+def test_parse_target(text: str, host: str, port: int) -> None:
+    target = verify.parse_target(text)
+    assert (target.host, target.port, target.server_name) == (host, port, host)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "http://example.test/",
+        "ftp://x",
+        "example.test:0",
+        "example.test:99999",
+        "example.test:http",
+        "https://x:notaport/",
+        "[::1",
+        "[::1]x",
+        "a b",
+        "https:///path",
+    ],
+)
+def test_parse_target_rejects(text: str) -> None:
+    with pytest.raises(verify.UsageError):
+        verify.parse_target(text)
+
+
+def test_target_display() -> None:
+    assert verify.Target("::1", 443, "::1").display() == "[::1]:443"
+    assert TARGET.display() == "example.test:443"
+
+
+# --------------------------------------------------------------------------------------------
+# verify: classification
+
+
+def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    exc = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    exc.verify_code = code
+    exc.verify_message = message
+    return exc
+
+
+def cert(subject: str, issuer: str, names: Optional[list[str]] = None) -> verify.CertInfo:
+    return verify.CertInfo(subject, issuer, "Jan  1 00:00:00 2020 GMT", names or [])
+
+
+def test_classify_root_missing_with_chain() -> None:
+    sent = [cert("CN=leaf", "CN=Inter"), cert("CN=Inter", "CN=Root")]
+    failure = verify.classify(
+        verify_error(20, "unable to get local issuer certificate"), TARGET, 10, sent
+    )
+    assert failure.kind == "root-missing"
+    assert failure.message.startswith("root missing")
+    assert "'CN=Root'" in failure.message
+    assert "extra" in failure.fix
+    assert failure.code == 20
+    assert "2 certificate(s)" in failure.details[0]
+
+
+def test_classify_leaf_only_mentions_intermediate() -> None:
+    sent = [cert("CN=leaf", "CN=Some Intermediate")]
+    failure = verify.classify(
+        verify_error(20, "unable to get local issuer certificate"), TARGET, 10, sent
+    )
+    assert "sent only its own certificate" in failure.message
+    assert "intermediate" in failure.fix and "full chain" in failure.fix
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "kind", "words"),
+    [
+        (10, "certificate has expired", "expired", "renew"),
+        (9, "certificate is not yet valid", "not-yet-valid", "clock"),
+        (18, "self-signed certificate", "self-signed", "extra"),
+        (19, "self-signed certificate in certificate chain", "root-missing", "extra"),
+        (
+            62,
+            "Hostname mismatch, certificate is not valid for 'example.test'.",
+            "hostname",
+            "--name",
+        ),
+        (88, "Basic Constraints of CA cert not marked critical", "strict", "VERIFY_X509_STRICT"),
+        (999, "Missing Authority Key Identifier", "strict", "VERIFY_X509_STRICT"),
+        (7, "certificate signature failure", "cert", "s_client"),
+    ],
+)
+def test_classify_verify_codes(code: int, message: str, kind: str, words: str) -> None:
+    sent = [cert("CN=leaf", "CN=Root", ["DNS:other.test"])]
+    failure = verify.classify(verify_error(code, message), TARGET, 10, sent)
+    assert failure.kind == kind
+    assert words in failure.fix
+    assert failure.openssl == message
+
+
+def test_classify_hostname_lists_names() -> None:
+    sent = [cert("CN=leaf", "CN=Root", ["DNS:other.test", "IP Address:10.0.0.1"])]
+    failure = verify.classify(verify_error(62, "Hostname mismatch"), TARGET, 10, sent)
+    assert "other.test" in failure.message and "'example.test'" in failure.message
+
+
+def test_classify_strict_confirmed_by_retry() -> None:
+    failure = verify.classify(
+        verify_error(88, "Basic Constraints of CA cert not marked critical"),
+        TARGET,
+        10,
+        [],
+        strict_retry_ok=True,
+    )
+    assert failure.kind == "strict"
+    assert "verifies once VERIFY_X509_STRICT is cleared" in failure.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "words"),
+    [
+        (socket.gaierror(-2, "Name or service not known"), "dns", "cannot resolve"),
+        (ConnectionRefusedError(111, "Connection refused"), "refused", "refused"),
+        (socket.timeout("timed out"), "timeout", "within 3 s"),
+        (TimeoutError("timed out"), "timeout", "within 3 s"),
+        (ssl.SSLEOFError(8, "EOF occurred"), "closed", "closed the connection"),
+        (ConnectionResetError(104, "reset"), "closed", "closed the connection"),
+        (ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"), "not-tls", "TLS"),
+        (ssl.SSLError(1, "[SSL: SSLV3_ALERT_HANDSHAKE_FAILURE] alert"), "tls", "handshake"),
+        (OSError(113, "No route to host"), "network", "No route to host"),
+        (RuntimeError("boom"), "error", "boom"),
+    ],
+)
+def test_classify_connection_errors(exc: BaseException, kind: str, words: str) -> None:
+    failure = verify.classify(exc, TARGET, 3.0)
+    assert failure.kind == kind
+    assert words in failure.message
+    assert failure.fix
+    assert "\n" not in failure.message
+
+
+def test_is_strict_message() -> None:
+    assert verify.is_strict_message("Basic Constraints of CA cert not marked critical")
+    assert verify.is_strict_message("Missing Subject Key Identifier")
+    assert not verify.is_strict_message("unable to get local issuer certificate")
+    assert not verify.is_strict_message("certificate has expired")
+
+
+# --------------------------------------------------------------------------------------------
+# verify: certificate text
+
+
+def test_name_text() -> None:
+    subject = ((("organizationName", "Corp"),), (("commonName", "api.corp"),))
+    assert verify.name_text(subject) == "CN=api.corp, O=Corp"
+    assert verify.name_text(()) == "(empty)"
+    assert verify.name_text(None) == "(empty)"
+
+
+def test_expiry_text() -> None:
+    now = ssl.cert_time_to_seconds("Jan  1 00:00:00 2025 GMT")
+    assert verify.expiry_text("Jan 11 00:00:00 2025 GMT", now) == "2025-01-11 (in 10 days)"
+    assert verify.expiry_text("Dec 30 00:00:00 2024 GMT", now) == "2024-12-30 (EXPIRED 2 days ago)"
+    assert verify.expiry_text("Dec 31 23:00:00 2024 GMT", now) == "2024-12-31 (EXPIRED today)"
+    assert verify.expiry_text(None) == "unknown"
+    assert verify.expiry_text("garbage") == "garbage"
+
+
+def test_decode_der_round_trip() -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    der = ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode())
+    info = verify.decode_der(der)
+    assert "trustme" in verify.name_text(info["subject"])
+    assert verify.decode_der(b"not a certificate") == {}
+
+
+def test_format_verify_fits_80_columns() -> None:
+    result = verify.Result(target=TARGET, trust="castore-hook: source system (file+folder)")
+    result.failure = verify.classify(
+        verify_error(20, "unable to get local issuer certificate"),
+        TARGET,
+        10,
+        [cert("CN=leaf", "CN=Some Intermediate CA with a long name", ["DNS:example.test"])],
+    )
+    result.chain = [cert("CN=leaf", "CN=Some Intermediate CA with a long name")]
+    result.chain_kind = "sent"
+    lines = cli.format_verify(result, 10)
+    assert any("FAILED - root missing" in line for line in lines)
+    assert any("NOT verified" in line for line in lines)
+    assert all(len(line) <= 80 for line in lines), lines
+
+
+# --------------------------------------------------------------------------------------------
+# configfile: tomlkit round trip
+
+
+def test_set_enabled_preserves_comments_and_layout() -> None:
+    text = (
+        "# fleet policy\n"
+        "enabled = true   # flipped by ops\n"
+        'sources = ["system",\n           "certifi"]  # two\n'
+        "\n[tool]\nx = 1\n"
+    )
+    out = configfile.set_enabled_text(text, False)
+    assert out == text.replace("enabled = true", "enabled = false")
+    assert configfile.set_enabled_text(out, True) == text
+
+
+def test_set_enabled_adds_key_among_top_level_keys() -> None:
+    text = '# comment\nsources = ["env"]\n\n[tool]\nx = 1\n'
+    out = configfile.set_enabled_text(text, False)
+    assert out.startswith('# comment\nsources = ["env"]\nenabled = false\n')
+    assert out.endswith("[tool]\nx = 1\n")
+    assert configfile.set_enabled_text("", True) == "enabled = true\n"
+
+
+def test_set_enabled_refuses_invalid_toml() -> None:
+    with pytest.raises(configfile.ConfigFileError, match="line 2"):
+        configfile.set_enabled_text("a = 1\nenabled = = true\n", True)
+
+
+def test_set_enabled_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "config.toml"
+    assert configfile.set_enabled(str(path), False) is True
+    assert path.read_text() == "enabled = false\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert configfile.set_enabled(str(path), False) is False
+    inode = path.stat().st_ino
+    assert configfile.set_enabled(str(path), True) is True
+    assert path.stat().st_ino != inode  # atomic replace: every cached plan goes stale
+
+
+def test_set_enabled_strips_group_write(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# mine\n")
+    os.chmod(path, 0o664)
+    configfile.set_enabled(str(path), True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert path.read_text() == "# mine\nenabled = true\n"
+
+
+def test_init_refuses_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "castore-hook" / "config.toml"
+    configfile.init(str(path), force=False)
+    assert path.read_text() == configfile.STARTER
+    with pytest.raises(configfile.ConfigFileError, match="--force"):
+        configfile.init(str(path), force=False)
+    path.write_text("enabled = false\n")
+    configfile.init(str(path), force=True)
+    assert path.read_text() == configfile.STARTER
+
+
+def test_starter_sets_nothing_and_is_valid_toml() -> None:
+    import tomlkit
+
+    assert dict(tomlkit.parse(configfile.STARTER)) == {}
+    assert all(len(line) <= 80 for line in configfile.STARTER.splitlines())
+
+
+def test_target_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "u"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", f"{tmp_path / 's1'}:{tmp_path / 's2'}")
+    assert configfile.target_path({}, "user") == str(tmp_path / "u/castore-hook/config.toml")
+    assert configfile.target_path({}, "site") == str(tmp_path / "s1/castore-hook/config.toml")
+    assert configfile.target_path({}, None) == str(tmp_path / "u/castore-hook/config.toml")
+    override = {"CASTORE_HOOK_CONFIG": "/etc/app.toml"}
+    assert configfile.target_path(override, None) == "/etc/app.toml"
+    with pytest.raises(configfile.ConfigFileError):
+        configfile.target_path({"CASTORE_HOOK_CONFIG": "rel.toml"}, None)
+
+
+def test_toml_value() -> None:
+    assert configfile.toml_value(True) == "true"
+    assert configfile.toml_value(["a", "b"]) == '["a", "b"]'
+    assert configfile.toml_value("/x") == '"/x"'
+
+
+# --------------------------------------------------------------------------------------------
+# Text formatting
+
+
+def test_wrap_never_breaks_paths() -> None:
+    path = "/very/long/" + "x" * 100 + ".pem"
+    lines = cli.wrap(f"extra {path} holds no certificate", 6, "    ! ")
+    assert path in lines[1] or path in lines[0]
+    assert cli.wrap("", 2, "  x: ") == ["  x:"]
+
+
+def test_reflow_fits_and_keeps_tables() -> None:
+    text = "word " * 40 + "\n\nexamples:\n  cmd --flag     " + "explain " * 12 + "\n"
+    out = cli.reflow(text)
+    assert all(len(line) <= 79 for line in out.splitlines())
+    assert "examples:" in out.splitlines()
+    continuation = [line for line in out.splitlines() if line.startswith(" " * 17)]
+    assert continuation  # the long table row wraps under its second column
+
+
+def test_colour_rules() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert cli.colour_enabled(Tty(), {}) is True
+    assert cli.colour_enabled(Tty(), {"NO_COLOR": "1"}) is False
+    assert cli.colour_enabled(Tty(), {"NO_COLOR": ""}) is True
+    assert cli.colour_enabled(io.StringIO(), {}) is False
+    assert cli.paint("x", "ok", False) == "x"
+    assert cli.paint("x", "ok", True) == "\033[32mx\033[0m"
+
+
+def sample_status(**changes: Any) -> Dict[str, Any]:
+    report: Dict[str, Any] = {
+        "version": "0.1.0",
+        "python": "/venv/bin/python",
+        "active": True,
+        "outcome": "hit",
+        "reason": "applied the cached plan",
+        "enabled": True,
+        "source": "system",
+        "form": "file+folder",
+        "material": {"cafile": "/etc/ssl/ca.crt", "capath": "/etc/ssl/certs", "certificates": 3},
+        "bundle": None,
+        "extras": ["/etc/corp/root.pem"],
+        "exported": {"SSL_CERT_FILE": "/etc/ssl/ca.crt"},
+        "unset": [],
+        "config_files": [
+            {"path": "/etc/xdg/castore-hook/config.toml", "exists": False, "read": False}
+        ],
+        "trail": [
+            "in-process loading uses the folder (144 entries >= 144 certificates in "
+            "the file): lazy lookups instead of parsing the bundle"
+        ],
+        "problems": [],
+        "cache": {"dir": "/c", "file": "/c/plan.marshal", "state": "hit", "miss_reason": None},
+    }
+    report.update(changes)
+    return report
+
+
+def test_format_status() -> None:
+    lines = cli.format_status(sample_status())
+    text = "\n".join(lines)
+    assert "state:    active - applied the cached plan" in text
+    assert "source:   system (file+folder, 3 certificates)" in text
+    assert "extra:    /etc/corp/root.pem" in text
+    assert "problems: none" in text
+    assert all(len(line) <= 80 for line in lines), lines
+    problems = [{"where": "/x.toml:3", "message": "invalid TOML: " + "y" * 70}]
+    text = "\n".join(cli.format_status(sample_status(problems=problems, active=False)))
+    assert "state:    inactive" in text and "! /x.toml:3: invalid TOML" in text
+
+
+def test_format_checks() -> None:
+    checks = [
+        doctor.Check(
+            "config",
+            "fail",
+            "/etc/x/config.toml: cannot be used",
+            ["/etc/x:3: bad"],
+            "fix the line",
+        ),
+        doctor.Check("config", "ok", "/home/config.toml: read", [], "never shown"),
+    ]
+    lines = cli.format_checks(checks)
+    assert lines[0] == "config:"
+    assert lines[1].startswith("  FAIL  /etc/x/config.toml")
+    assert "        - /etc/x:3: bad" in lines
+    assert "        fix: fix the line" in lines
+    assert not any("never shown" in line for line in lines)
+
+
+def test_format_config_show() -> None:
+    values = {
+        "enabled": True,
+        "sources": ["certifi"],
+        "extra": ["/" + "p" * 55],
+        "export": ["SSL_CERT_FILE"],
+        "patch": True,
+        "certifi": False,
+    }
+    origins = dict.fromkeys(values, "default")
+    origins["sources"] = "/home/u/.config/castore-hook/config.toml"
+    origins["extra"] = "CASTORE_HOOK_EXTRA"
+    lines = cli.format_config_show(values, origins, [])
+    assert any(
+        line.startswith('sources = ["certifi"]  ')
+        and line.endswith("  # /home/u/.config/castore-hook/config.toml")
+        for line in lines
+    )
+    assert "# CASTORE_HOOK_EXTRA" in lines  # too long for one line: origin above the key
+    assert all(len(line) <= 80 for line in lines)
+
+
+# --------------------------------------------------------------------------------------------
+# doctor helpers and bundle
+
+
+def test_pth_mentions() -> None:
+    text = (
+        "/some/path/with/certifi\n"
+        "import os; os.environ.setdefault('SSL_CERT_FILE', '/x')\n"
+        "import _distutils_hack\n"
+        "# import certifi\n"
+    )
+    assert doctor.pth_mentions(text) == ["import os; os.environ.setdefault('SSL_CERT_FILE', '/x')"]
+
+
+def test_summary_counts() -> None:
+    checks = [doctor.Check("a", v, "t") for v in ("ok", "ok", "warn", "fail", "info")]
+    assert doctor.summary(checks) == {"ok": 2, "warn": 1, "fail": 1, "info": 1}
+
+
+def test_check_config_names_file_and_line(tmp_path: Path) -> None:
+    from castore_hook import config
+
+    path = tmp_path / "config.toml"
+    path.write_text('sources = ["env"]\nenabled = tru\n')
+    os.chmod(path, 0o644)
+    env = {"CASTORE_HOOK_CONFIG": str(path)}
+    ctx = doctor.Context(env, False, env, config.load_config(env), None, timing=False)
+    checks = doctor.check_config(ctx)
+    failed = [c for c in checks if c.verdict == "fail"]
+    assert failed and failed[0].details[0].startswith(f"{path}:2: invalid TOML")
+
+
+def test_effective_pem_folder_only(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    folder = tmp_path / "hashed"
+    folder.mkdir()
+    pems = [trustme.CA().cert_pem.bytes() for _ in range(2)]
+    (folder / "0123abcd.0").write_bytes(pems[0])
+    (folder / "89abcdef.0").write_bytes(pems[1])
+    (folder / "README").write_bytes(pems[0])  # not a hash name: ignored
+    plan = {"hooks": {"capath": str(folder), "extra_pem": ""}}
+    pem, why = cli.effective_pem(plan)
+    assert pem is not None and why == ""
+    assert pem.count("BEGIN CERTIFICATE") == 2
+
+
+def test_effective_pem_refusals() -> None:
+    assert cli.effective_pem(None)[0] is None
+    assert "native" in cli.effective_pem({"hooks": {"native": True}})[1]
+
+
+def test_effective_pem_cadata_plus_extra() -> None:
+    trustme = pytest.importorskip("trustme")
+    a, b = (trustme.CA().cert_pem.bytes().decode() for _ in range(2))
+    pem, _ = cli.effective_pem({"hooks": {"cadata": a, "extra_pem": b + a}})
+    assert pem is not None and pem.count("BEGIN CERTIFICATE") == 2  # duplicates dropped
+
+
+# --------------------------------------------------------------------------------------------
+# Exit codes
+
+
+def test_main_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == cli.EXIT_USAGE
+    assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
+    assert cli.main(["config"]) == cli.EXIT_USAGE
+    assert cli.main(["verify"]) == cli.EXIT_USAGE
+    assert cli.main(["verify", "ftp://x"]) == cli.EXIT_USAGE
+    assert cli.main(["verify", "x", "--timeout", "0"]) == cli.EXIT_USAGE
+    assert cli.main(["enable", "--site", "--user"]) == cli.EXIT_USAGE
+    assert cli.main(["status", "--help"]) == cli.EXIT_OK
+    capsys.readouterr()
+
+
+def test_internal_error_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CASTORE_HOOK_DEBUG", raising=False)
+
+    def boom(args: Any) -> int:
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(cli, "_cmd_status", boom)
+    assert cli.main(["status"]) == cli.EXIT_PROBLEMS
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "kaput" in err
+
+
+def test_verify_namespace_usage_error_uses_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["verify", "bad target"]) == cli.EXIT_USAGE
+    assert "is not a URL" in capsys.readouterr().err
