@@ -60,37 +60,22 @@ EXPORT_ALLOWED = frozenset(
 USER_CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 # Our variables that change the decision (ignored under python -E / -I).
 HOOK_VARS = ("CASTORE_HOOK_CONFIG", "CASTORE_HOOK_SOURCES", "CASTORE_HOOK_EXTRA")
-# What platformdirs reads to place config files, on any platform.
-LOCATION_VARS = (
-    "HOME",
-    "XDG_CONFIG_HOME",
-    "XDG_CONFIG_DIRS",
-    "APPDATA",
-    "LOCALAPPDATA",
-    "PROGRAMDATA",
-    "WIN_PD_OVERRIDE_APPDATA",
-    "WIN_PD_OVERRIDE_COMMON_APPDATA",
-)
+# What platformdirs reads to place config files on this platform.
+if os.name == "nt":
+    LOCATION_VARS: "tuple[str, ...]" = (
+        "APPDATA",
+        "LOCALAPPDATA",
+        "PROGRAMDATA",
+        "WIN_PD_OVERRIDE_APPDATA",
+        "WIN_PD_OVERRIDE_COMMON_APPDATA",
+    )
+else:
+    LOCATION_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
 
 # What happened in this interpreter (castore_hook.status reports it). None until run() is
 # called, which also makes run() idempotent: a venv may process site-packages twice.
 state: "Optional[dict[str, Any]]" = None
-
-
-def _reader(environ: "EnvView") -> "Any":
-    # environ.get, but for os.environ on POSIX read its raw bytes dict: os.environ.get runs
-    # four Python-level calls per lookup, and the key needs a dozen lookups at every start.
-    data = getattr(environ, "_data", None) if environ is os.environ else None
-    if type(data) is not dict or os.name != "posix":
-        return environ.get
-    enc = sys.getfilesystemencoding()
-
-    def get(name: str, default: "Any" = None) -> "Any":
-        value = data.get(name.encode(enc, "surrogateescape"))
-        return default if value is None else value.decode(enc, "surrogateescape")
-
-    return get
 
 
 def _flag(environ: "EnvView", name: str) -> bool:
@@ -117,9 +102,8 @@ def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
     # The user's own SSL_CERT_FILE / SSL_CERT_DIR: a value equal to what a parent hook
     # exported is the parent's doing, and the user's value is the one it replaced.
     values = []
-    get = _reader(environ)
     for name in USER_CA_VARS:
-        current = get(name, "")
+        current = environ.get(name, "")
         entry = record.get(name)
         if entry is not None and current == entry[1]:
             current = entry[0]
@@ -129,7 +113,7 @@ def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
 
 def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
     # Everything outside the file system that decides the plan.
-    get = _reader(environ)
+    get = environ.get
     if ignore_env:
         record: Record = {}
         hook: tuple[str, ...] = ("", "", "")
@@ -296,7 +280,7 @@ def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional
     applied: dict[str, Optional[str]] = {}
     if not changes[0] and not changes[1]:
         return applied
-    get = _reader(environ)
+    get = environ.get
     record = parse_exported(get(EXPORTED_VAR))
     originals = dict(zip(USER_CA_VARS, user_ca_values(environ, record)))
     lines = []
@@ -313,43 +297,45 @@ def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional
     return applied
 
 
-class _AfterImport:
-    # A sys.meta_path entry that lets castore_hook._hooks act on ssl / certifi right after
-    # they are first imported (DESIGN §3). Only the membership test runs per import; the
-    # work (finding the real spec, wrapping its loader) lives in _hooks, imported on demand.
-    # No importlib.util, no threading at start-up. Removes itself once all are handled.
-
-    def __init__(self, hooks: "dict[str, Any]") -> None:
-        self.hooks = hooks
-        self.pending = list(WATCHED)
-        self.busy: list[str] = []
-
-    def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
-        if fullname not in self.pending or fullname in self.busy:
-            return None
-        from castore_hook import _hooks
-
-        return _hooks.find_wrapped_spec(self, fullname, path, target)
-
-    def after(self, name: str, module: "Any") -> None:
-        from castore_hook import _hooks
-
-        _hooks.finder_after(self, name, module)
+# The post-import finder is this module itself (module-level find_spec below): a finder
+# class would cost ~77 k instructions to create at every start. It lets castore_hook._hooks
+# act on ssl / certifi right after their first import (DESIGN §3); only the membership test
+# runs per import, the work lives in _hooks. No importlib.util, no threading at start-up.
+_hooks_data: "Optional[dict[str, Any]]" = None
+_pending: "list[str]" = []
+_busy: "list[str]" = []
 
 
-def install_hooks(plan: "Plan") -> "Optional[_AfterImport]":
+def find_spec(fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
+    if fullname not in _pending or fullname in _busy:
+        return None
+    from castore_hook import _hooks
+
+    return _hooks.find_wrapped_spec(fullname, path, target)
+
+
+def finder_installed() -> bool:
+    return sys.modules.get(__name__) in sys.meta_path
+
+
+def install_hooks(plan: "Plan") -> bool:
     # Install the post-import finder when the plan asks for in-process trust; modules already
     # imported (another .pth sorting first imported ssl) are handled at once.
+    global _hooks_data
     hooks = plan.get("hooks")
     if type(hooks) is not dict or not (hooks.get("patch") or hooks.get("certifi")):
-        return None
-    finder = _AfterImport(hooks)
-    sys.meta_path.insert(0, finder)
+        return False
+    _hooks_data = hooks
+    _pending[:] = WATCHED
+    this = sys.modules[__name__]
+    if this not in sys.meta_path:
+        sys.meta_path.insert(0, this)
     for name in WATCHED:
-        module = sys.modules.get(name)
-        if module is not None:
-            finder.after(name, module)
-    return finder
+        if name in sys.modules:
+            from castore_hook import _hooks
+
+            _hooks.finder_after(name, sys.modules[name])
+    return True
 
 
 def _debug(message: str) -> None:
@@ -393,7 +379,7 @@ def obtain_plan(
 def _start(environ: "Environ") -> None:
     global state
     ignore_env = hook_environ_ignored()
-    get = _reader(environ)
+    get = environ.get
     state = {"debug": not ignore_env and get("CASTORE_HOOK_DEBUG", "0") not in ("", "0")}
     if not ignore_env and get("CASTORE_HOOK_DISABLE", "0") not in ("", "0"):
         state["outcome"] = "disabled"

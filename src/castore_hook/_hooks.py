@@ -1,6 +1,6 @@
 """In-process trust: wrap ``ssl.SSLContext.load_default_certs`` and redirect certifi.
 
-Imported lazily by the hot path's post-import finder (``_castore_hook._AfterImport``) at the
+Imported lazily by the hot path's post-import finder (``_castore_hook.find_spec``) at the
 moment ``ssl``, ``certifi`` or ``pip._vendor.certifi`` is first imported — never at start-up
 unless one of them already is. Exports reach OpenSSL's default paths and child processes;
 these patches reach what exports can't (DESIGN §3):
@@ -171,11 +171,10 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
 
 
 class _WrappedLoader:
-    """Runs the real loader, then lets the finder act on the fresh module."""
+    """Runs the real loader, then applies the in-process trust to the fresh module."""
 
-    def __init__(self, loader: Any, finder: Any, name: str) -> None:
+    def __init__(self, loader: Any, name: str) -> None:
         self.loader = loader
-        self.finder = finder
         self.name = name
 
     def create_module(self, spec: Any) -> Any:
@@ -189,17 +188,19 @@ class _WrappedLoader:
         if spec is not None:
             spec.loader = self.loader
         self.loader.exec_module(module)
-        self.finder.after(self.name, module)
+        finder_after(self.name, module)
 
 
-def find_wrapped_spec(finder: Any, fullname: str, path: Any, target: Any) -> Any:
+def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     """The spec the rest of ``sys.meta_path`` finds for ``fullname``, its loader wrapped so
-    ``finder.after`` runs once the module has executed (``_castore_hook._AfterImport``)."""
-    finder.busy.append(fullname)
+    the trust is applied once the module has executed (``_castore_hook.find_spec``)."""
+    import _castore_hook as hot
+
+    hot._busy.append(fullname)
     try:
         for other in list(sys.meta_path):
             find = getattr(other, "find_spec", None)
-            if other is finder or find is None:
+            if other is hot or find is None:
                 continue
             spec = find(fullname, path, target)
             if spec is not None:
@@ -207,31 +208,40 @@ def find_wrapped_spec(finder: Any, fullname: str, path: Any, target: Any) -> Any
         else:
             return None
     finally:
-        finder.busy.remove(fullname)
+        hot._busy.remove(fullname)
     loader = getattr(spec, "loader", None)
     if loader is None or not hasattr(loader, "exec_module"):
         return spec
-    spec.loader = _WrappedLoader(loader, finder, fullname)
+    spec.loader = _WrappedLoader(loader, fullname)
     return spec
 
 
-def finder_after(finder: Any, name: str, module: ModuleType) -> None:
-    """``_castore_hook._AfterImport.after``: ``name`` has just been imported (or already
-    was). Retires the finder once every watched module is handled; a failing patch is
-    recorded for ``status`` and never breaks the import itself."""
+def finder_after(name: str, module: ModuleType) -> None:
+    """``name`` has just been imported (or already was): apply the trust to it. Retires the
+    finder once every watched module is handled; a failing patch is recorded for ``status``
+    and never breaks the import itself."""
     import _castore_hook as hot
 
-    if name in finder.pending:
-        finder.pending.remove(name)
-    if not finder.pending and finder in sys.meta_path:
-        sys.meta_path.remove(finder)
+    if name in hot._pending:
+        hot._pending.remove(name)
+    if not hot._pending and hot in sys.meta_path:
+        sys.meta_path.remove(hot)
     try:
-        after_import(name, module, finder.hooks)
+        after_import(name, module, hot._hooks_data or {})
     except Exception as exc:
         if hot.state is not None:
             hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")
         failures.append(f"{name}: {exc}")
         hot._debug(f"could not apply in-process trust to {name}: {exc}")
+
+
+def remove_finder() -> None:
+    """Take the post-import finder out of ``sys.meta_path`` (``deactivate``)."""
+    import _castore_hook as hot
+
+    hot._pending.clear()
+    while hot in sys.meta_path:
+        sys.meta_path.remove(hot)
 
 
 def after_import(name: str, module: ModuleType, hooks: Mapping[str, Any]) -> None:

@@ -218,10 +218,10 @@ def _deactivate_locked() -> None:
         else:
             os.environ.pop(name, None)
     os.environ.pop(hot.EXPORTED_VAR, None)
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, hot._AfterImport)]
-    hooks = sys.modules.get("castore_hook._hooks")
-    if hooks is not None:
-        hooks.undo_all()
+    from castore_hook import _hooks
+
+    _hooks.remove_finder()
+    _hooks.undo_all()
 
 
 def deactivate() -> None:
