@@ -159,11 +159,14 @@ def cache_dir(
     return home.rstrip("/") + "/.cache/castore-hook"
 
 
-def plan_file_name() -> str:
-    # One plan file per interpreter, so Pythons sharing a cache folder never evict each
-    # other's plans: cache tag + sys.prefix made into a file name (C-speed str.replace); a
-    # prefix too long for a file name gets an FNV-1a digest instead (no hashlib/zlib yet).
+def plan_file_name(ignore_env: bool = False) -> str:
+    # One plan file per interpreter and isolation mode, so Pythons sharing a cache folder
+    # (and a python -E child of a normal parent) never evict each other's plans: cache tag +
+    # sys.prefix made into a file name (C-speed str.replace); a prefix too long for a file
+    # name gets an FNV-1a digest instead (no hashlib/zlib at start-up).
     tag = sys.implementation.cache_tag or "python"
+    if ignore_env:
+        tag += "-E"
     name = (
         sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").replace(":", "%3A")
     )
@@ -356,9 +359,14 @@ def obtain_plan(
     facts: dict[str, Any] = {}
     key = interpreter_key(decide_environ, ignore_env)
     folder = cache_dir(cache_environ, sys.platform, ignore_env)
-    path = folder + os.sep + plan_file_name() if folder else None
+    path = folder + os.sep + plan_file_name(ignore_env) if folder else None
     facts["cache_file"] = path
     plan, reason = read_plan(path) if path else (None, "no cache folder")
+    if plan is not None and folder and hasattr(os, "getuid"):
+        # Whoever owns the folder can swap the exported bundle after our checks.
+        owner = signature(folder)
+        if owner is None or owner[4] != os.getuid():
+            plan, reason = None, "cache folder not owned by this user"
     if plan is not None:
         reason = check_plan(plan, key)
         if not reason and _valid_changes(plan) is not None:

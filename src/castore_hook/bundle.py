@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 
 from castore_hook._plancache import write_atomic
@@ -42,7 +43,29 @@ def write_bundle(folder: str, pem: str) -> str:
     0644 rather than 0600: exported paths are read by child processes, which may drop
     privileges; the folder's own mode still decides who can reach it.
     """
+    data = pem.encode("ascii")
     path = os.path.join(folder, bundle_name(pem))
-    if os.path.isfile(path):
+    if _reusable(path, data):
         return path
-    return write_atomic(folder, bundle_name(pem), pem.encode("ascii"), mode=0o644)
+    # os.replace swaps out anything else at that name: a stale, foreign or planted file.
+    return write_atomic(folder, bundle_name(pem), data, mode=0o644)
+
+
+def _reusable(path: str, data: bytes) -> bool:
+    """Whether ``path`` already is exactly our bundle: a regular file (not a symlink) that
+    we own, that nobody else can write, holding exactly ``data``. The name is predictable,
+    so anything else may have been planted by another user while the folder was open."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    getuid = getattr(os, "getuid", None)
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022 or st.st_size != len(data):
+        return False
+    if getuid is not None and st.st_uid != getuid():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(data) + 1) == data
+    except OSError:
+        return False

@@ -821,7 +821,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     # Undo what the hook did to *this* process, so the plan is decided as a fresh start would.
     key = hot.interpreter_key(environ, ignore_env)
     folder = hot.cache_dir(environ, sys.platform, ignore_env)
-    path = os.path.join(folder, hot.plan_file_name()) if folder else None
+    path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored())) if folder else None
     plan = resolve.build_plan(environ, key, folder, ignore_env)
     note = _plancache.store_plan(folder, path, plan)
     problems = list(plan["info"]["problems"])

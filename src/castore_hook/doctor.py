@@ -318,7 +318,7 @@ def check_permissions(ctx: Context) -> list[Check]:
             checks.append(found)
     folder = hot.cache_dir(ctx.environ, sys.platform, ctx.ignore_env)
     if folder:
-        path = os.path.join(folder, hot.plan_file_name())
+        path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored()))
         getuid = getattr(os, "getuid", None)
         try:
             st = os.stat(path)
@@ -488,7 +488,7 @@ def check_cache(ctx: Context) -> list[Check]:
                 "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder, or fix the folder's owner",
             )
         ]
-    path = os.path.join(folder, hot.plan_file_name())
+    path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored()))
     plan, reason = hot.read_plan(path)
     if plan is None:
         return [

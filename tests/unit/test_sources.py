@@ -549,10 +549,10 @@ def test_folder_with_only_dangling_hash_links(tmp_path: Path) -> None:
 
 def test_folder_refusals(tmp_path: Path, certs: List[bytes]) -> None:
     folder = hashed_folder(tmp_path / "certs", certs)
-    os.chmod(folder, 0o777)  # noqa: S103 - the insecure mode is what is being tested
+    os.chmod(folder, 0o777)
     count, reason = check_ca_dir(str(folder))
     assert count == 0 and reason and "writable" in reason
-    os.chmod(folder, 0o755)  # noqa: S103 - the normal mode of /etc/ssl/certs
+    os.chmod(folder, 0o755)
     assert check_ca_dir(str(folder)) == (3, None)
     assert check_ca_dir(str(tmp_path / "missing")) == (0, "missing")
     assert check_ca_dir(str(folder / "cert0.pem")) == (0, "not a folder")

@@ -1,0 +1,98 @@
+"""Nox sessions of castore-hook.
+
+``nox`` runs them all: ``tests-3.9`` … ``tests-3.13``, ``lint`` and ``types``.
+
+Each test session builds the wheel once (``pip wheel --no-deps``), installs that very wheel into
+the session's venv (so the unit tests import the installed package) and hands its path to the
+end-to-end tests through ``CASTORE_HOOK_TEST_WHEEL``, which install it again into venvs of
+their own. Extra arguments go to pytest: ``nox -s tests-3.11 -- -k cache -x``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+IN_CI = bool(os.environ.get("CI"))
+
+nox.options.sessions = None  # every session
+nox.options.error_on_missing_interpreters = True
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "no" if IN_CI else "yes"
+
+TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi"]
+
+#: Tests marked ``slow`` (building PyInstaller/shiv/pex apps and the like) run on these Pythons
+#: only, to keep the whole ``nox`` run well inside CI's time; ``CASTORE_HOOK_SLOW_EVERYWHERE=1``
+#: runs them in every session. An explicit ``-m`` in posargs wins.
+SLOW_PYTHONS = ("3.11",)
+
+
+def _build_wheel(session: nox.Session) -> Path:
+    out = Path(session.create_tmp()).resolve() / "wheel"
+    if out.exists():
+        for old in out.glob("*.whl"):
+            old.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT))
+    wheels = sorted(out.glob("castore_hook-*.whl"))
+    if len(wheels) != 1:
+        session.error(f"expected one castore_hook wheel in {out}, found {wheels}")
+    return wheels[0]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit and end-to-end tests against the built wheel."""
+    deps = list(TEST_DEPS)
+    if session.python in ("3.9", "3.10"):
+        deps.append("tomli")
+    session.install(*deps)
+    wheel = _build_wheel(session)
+    session.install("--force-reinstall", "--no-deps", str(wheel))
+    session.install(str(wheel))  # its dependencies, if any are missing
+    env = {"CASTORE_HOOK_TEST_WHEEL": str(wheel)}
+    marks: list[str] = []
+    if (
+        session.python not in SLOW_PYTHONS
+        and not os.environ.get("CASTORE_HOOK_SLOW_EVERYWHERE")
+        and "-m" not in session.posargs
+    ):
+        marks = ["-m", "not slow"]
+    # No path argument: pytest's `testpaths` (tests/) applies unless posargs name paths.
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--durations=15",
+        *marks,
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    targets = [p for p in ("src", "tests", "benchmarks", "noxfile.py") if (ROOT / p).exists()]
+    session.run("ruff", "check", *targets)
+    session.run("ruff", "format", "--check", "--diff", *targets)
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("mypy", "platformdirs")
+    session.run("mypy", "--strict", "src")
+
+
+if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` convenience
+    sys.exit("run `nox` (or `nox -s tests-3.11`) instead")

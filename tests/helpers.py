@@ -1,0 +1,378 @@
+"""Shared helpers for castore-hook's tests.
+
+Everything here is importable as ``from tests.helpers import ...`` (``tests`` is a package and
+pytest's default ``prepend`` import mode puts the repository root on ``sys.path``).
+
+The central rule of the end-to-end tests: a hooked interpreter always runs in an environment
+built from scratch by :func:`hermetic_env`. Nothing is inherited from the ambient environment, so
+the machine's ``SSL_CERT_FILE``, ``PIP_*``, ``PYTHON*`` or ``CASTORE_HOOK_*`` can never leak into a
+test and make it pass (or fail) for the wrong reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+__all__ = [
+    "HOOK_FILES",
+    "PROBE",
+    "REPO_ROOT",
+    "Venv",
+    "ambient_env_for_pip",
+    "base_python",
+    "count_pem_certs",
+    "create_venv",
+    "hermetic_env",
+    "make_ca",
+    "probe",
+    "run_python",
+    "site_config_path",
+    "status_json",
+    "user_config_path",
+    "write_ca_pem",
+    "write_site_config",
+    "write_user_config",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Files that the wheel installs at the root of site-packages.
+HOOK_FILES = ("castore_hook.pth", "castore_hook.start")
+
+_MINIMAL_PATH = "/usr/bin:/bin"
+
+
+# --------------------------------------------------------------------------------------------
+# Virtual environments
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Venv:
+    """A virtual environment made by the tests."""
+
+    root: Path
+    python: Path
+    bin: Path
+    site_packages: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Venv:
+        """Describe an existing venv at *root* (asks its interpreter for site-packages).
+
+        Not ``-I``/``-S``: ``site`` is what applies ``pyvenv.cfg``, and ``-E`` would make the hook
+        ignore the kill switch.
+        """
+        root = Path(root)
+        bindir = root / "bin"
+        python = bindir / "python"
+        out = subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": _MINIMAL_PATH, "LANG": "C.UTF-8", "CASTORE_HOOK_DISABLE": "1"},
+            timeout=60,
+        )
+        return cls(root=root, python=python, bin=bindir, site_packages=Path(out.stdout.strip()))
+
+
+def base_python() -> str:
+    """The base (non-venv) interpreter behind the running Python.
+
+    Making a venv from a venv's python works on 3.11+, but older getpath logic can resolve the
+    nested venv's ``home`` badly, so we go back to the real installation.
+    """
+    ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    candidates = [
+        Path(sys.base_prefix) / "bin" / f"python{ver}",
+        Path(sys.base_prefix) / "bin" / "python3",
+    ]
+    base_exe = getattr(sys, "_base_executable", None)
+    if base_exe:
+        candidates.append(Path(base_exe))
+    for cand in candidates:
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return sys.executable
+
+
+def ambient_env_for_pip() -> Dict[str, str]:
+    """The ambient environment (network, proxy CA, pip's index settings) minus our own knobs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASTORE_HOOK_")}
+    # Never let a venv's activation leak into a child venv's pip.
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def create_venv(root: Path, *, python: Optional[str] = None, with_pip: bool = True) -> Venv:
+    """``python -m venv root`` with the base interpreter (no system site-packages)."""
+    args = [python or base_python(), "-m", "venv"]
+    if not with_pip:
+        args.append("--without-pip")
+    args.append(str(root))
+    subprocess.run(
+        args,
+        check=True,
+        env=ambient_env_for_pip(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Venv.at(root)
+
+
+def pip_install(
+    venv: Venv, *requirements: str, no_deps: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``venv/bin/python -m pip install ...`` with the ambient env (it needs the network)."""
+    args = [str(venv.python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if no_deps:
+        args.append("--no-deps")
+    args.extend(requirements)
+    proc = subprocess.run(
+        args,
+        env=ambient_env_for_pip(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"pip install failed ({proc.returncode}): {args}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+# --------------------------------------------------------------------------------------------
+# Hermetic environments
+# --------------------------------------------------------------------------------------------
+
+
+def hermetic_env(base: Path, venv: Optional[Venv] = None, **extra: str) -> Dict[str, str]:
+    """An environment built from scratch under *base*.
+
+    Nothing is inherited: no ``SSL_*``, ``*_CA_*``, ``*CERT*``, ``PIP_*``, ``PYTHON*``,
+    ``CASTORE_HOOK_*``, proxies or ``VIRTUAL_ENV``. The folders exist afterwards:
+
+    ======================  ==========================
+    ``HOME``                base/home
+    ``XDG_CONFIG_HOME``     base/config
+    ``XDG_CACHE_HOME``      base/cache
+    ``XDG_DATA_HOME``       base/data
+    ``XDG_STATE_HOME``      base/state
+    ``XDG_CONFIG_DIRS``     base/etc-xdg
+    ``XDG_RUNTIME_DIR``     base/run (0700)
+    ``TMPDIR``              base/tmp
+    ======================  ==========================
+
+    ``PATH`` is ``/usr/bin:/bin``, preceded by the venv's ``bin`` when *venv* is given.
+    Keyword arguments are added last (so a test may set e.g. ``CASTORE_HOOK_DEBUG="1"``);
+    a value of ``None`` is not allowed — leave the key out instead.
+    """
+    base = Path(base)
+    dirs = {
+        "HOME": base / "home",
+        "XDG_CONFIG_HOME": base / "config",
+        "XDG_CACHE_HOME": base / "cache",
+        "XDG_DATA_HOME": base / "data",
+        "XDG_STATE_HOME": base / "state",
+        "XDG_CONFIG_DIRS": base / "etc-xdg",
+        "XDG_RUNTIME_DIR": base / "run",
+        "TMPDIR": base / "tmp",
+    }
+    for name, path in dirs.items():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700 if name == "XDG_RUNTIME_DIR" else 0o755)
+    os.chmod(base, 0o755)
+    path_var = _MINIMAL_PATH if venv is None else f"{venv.bin}{os.pathsep}{_MINIMAL_PATH}"
+    env = {name: str(path) for name, path in dirs.items()}
+    env["PATH"] = path_var
+    env["LANG"] = "C.UTF-8"
+    for key, value in extra.items():
+        if not isinstance(value, str):
+            raise TypeError(f"hermetic_env: {key} must be a str, got {value!r}")
+        env[key] = value
+    return env
+
+
+def user_config_path(env: Mapping[str, str]) -> Path:
+    return Path(env["XDG_CONFIG_HOME"]) / "castore-hook" / "config.toml"
+
+
+def site_config_path(env: Mapping[str, str]) -> Path:
+    first = env["XDG_CONFIG_DIRS"].split(os.pathsep)[0]
+    return Path(first) / "castore-hook" / "config.toml"
+
+
+def _write_config(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o755)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o644)
+    return path
+
+
+def write_user_config(env: Mapping[str, str], text: str) -> Path:
+    """Write ``$XDG_CONFIG_HOME/castore-hook/config.toml`` (mode 0644); return its path."""
+    return _write_config(user_config_path(env), text)
+
+
+def write_site_config(env: Mapping[str, str], text: str) -> Path:
+    """Write ``<first $XDG_CONFIG_DIRS entry>/castore-hook/config.toml`` (mode 0644)."""
+    return _write_config(site_config_path(env), text)
+
+
+def toml_str(value: Union[str, Path]) -> str:
+    """A TOML basic string for *value* (JSON string syntax is valid TOML for our paths)."""
+    return json.dumps(str(value))
+
+
+def toml_list(values: Sequence[Union[str, Path]]) -> str:
+    return "[" + ", ".join(toml_str(v) for v in values) + "]"
+
+
+# --------------------------------------------------------------------------------------------
+# Running interpreters
+# --------------------------------------------------------------------------------------------
+
+
+def run_python(
+    venv_python: Union[Venv, Path, str],
+    code_or_args: Union[str, Sequence[str]],
+    env: Mapping[str, str],
+    timeout: float = 60,
+    *,
+    cwd: Optional[Union[Path, str]] = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run *venv_python* with ``-c code`` (a str) or with *code_or_args* (a list of arguments).
+
+    Text mode, output captured, no stdin, ``cwd`` defaults to ``$HOME`` of *env* so that the
+    repository's ``src`` is never importable by accident.
+    """
+    python = venv_python.python if isinstance(venv_python, Venv) else venv_python
+    if isinstance(code_or_args, str):
+        args: List[str] = [str(python), "-c", code_or_args]
+    else:
+        args = [str(python), *code_or_args]
+    if cwd is None:
+        cwd = env.get("HOME")
+    return subprocess.run(
+        args,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    """A readable dump of a finished process for assertion messages."""
+    return f"args={proc.args!r}\nrc={proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+def status_json(
+    venv: Venv, env: Mapping[str, str], *extra_args: str, timeout: float = 60
+) -> Dict[str, Any]:
+    """``python -m castore_hook status --json`` in *venv* under *env*, parsed."""
+    proc = run_python(venv, ["-m", "castore_hook", "status", "--json", *extra_args], env, timeout)
+    assert proc.returncode == 0, describe(proc)
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as exc:  # pragma: no cover - reported as a failure
+        raise AssertionError(f"status --json printed no JSON: {exc}\n{describe(proc)}") from None
+    assert isinstance(data, dict), describe(proc)
+    return data
+
+
+#: A probe run inside the hooked interpreter. argv: [url or "-"]. Prints one JSON object:
+#: the relevant env vars as seen after start-up and, for a URL, the outcome of a handshake via
+#: ``urllib.request.urlopen`` and via ``http.client.HTTPSConnection`` with
+#: ``ssl.create_default_context()``. Outcomes are "ok:<body>" or the exception class name
+#: (``URLError`` is unwrapped to its reason).
+PROBE = r"""
+import json, os, sys
+names = ["SSL_CERT_FILE", "SSL_CERT_DIR", "CASTORE_HOOK_EXPORTED", "LD_PRELOAD",
+         "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"]
+out = {"env": {n: os.environ.get(n) for n in names}, "modules_ssl_at_start": "ssl" in sys.modules}
+url = sys.argv[1] if len(sys.argv) > 1 else "-"
+if url != "-":
+    import ssl, http.client, urllib.request, urllib.error, urllib.parse
+    def name(exc):
+        if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
+            exc = exc.reason
+        return type(exc).__name__
+    try:
+        with urllib.request.urlopen(url, timeout=20) as resp:
+            out["urlopen"] = "ok:" + resp.read().decode()
+    except Exception as exc:
+        out["urlopen"] = name(exc)
+    parts = urllib.parse.urlsplit(url)
+    try:
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=20,
+                                           context=ssl.create_default_context())
+        conn.request("GET", "/")
+        out["http_client"] = "ok:" + conn.getresponse().read().decode()
+        conn.close()
+    except Exception as exc:
+        out["http_client"] = name(exc)
+print(json.dumps(out))
+"""
+
+
+def probe(
+    venv: Venv,
+    env: Mapping[str, str],
+    url: str = "-",
+    *,
+    python_flags: Sequence[str] = (),
+    timeout: float = 60,
+) -> Dict[str, Any]:
+    """Run :data:`PROBE` in *venv*; assert it exited 0; return its JSON plus ``stderr``."""
+    proc = run_python(venv, [*python_flags, "-c", PROBE, url], env, timeout)
+    assert proc.returncode == 0, describe(proc)
+    data: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    data["stderr"] = proc.stderr
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Certificates
+# --------------------------------------------------------------------------------------------
+
+
+def make_ca() -> Any:
+    """A fresh ``trustme.CA`` (imported lazily so unit tests need no trustme)."""
+    import trustme
+
+    return trustme.CA()
+
+
+def write_ca_pem(ca: Any, path: Path) -> Path:
+    """Write *ca*'s root certificate as PEM to *path*, mode 0644."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(path))
+    os.chmod(path, 0o644)
+    return path
+
+
+def count_pem_certs(path: Union[Path, str]) -> int:
+    """How many PEM certificates *path* holds."""
+    data = Path(path).read_bytes()
+    return data.count(b"-----BEGIN CERTIFICATE-----") + data.count(
+        b"-----BEGIN TRUSTED CERTIFICATE-----"
+    )
