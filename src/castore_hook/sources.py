@@ -692,12 +692,101 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str) -> None:
 
 
 def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
+    def in_memory() -> bool:
+        """certifi served by an importer other than the path finder: PyOxidizer's
+        ``OxidizedFinder``, PyInstaller's PYZ, a zip on a relative ``sys.path`` entry.
+
+        Skipped when the path finder's own loaders serve it (a certifi on disk that the walk
+        did not find is broken or sits on an entry the resolver leaves out, like ``""``). A
+        lasting ``cacert.pem`` in a package folder the importer reports is used as a file;
+        otherwise ``certifi.contents()`` is kept in memory. Never ``certifi.where()``: with an
+        importer that has no files it is an ``importlib.resources.as_file`` temporary copy,
+        deleted at exit (DESIGN §3). Returns whether this settled the source.
+        """
+        import importlib.machinery
+        import importlib.util
+
+        from castore_hook import _hooks
+
+        module = sys.modules.get("certifi")
+        try:
+            spec = module.__spec__ if module is not None else importlib.util.find_spec("certifi")
+        except Exception as exc:
+            result.trail.append(f"certifi: cannot be looked up by the importers ({exc})")
+            return False
+        if spec is None:
+            return False
+        loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
+        origin = spec.origin if isinstance(spec.origin, str) else ""
+        path_loaders = (
+            importlib.machinery.SourceFileLoader,
+            importlib.machinery.SourcelessFileLoader,
+            importlib.machinery.ExtensionFileLoader,
+        )
+        if isinstance(spec.loader, path_loaders):
+            # The path finder's own loader: certifi sits on an entry the walk leaves out
+            # ("", a relative entry) or is broken; the current folder must not decide.
+            result.trail.append(
+                f"certifi: importable from {origin}, outside the probed path entries"
+            )
+            return False
+        # What may change certifi's content between runs: the executable that embeds it
+        # (PyOxidizer), and the package folders its importer reports (PyInstaller's
+        # _MEIPASS, PyOxidizer's filesystem-relative resources), where a real, lasting
+        # cacert.pem is used as a file.
+        folders = [
+            folder
+            for folder in (spec.submodule_search_locations or ())
+            if isinstance(folder, str) and os.path.isabs(folder)
+        ]
+        if sys.executable and os.path.isabs(sys.executable):
+            result.looked_at.append(sys.executable)
+        for folder in folders:
+            pem = os.path.join(folder, "cacert.pem")
+            result.looked_at.append(pem)
+            check = _inspect_file(pem)
+            if check.kind == "ok":
+                result.trail.append(
+                    f"certifi ({loader}): " + _trail_line(pem, check, "certificates")
+                )
+                result.material = Material(cafile=pem, count=check.count)
+                return True
+        where = f"certifi ({loader})"
+        try:
+            if module is None:
+                module = importlib.import_module("certifi")
+            contents = getattr(module, "contents", None)
+            # castore-hook's own redirect (an earlier activation) keeps the original underneath.
+            contents = getattr(contents, _hooks.MARK, None) or contents
+            if not callable(contents):
+                raise TypeError("certifi has no contents() function")
+            text = contents()
+            data = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+            if len(data) > CA_LIMIT:
+                raise UnsafeFile(f"{len(data)} bytes, larger than the {CA_LIMIT}-byte limit")
+        except Exception as exc:
+            result.trail.append(f"{where}: unreadable ({type(exc).__name__}: {exc})")
+            result.problems.append(f"certifi is importable but its bundle cannot be read: {exc}")
+            return True
+        certs = pem_certificates(data)
+        if not certs:
+            result.trail.append(f"{where}: contents() holds no certificate")
+            result.problems.append("certifi's contents() holds no certificate")
+            return True
+        result.trail.append(
+            f"{where}: {len(certs)} certificates from certifi.contents() (in memory, no file)"
+        )
+        result.material = Material(cadata="".join(certs), count=len(certs))
+        return True
+
     entries = list(sys.path if path_entries is None else path_entries)
     found = _find_certifi(entries)
     result.looked_at.extend(found.looked_at)
     result.trail.extend(found.trail)
     if found.location is None:
         result.trail.append("certifi: not found on the path")
+        if in_memory():
+            return
         result.problems.append("certifi is not installed (pip install certifi)")
         return
     path, member = found.location
