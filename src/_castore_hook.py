@@ -84,7 +84,9 @@ def _flag(environ: "EnvView", name: str) -> bool:
 
 
 def hook_environ_ignored() -> bool:
-    return bool(sys.flags.ignore_environment)
+    # python -E / -I: CASTORE_HOOK_* are ignored like PYTHON*. A frozen app (PyInstaller,
+    # PyOxidizer) is started isolated by its packager, not by the user: honour them there.
+    return bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
 
 
 def parse_exported(value: "Optional[str]") -> "Record":

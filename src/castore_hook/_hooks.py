@@ -19,6 +19,7 @@ shows :data:`failures`) rather than leave a context with no trust.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from types import ModuleType
@@ -59,8 +60,15 @@ class Trust:
         when there are any (it is then the merged bundle); otherwise extras come as cadata.
         """
         extras_included = False
-        if self.fast_capath:
+        # OpenSSL accepts a capath that does not exist without a word, which would leave the
+        # context trusting nothing: check, and fall back to the file or to stock loading.
+        if self.fast_capath and all(os.path.isdir(p) for p in self.fast_capath.split(os.pathsep)):
             context.load_verify_locations(capath=self.fast_capath)
+        elif self.capath and not self.cafile and not self.cadata:
+            missing = [p for p in self.capath.split(os.pathsep) if not os.path.isdir(p)]
+            if missing:
+                raise FileNotFoundError(f"CA folder {missing[0]} is gone")
+            context.load_verify_locations(capath=self.capath)
         elif self.cafile or self.capath:
             context.load_verify_locations(cafile=self.cafile, capath=self.capath)
             extras_included = self.cafile_has_extras

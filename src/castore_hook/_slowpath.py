@@ -21,4 +21,6 @@ def resolve_and_store(
     home, foreign-owned folder, …); the plan is still applied, so start-up stays correct.
     """
     plan = resolve.build_plan(environ, key, folder, ignore_env)
+    if plan["info"].get("transient"):
+        return plan, "not cached: the decision failed for a reason that may pass (see problems)"
     return plan, _plancache.store_plan(folder, path, plan)

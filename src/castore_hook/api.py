@@ -90,6 +90,10 @@ def status() -> dict[str, Any]:
     if note:
         reason += f"; {note}"
     problems = _problems(info)
+    hooks_module = sys.modules.get("castore_hook._hooks")
+    in_process = list((state or {}).get("hook_errors", ()))
+    in_process += list(getattr(hooks_module, "failures", ()))
+    problems += [{"where": "in-process", "message": message} for message in in_process]
     cache_note = (state or {}).get("cache_note") or ""
     if cache_note:
         problems.append({"where": "cache", "message": cache_note})
@@ -194,6 +198,10 @@ def activate(
         }
         decide.update(overrides)
         debug = hot._flag(decide, "CASTORE_HOOK_DEBUG")
+        if not ignore_env and hot._flag(decide, "CASTORE_HOOK_DISABLE"):
+            # The operator's kill switch holds for embedded apps too (no rebuild needed).
+            hot.state = {"debug": debug, "outcome": "disabled"}
+            return status()
         hot.state = {"debug": debug, "outcome": "activated"}
         try:
             plan, facts = hot.obtain_plan(decide, False, os.environ)

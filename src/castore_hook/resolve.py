@@ -193,6 +193,10 @@ def build_plan(
     hooks: Optional[dict[str, Any]] = None
     if not cfg.usable:
         decision.trail.append("the configuration cannot be used; Python is left as it was")
+        # A slow path that could not import its own dependencies (pex adds distributions one
+        # by one, so our .pth can run before platformdirs is importable) must not be cached:
+        # the next start, or activate() in the entry point, decides again.
+        info["transient"] = any(p.fatal and "cannot locate" in p.message for p in cfg.problems)
     elif not cfg.enabled:
         origin = cfg.origins.get("enabled", "config")
         decision.trail.append(f"disabled by enabled = false in {origin}")
@@ -254,6 +258,11 @@ def _decide_trust(
         if file_value is None and extra_blocks:
             # Exporting the source alone would silently drop the extra roots the operator
             # asked for; exporting nothing keeps the failure visible (status says why).
+            dir_value = None
+        elif merged and extra_blocks:
+            # The merged bundle holds the source's roots and the extras. curl (7.88) reads
+            # SSL_CERT_FILE only when SSL_CERT_DIR is unset, so exporting the folder too
+            # would hide the extras from it; the folder stays in use in-process.
             dir_value = None
     for value in (file_value, dir_value):
         if value and _unsafe_for_export(value):

@@ -303,16 +303,6 @@ def test_status_before_anything_ran(isolated: Env) -> None:
     assert "SSL_CERT_FILE" not in os.environ
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs a fix outside the API: a plan decided while the slow path could not import its "
-        "own dependency (platformdirs) is cached, so later starts and activate() reuse a "
-        "'castore-hook stays off' plan. Seen with pex's default zipapp mode, which runs "
-        "castore_hook.pth before platformdirs is on sys.path. Fix: do not store such plans "
-        "(_slowpath.resolve_and_store), see the issue 5 report."
-    ),
-)
 def test_activate_after_a_startup_without_platformdirs(
     isolated: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

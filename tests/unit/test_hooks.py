@@ -275,10 +275,6 @@ def test_load_failure_keeps_the_purpose_for_stock_loading() -> None:
     assert len(_hooks.failures) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Trust.load_into trusts a capath without checking it exists (see report)",
-)
 def test_a_vanished_fast_folder_does_not_leave_a_context_without_trust(
     tmp_path: Path, site_a: Site
 ) -> None:

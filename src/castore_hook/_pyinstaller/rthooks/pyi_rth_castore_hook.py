@@ -6,9 +6,9 @@ configuration, applies it, and never raises: a frozen app must start whatever ha
 
 PyInstaller's bootloader always starts the interpreter isolated (``sys.flags.isolated`` and
 ``ignore_environment`` are 1), to keep the build machine's ``PYTHON*`` variables out. That is
-the packager's choice, not a user running ``python -E``; so the app honours
-``CASTORE_HOOK_DISABLE``, ``CASTORE_HOOK_CONFIG`` and the other ``CASTORE_HOOK_*`` variables
-exactly like a venv does.
+the packager's choice, not a user running ``python -E``: ``_castore_hook.hook_environ_ignored``
+sees ``sys.frozen`` and honours ``CASTORE_HOOK_DISABLE`` and the other ``CASTORE_HOOK_*``
+variables exactly like a venv does.
 """
 
 
@@ -16,10 +16,6 @@ def _castore_hook_rthook() -> None:
     try:
         import _castore_hook
 
-        def hook_environ_ignored() -> bool:
-            return False
-
-        setattr(_castore_hook, "hook_environ_ignored", hook_environ_ignored)  # noqa: B010
         _castore_hook.run()
     except BaseException:  # start-up never fails (castore-hook DESIGN §5)
         pass
