@@ -9,7 +9,6 @@ file, and a changed trust never rewrites a file another process is reading.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Iterable
@@ -31,9 +30,22 @@ def merge_pem(blocks: Iterable[str]) -> str:
     return "".join(merged)
 
 
+def _sha256(data: bytes) -> str:
+    # CPython's built-in SHA-256 (_sha2 on 3.12+, _sha256 before): hashlib would load
+    # OpenSSL's libcrypto (~14 M instructions) on a cold start that otherwise never needs it.
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
+        except ImportError:
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
+
+
 def bundle_name(pem: str) -> str:
     """The content-addressed file name of a bundle."""
-    return BUNDLE_PREFIX + hashlib.sha256(pem.encode("ascii")).hexdigest()[:32] + ".pem"
+    return BUNDLE_PREFIX + _sha256(pem.encode("ascii"))[:32] + ".pem"
 
 
 def write_bundle(folder: str, pem: str) -> str:

@@ -19,14 +19,13 @@ Environment variables are read only from the mapping the caller passes, never fr
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
+from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
 
 __all__ = [
@@ -88,8 +87,7 @@ _KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi")
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(FrozenRecord):
     """One thing wrong with the configuration, fit for ``doctor``/``status`` to print.
 
     ``path`` is the file the problem came from, or the environment variable's name when it came
@@ -97,10 +95,23 @@ class Problem:
     must leave Python stock.
     """
 
+    __slots__ = ("fatal", "line", "message", "path")
     message: str
-    path: Optional[str] = None
-    line: Optional[int] = None
-    fatal: bool = False
+    path: Optional[str]
+    line: Optional[int]
+    fatal: bool
+
+    def __init__(
+        self,
+        message: str,
+        path: Optional[str] = None,
+        line: Optional[int] = None,
+        fatal: bool = False,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.fatal = fatal
 
     def where(self) -> str:
         """``"path:line"``, ``"path"`` or ``""``: the prefix a diagnostic line starts with."""
@@ -111,24 +122,53 @@ class Problem:
         return f"{self.path}:{self.line}"
 
 
-@dataclass
-class Config:
-    """The merged configuration, with where each value came from and what went wrong."""
+class Config(Record):
+    """The merged configuration, with where each value came from and what went wrong.
 
-    enabled: bool = True
-    sources: tuple[str, ...] = DEFAULT_SOURCES
-    extra: tuple[str, ...] = ()
-    export: tuple[str, ...] = DEFAULT_EXPORT
-    patch: bool = True
-    certifi: bool = True
-    #: Every config path considered, in read order, present or absent. The plan cache key
-    #: stats all of them, so creating a config file later invalidates the cached plan.
-    candidates: list[str] = field(default_factory=list)
-    #: The candidates that existed and were read and parsed successfully.
-    files_read: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    #: key -> ``"default"``, the file path, or the environment variable that set it.
-    origins: dict[str, str] = field(default_factory=lambda: dict.fromkeys(_KEYS, "default"))
+    ``candidates``: every config path considered, in read order, present or absent (the plan
+    cache key stats all of them, so creating a config file later invalidates the cached
+    plan). ``files_read``: those that existed and were read and parsed successfully.
+    ``origins``: key -> ``"default"``, the file path, or the environment variable that set it.
+    """
+
+    __slots__ = (
+        "candidates",
+        "certifi",
+        "enabled",
+        "export",
+        "extra",
+        "files_read",
+        "origins",
+        "patch",
+        "problems",
+        "sources",
+    )
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        sources: tuple[str, ...] = DEFAULT_SOURCES,
+        extra: tuple[str, ...] = (),
+        export: tuple[str, ...] = DEFAULT_EXPORT,
+        patch: bool = True,
+        certifi: bool = True,
+        candidates: Optional[list[str]] = None,
+        files_read: Optional[list[str]] = None,
+        problems: Optional[list[Problem]] = None,
+        origins: Optional[dict[str, str]] = None,
+    ) -> None:
+        self.enabled = enabled
+        self.sources = sources
+        self.extra = extra
+        self.export = export
+        self.patch = patch
+        self.certifi = certifi
+        self.candidates: list[str] = [] if candidates is None else candidates
+        self.files_read: list[str] = [] if files_read is None else files_read
+        self.problems: list[Problem] = [] if problems is None else problems
+        self.origins: dict[str, str] = (
+            dict.fromkeys(_KEYS, "default") if origins is None else origins
+        )
 
     @property
     def usable(self) -> bool:
@@ -173,8 +213,11 @@ def _type_name(value: object) -> str:
 
 def _suggest(word: str, choices: tuple[str, ...]) -> str:
     """`` (did you mean 'x'?)`` for a likely typo, else ``""``. Input is capped: difflib is
-    quadratic and a hostile key could be a megabyte long."""
+    quadratic and a hostile key could be a megabyte long. Imported here: only a config with a
+    mistake pays for it, not every first start."""
     try:
+        import difflib
+
         probe = word[:64].strip()
         match = difflib.get_close_matches(probe.lower(), [c.lower() for c in choices], n=1)
         if not match:
@@ -425,10 +468,23 @@ def config_paths(env: Mapping[str, str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Reading and validating one file.
 
-_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column \d+|end of document)\)\s*$")
-_KEY_PATTERN = r"""(?:"([^"\\\n]*)"|'([^'\n]*)'|([A-Za-z0-9_-]+))"""
-_ASSIGN_LINE = re.compile(r"^[ \t]*" + _KEY_PATTERN + r"[ \t]*[=.]")
-_HEADER_LINE = re.compile(r"^[ \t]*\[\[?[ \t]*" + _KEY_PATTERN)
+_TOML_POSITION = r"\s*\(at (?:line (\d+), column \d+|end of document)\)\s*$"
+_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _leading_key(rest: str) -> Optional[tuple[str, str]]:
+    """The TOML key at the start of ``rest`` (bare, "basic" or 'literal') and what follows."""
+    if rest[:1] in ('"', "'"):
+        quote = rest[0]
+        end = rest.find(quote, 1)
+        name = rest[1:end] if end > 0 else ""
+        if end < 0 or "\n" in name or (quote == '"' and "\\" in name):
+            return None
+        return name, rest[end + 1 :]
+    size = 0
+    while size < len(rest) and rest[size] in _BARE_KEY_CHARS:
+        size += 1
+    return (rest[:size], rest[size:]) if size else None
 
 
 def _key_lines(text: str) -> dict[str, int]:
@@ -436,23 +492,25 @@ def _key_lines(text: str) -> dict[str, int]:
 
     A line scan rather than a real parser, which is good enough for pointing a human at the
     right place. It relies on a TOML rule: top-level keys come before the first ``[table]``
-    header, so after a header only header names (top-level tables) are recorded.
+    header, so after a header only header names (top-level tables) are recorded. Written with
+    string operations, not regular expressions: compiling those costs ~1 ms each on every cold
+    start, and this runs for every config file read.
     """
     lines: dict[str, int] = {}
     in_tables = False
     for number, line in enumerate(text.split("\n"), 1):
-        header = _HEADER_LINE.match(line)
-        if header:
+        rest = line.lstrip(" \t")
+        if rest.startswith("["):
             in_tables = True
-            name = next(g for g in header.groups() if g is not None)
+            found = _leading_key(rest.lstrip("[").lstrip(" \t"))
         elif in_tables:
             continue
         else:
-            assign = _ASSIGN_LINE.match(line)
-            if not assign:
-                continue
-            name = next(g for g in assign.groups() if g is not None)
-        lines.setdefault(name, number)
+            found = _leading_key(rest)
+            if found is not None and found[1].lstrip(" \t")[:1] not in ("=", "."):
+                found = None
+        if found is not None:
+            lines.setdefault(found[0], number)
     return lines
 
 
@@ -480,7 +538,7 @@ def _toml_error(exc: Exception, text: str) -> tuple[str, Optional[int]]:
     line: Optional[int] = getattr(exc, "lineno", None)
     if not isinstance(line, int):
         line = None
-    found = _TOML_POSITION.search(message)
+    found = re.search(_TOML_POSITION, message)  # only on errors: compiled when needed
     if found:
         message = message[: found.start()]
         if line is None:

@@ -19,7 +19,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
@@ -27,15 +26,15 @@ from castore_hook import _plancache, bundle, config, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 
-@dataclass
 class _Decision:
     """Collects a plan while it is being decided."""
 
-    looked_at: list[str] = field(default_factory=list)
-    trail: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-    to_set: list[tuple[str, str]] = field(default_factory=list)
-    to_unset: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.looked_at: list[str] = []
+        self.trail: list[str] = []
+        self.problems: list[tuple[str, str]] = []
+        self.to_set: list[tuple[str, str]] = []
+        self.to_unset: list[str] = []
 
     def look(self, paths: list[str]) -> None:
         self.looked_at.extend(paths)
@@ -87,16 +86,22 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
     return blocks
 
 
-def _material_blocks(material: sources.Material, decision: _Decision) -> list[str]:
-    """PEM blocks of the chosen material's file or in-memory data (not of a folder)."""
+def _material_pem(material: sources.Material, decision: _Decision) -> str:
+    """The chosen material's file or in-memory data as PEM text, for merging (not a folder).
+
+    The file is taken as it is: "usable" already means OpenSSL loads it whole, and
+    re-encoding 150 certificates one by one would cost milliseconds of a cold start.
+    """
     if material.cadata:
-        return sources.pem_certificates(material.cadata.encode("ascii", "replace"))
+        return material.cadata
     if material.cafile:
         try:
-            return sources.pem_certificates(read_regular_file(material.cafile, CA_LIMIT))
+            text = read_regular_file(material.cafile, CA_LIMIT).decode("ascii", "replace")
         except (OSError, UnsafeFile, ValueError) as exc:
             decision.problem(f"cannot re-read {material.cafile}: {exc}", material.cafile)
-    return []
+            return ""
+        return text if text.endswith("\n") else text + "\n"
+    return ""
 
 
 def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
@@ -251,7 +256,8 @@ def _decide_trust(
     needs_file = bool(extra_blocks) or (material.cadata is not None and not material.cafile)
     merged = False
     if needs_file and wants_file:
-        pem = bundle.merge_pem(_material_blocks(material, decision) + extra_blocks)
+        source_pem = _material_pem(material, decision)
+        pem = source_pem + bundle.merge_pem(b for b in extra_blocks if b not in source_pem)
         file_value = _materialise(folder, pem, decision)
         info["bundle"] = file_value
         merged = file_value is not None

@@ -28,12 +28,22 @@ import binascii
 import contextlib
 import io
 import os
-import re
 import stat
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
+from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
 __all__ = [
@@ -57,12 +67,46 @@ SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
 _WINDOWS_STORES = ("CA", "ROOT")
 
 #: OpenSSL's ``c_rehash`` names: 8 lowercase hex digits of the subject hash, a dot, a counter.
-_HASH_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+_HEX = frozenset("0123456789abcdef")
+
+
+def _is_hash_name(name: str) -> bool:
+    """``c_rehash`` names (8 lowercase hex digits, a dot, a counter), without a regex: a
+    compile costs ~1 ms of every cold start, and a folder has hundreds of entries."""
+    head, dot, counter = name.partition(".")
+    return (
+        len(head) == 8
+        and bool(dot)
+        and counter.isascii()
+        and counter.isdigit()
+        and all(char in _HEX for char in head)
+    )
+
 
 _BEGIN = b"-----BEGIN CERTIFICATE-----"
 # A block body never contains "-": base64 has none, so a BEGIN without END cannot swallow
 # the next, well-formed block.
-_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----([^-]*)-----END CERTIFICATE-----")
+_END = b"-----END CERTIFICATE-----"
+
+
+def _pem_bodies(data: bytes) -> Iterator[bytes]:
+    """The base64 body of every ``BEGIN``/``END CERTIFICATE`` pair. A body never contains
+    ``-`` (base64 has none), so a BEGIN without END cannot swallow the next, well-formed
+    block: the scan restarts at the next BEGIN. No regex (see ``_is_hash_name``)."""
+    start = data.find(_BEGIN)
+    while start >= 0:
+        body_start = start + len(_BEGIN)
+        end = data.find(_END, body_start)
+        if end < 0:
+            return
+        body = data[body_start:end]
+        dash = body.find(b"-")
+        if dash < 0:
+            yield body
+            start = data.find(_BEGIN, end + len(_END))
+        else:
+            start = data.find(_BEGIN, body_start + dash)
+
 
 #: Pseudo filesystems whose "files" are never CA material and may hang or fail oddly on read.
 _VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
@@ -92,19 +136,33 @@ _DARWIN_FILES = ("/etc/ssl/cert.pem",)
 _BSD_PREFIXES = ("freebsd", "openbsd", "netbsd", "dragonfly")
 
 
-@dataclass(frozen=True)
-class Material:
+class Material(FrozenRecord):
     """CA material one source yields, in the form(s) OpenSSL or truststore can consume.
 
     ``count`` is the number of certificates in ``cafile``/``cadata``; for a folder alone it is
     the number of hash-named entries (a cheap proxy: a folder is never read entry by entry).
     """
 
-    cafile: Optional[str] = None
-    capath: Optional[str] = None
-    cadata: Optional[str] = None
-    native: bool = False
-    count: int = 0
+    __slots__ = ("cadata", "cafile", "capath", "count", "native")
+    cafile: Optional[str]
+    capath: Optional[str]
+    cadata: Optional[str]
+    native: bool
+    count: int
+
+    def __init__(
+        self,
+        cafile: Optional[str] = None,
+        capath: Optional[str] = None,
+        cadata: Optional[str] = None,
+        native: bool = False,
+        count: int = 0,
+    ) -> None:
+        self.cafile = cafile
+        self.capath = capath
+        self.cadata = cadata
+        self.native = native
+        self.count = count
 
     @property
     def form(self) -> str:
@@ -126,16 +184,26 @@ class Material:
         return "none"
 
 
-@dataclass
-class Probe:
+class Probe(Record):
     """The outcome of probing one source token (see the module docstring for each field)."""
 
-    token: str
-    material: Optional[Material]
-    looked_at: List[str]
-    trail: List[str]
-    problems: List[str]
-    unusable_env: List[str] = field(default_factory=list)
+    __slots__ = ("looked_at", "material", "problems", "token", "trail", "unusable_env")
+
+    def __init__(
+        self,
+        token: str,
+        material: Optional[Material],
+        looked_at: List[str],
+        trail: List[str],
+        problems: List[str],
+        unusable_env: Optional[List[str]] = None,
+    ) -> None:
+        self.token = token
+        self.material = material
+        self.looked_at = looked_at
+        self.trail = trail
+        self.problems = problems
+        self.unusable_env: List[str] = [] if unusable_env is None else unusable_env
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,21 +276,38 @@ def _to_pem(der: bytes) -> str:
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
-def _parse_certificates(data: bytes) -> Tuple[List[str], int, bool]:
-    """``(normalised PEM certificates, corrupt CERTIFICATE blocks, input was bare DER)``."""
-    certs: List[str] = []
+#: Parses of recent inputs, by content: the resolver re-reads the chosen bundle to merge it
+#: with extras, and checking 150 certificates in Python costs milliseconds of a cold start.
+_PARSED: Dict[bytes, Tuple[List[bytes], int, bool]] = {}
+
+
+def _parse_certificates(data: bytes) -> Tuple[List[bytes], int, bool]:
+    """``(DER of each well-formed certificate, corrupt CERTIFICATE blocks, input was bare
+    DER)``. DER, not PEM: re-encoding is only needed when certificates are merged or served
+    from memory, not to count a bundle (``_to_pem`` on demand)."""
+    cached = _PARSED.get(data)
+    if cached is None:
+        cached = _parse_certificates_uncached(data)
+        if len(_PARSED) >= 8:
+            _PARSED.clear()
+        _PARSED[data] = cached
+    return list(cached[0]), cached[1], cached[2]
+
+
+def _parse_certificates_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
+    certs: List[bytes] = []
     if _BEGIN not in data:
         if _is_certificate_der(data):
-            return [_to_pem(data)], 0, True
+            return [data], 0, True
         return [], 0, False
-    for match in _PEM_BLOCK.finditer(data):
-        body = b"".join(match.group(1).split())
+    for raw in _pem_bodies(data):
+        body = b"".join(raw.split())
         try:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             continue
         if _is_certificate_der(der):
-            certs.append(_to_pem(der))
+            certs.append(der)
     corrupt = data.count(_BEGIN) - len(certs)
     return certs, corrupt, False
 
@@ -235,7 +320,7 @@ def pem_certificates(data: bytes) -> List[str]:
     module hash and de-duplicate certificates whatever editor or tool wrote them.
     """
     try:
-        return _parse_certificates(bytes(data))[0]
+        return [_to_pem(der) for der in _parse_certificates(bytes(data))[0]]
     except Exception:
         return []
 
@@ -245,8 +330,7 @@ def pem_certificates(data: bytes) -> List[str]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Check:
+class _Check(Record):
     """Internal verdict on one path; ``kind`` tells callers how loudly to report a failure.
 
     kind: ``"ok"``; ``"missing"`` (normal while probing lists); ``"empty"`` (a folder without
@@ -255,10 +339,15 @@ class _Check:
     ``pem`` holds cleanly); ``"bad"`` (everything the user should hear about).
     """
 
-    count: int
-    reason: Optional[str]
-    kind: str
-    pem: List[str] = field(default_factory=list)
+    __slots__ = ("count", "kind", "pem", "reason")
+
+    def __init__(
+        self, count: int, reason: Optional[str], kind: str, pem: Optional[List[str]] = None
+    ) -> None:
+        self.count = count
+        self.reason = reason
+        self.kind = kind
+        self.pem: List[str] = [] if pem is None else pem
 
 
 def _in_virtual_fs(path: str) -> bool:
@@ -328,14 +417,14 @@ def _inspect_file(path: str) -> _Check:
             return _Check(0, "holds no certificate", "bad")
         if was_der:
             reason = "holds a DER certificate; OpenSSL loads only PEM from a CA file"
-            return _Check(len(certs), reason, "convertible", certs)
+            return _Check(len(certs), reason, "convertible", [_to_pem(d) for d in certs])
         if corrupt:
             reason = (
                 f"has {corrupt} corrupt certificate block(s) besides {len(certs)} good; "
                 "OpenSSL would reject the whole file"
             )
-            return _Check(len(certs), reason, "convertible", certs)
-        return _Check(len(certs), None, "ok", certs)
+            return _Check(len(certs), reason, "convertible", [_to_pem(d) for d in certs])
+        return _Check(len(certs), None, "ok")
     except Exception as exc:  # the failure policy: report, never raise
         return _Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
 
@@ -357,7 +446,7 @@ def _inspect_dir(path: str) -> _Check:
         try:
             with os.scandir(path) as entries:
                 for entry in entries:
-                    if not _HASH_NAME.match(entry.name):
+                    if not _is_hash_name(entry.name):
                         continue
                     count += 1
                     if not resolves:
@@ -413,12 +502,14 @@ def _trail_line(path: str, check: _Check, unit: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _CertifiFind:
-    location: Optional[Tuple[str, Optional[str]]] = None
-    zip_data: Optional[bytes] = None
-    looked_at: List[str] = field(default_factory=list)
-    trail: List[str] = field(default_factory=list)
+class _CertifiFind(Record):
+    __slots__ = ("location", "looked_at", "trail", "zip_data")
+
+    def __init__(self) -> None:
+        self.location: Optional[Tuple[str, Optional[str]]] = None
+        self.zip_data: Optional[bytes] = None
+        self.looked_at: List[str] = []
+        self.trail: List[str] = []
 
 
 def _zip_base(entry: str) -> Optional[Tuple[str, str]]:
