@@ -25,7 +25,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "no" if IN_CI else "yes"
 
-TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi"]
+TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "tomlkit"]
 
 #: Tests marked ``slow`` (building PyInstaller/shiv/pex apps and the like) run on these Pythons
 #: only, to keep the whole ``nox`` run well inside CI's time; ``CASTORE_HOOK_SLOW_EVERYWHERE=1``
@@ -54,9 +54,14 @@ def tests(session: nox.Session) -> None:
         deps.append("tomli")
     session.install(*deps)
     wheel = _build_wheel(session)
-    session.install("--force-reinstall", "--no-deps", str(wheel))
-    session.install(str(wheel))  # its dependencies, if any are missing
-    env = {"CASTORE_HOOK_TEST_WHEEL": str(wheel)}
+    # The wheel is NOT installed into this session's venv: its .pth would hook pytest itself
+    # (ssl patched before the unit tests of the patch run, every sys.executable child hooked).
+    # Unit tests import the package from src/; e2e tests install the wheel into venvs of
+    # their own, where a pass means the hook did it.
+    env = {
+        "CASTORE_HOOK_TEST_WHEEL": str(wheel),
+        "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT),
+    }
     marks: list[str] = []
     if (
         session.python not in SLOW_PYTHONS
