@@ -20,6 +20,31 @@ ROOT = Path(__file__).resolve().parent
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 IN_CI = bool(os.environ.get("CI"))
 
+
+def _put_pyenv_pythons_on_path() -> None:
+    """Make ``python3.9`` … ``python3.13`` findable when pyenv has them.
+
+    pyenv's shims run only the versions ``pyenv global`` selects, so a plain ``nox`` (the
+    README's test command) would miss the others. Each version's own ``bin`` is appended to
+    PATH, newest patch release first; interpreters already on PATH keep precedence.
+    """
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if not root.is_dir():
+        return
+    extra = []
+    for minor in PYTHONS:
+        found = sorted(
+            root.glob(f"{minor}.*/bin/python{minor}"),
+            key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parts[-3].split(".")],
+        )
+        if found:
+            extra.append(str(found[-1].parent))
+    if extra:
+        os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *extra])
+
+
+_put_pyenv_pythons_on_path()
+
 nox.options.sessions = None  # every session
 nox.options.error_on_missing_interpreters = True
 nox.options.default_venv_backend = "venv"
