@@ -64,7 +64,9 @@ def _build_wheel(session: nox.Session) -> Path:
         for old in out.glob("*.whl"):
             old.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT))
+    session.run_install(
+        "python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)
+    )
     wheels = sorted(out.glob("castore_hook-*.whl"))
     if len(wheels) != 1:
         session.error(f"expected one castore_hook wheel in {out}, found {wheels}")
