@@ -12,12 +12,14 @@ test and make it pass (or fail) for the wrong reason.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import os
+import ssl
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "HOOK_FILES",
@@ -376,3 +378,29 @@ def count_pem_certs(path: Union[Path, str]) -> int:
     return data.count(b"-----BEGIN CERTIFICATE-----") + data.count(
         b"-----BEGIN TRUSTED CERTIFICATE-----"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Local HTTPS servers
+# --------------------------------------------------------------------------------------------
+
+
+class TLSServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server on 127.0.0.1 that speaks TLS with ``ssl_context``.
+
+    The handshake happens lazily in the handler thread: a client that fails on purpose (the
+    negative controls) never blocks the accept loop, and its failed handshake is not an error.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    ssl_context: ssl.SSLContext
+
+    def get_request(self) -> Tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        sock.settimeout(30)
+        tls = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return tls, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # failed handshakes are the expected outcome of the negative controls

@@ -27,12 +27,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator
 
 import pytest
 
 from tests.helpers import (
     REPO_ROOT,
+    TLSServer,
     Venv,
     ambient_env_for_pip,
     create_venv,
@@ -118,24 +119,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _TLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    ssl_context: ssl.SSLContext
-
-    def get_request(self) -> Tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        sock.settimeout(30)
-        # The handshake happens lazily in the handler thread: a client that fails (on purpose,
-        # in the negative controls) never blocks the accept loop.
-        tls = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return tls, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Failed handshakes are the expected outcome of the negative controls.
-        pass
-
-
 @dataclasses.dataclass(frozen=True)
 class HTTPSServer:
     url: str
@@ -155,7 +138,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPSServ
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     leaf.configure_cert(ctx)
-    server = _TLSServer(("127.0.0.1", 0), _Handler)
+    server = TLSServer(("127.0.0.1", 0), _Handler)
     server.ssl_context = ctx
     port = server.server_address[1]
     thread = threading.Thread(

@@ -40,6 +40,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import pytest
 
 from tests.helpers import (
+    TLSServer,
     Venv,
     ambient_env_for_pip,
     create_venv,
@@ -191,21 +192,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _TLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    ssl_context: ssl.SSLContext
-
-    def get_request(self) -> Tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        sock.settimeout(30)
-        return self.ssl_context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        ), addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # failed handshakes are the expected outcome of the negative controls
-
-
 @dataclasses.dataclass(frozen=True)
 class Root:
     """A private root, a PEM file holding it, and a server whose chain ends in it."""
@@ -225,7 +211,7 @@ def _serve(name: str, folder: Path) -> Iterator[Root]:
     ca = make_ca()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-    server = _TLSServer(("127.0.0.1", 0), _Handler)
+    server = TLSServer(("127.0.0.1", 0), _Handler)
     server.ssl_context = ctx
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -27,11 +27,12 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from tests.helpers import (
+    TLSServer,
     Venv,
     ambient_env_for_pip,
     count_pem_certs,
@@ -111,21 +112,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class _TLSServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    ssl_context: ssl.SSLContext
-
-    def get_request(self) -> Tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        sock.settimeout(30)
-        return self.ssl_context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        ), addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # failed handshakes are the expected outcome of the negative controls
-
-
 @dataclasses.dataclass(frozen=True)
 class Site:
     url: str
@@ -157,7 +143,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    server = _TLSServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(docroot)))
+    server = TLSServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(docroot)))
     server.ssl_context = context
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
