@@ -56,6 +56,8 @@ TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "toml
 #: only, to keep the whole ``nox`` run well inside CI's time; ``CASTORE_HOOK_SLOW_EVERYWHERE=1``
 #: runs them in every session. An explicit ``-m`` in posargs wins.
 SLOW_PYTHONS = ("3.11",)
+#: The session that reports coverage of the hot path and the slow path.
+COVERAGE_PYTHON = "3.11"
 
 
 def _build_wheel(session: nox.Session) -> Path:
@@ -79,6 +81,12 @@ def tests(session: nox.Session) -> None:
     deps = list(TEST_DEPS)
     if session.python in ("3.9", "3.10"):
         deps.append("tomli")
+    coverage: list[str] = []
+    if session.python == COVERAGE_PYTHON:
+        deps.append("pytest-cov")
+        # Hot path (_castore_hook) and slow path (castore_hook.*), as run in-process by the
+        # unit tests; the e2e tests exercise the same code inside their own venvs.
+        coverage = ["--cov=_castore_hook", "--cov=castore_hook", "--cov-report=term"]
     session.install(*deps)
     wheel = _build_wheel(session)
     # The wheel is NOT installed into this session's venv: its .pth would hook pytest itself
@@ -104,6 +112,7 @@ def tests(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         "--durations=15",
+        *coverage,
         *marks,
         *session.posargs,
         env=env,
