@@ -71,7 +71,9 @@ if os.name == "nt":
     )
 else:
     LOCATION_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
+_EMPTIES = ("",) * len(LOCATION_VARS)
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 # What happened in this interpreter (castore_hook.status reports it). None until run() is
 # called, which also makes run() idempotent: a venv may process site-packages twice.
@@ -130,7 +132,7 @@ def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
         ignore_env,
         hook,
         user_ca_values(environ, record),
-        tuple([get(name, "") for name in LOCATION_VARS]),
+        tuple(map(get, LOCATION_VARS, _EMPTIES)),
     )
 
 
@@ -194,8 +196,7 @@ def read_plan(path: str) -> "tuple[Optional[Plan], str]":
     # The plan at path if it is ours and well-formed, else (None, reason). O_NONBLOCK: a FIFO
     # planted at the path must not hang start-up.
     try:
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return None, "no plan cached"
     try:
@@ -258,7 +259,10 @@ def _valid_changes(plan: "Plan") -> "Optional[tuple[tuple[Any, ...], tuple[Any, 
     # corrupt EXPORTED_VAR. Shape errors (unhashable, wrong arity, not str) raise and land in
     # the except: that is less bytecode for every start than explicit type checks.
     try:
-        present = {path for path, sig in plan["stats"] if sig is not None and path[:0] == ""}
+        present = set()
+        for path, sig in plan["stats"]:
+            if sig is not None and path[:0] == "":
+                present.add(path)
         to_set = plan["set"]
         to_unset = plan["unset"]
         if type(to_set) is not tuple or type(to_unset) is not tuple:
@@ -286,10 +290,18 @@ def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional
     if not changes[0] and not changes[1]:
         return applied
     get = environ.get
-    record = parse_exported(get(EXPORTED_VAR))
-    originals = dict(zip(USER_CA_VARS, user_ca_values(environ, record)))
+    # The user's own SSL_CERT_* (our exports undone) are in the key this plan was matched on;
+    # recompute them only for a plan applied without that check (tests, hostile input).
+    key = plan.get("key")
+    users = key[6] if type(key) is tuple and len(key) > 6 else None
+    if not (type(users) is tuple and len(users) == 2 and type(users[0]) is type(users[1]) is str):
+        users = user_ca_values(environ, parse_exported(get(EXPORTED_VAR)))
+    originals = dict(zip(USER_CA_VARS, users))
+    todo = list(changes[0])
+    for name in changes[1]:
+        todo.append((name, None))
     lines = []
-    for name, value in changes[0] + tuple((name, None) for name in changes[1]):
+    for name, value in todo:
         original = originals[name] if name in originals else get(name, "")
         if value is None:
             environ.pop(name, None)
