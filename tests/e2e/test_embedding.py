@@ -534,8 +534,10 @@ import _castore_hook
 before = _castore_hook.state
 
 def fetch():
+    # A fresh opener each time: since 3.12 HTTPSHandler builds its SSL context once, when the
+    # global opener is made, and contexts made before activate() keep their (stock) trust.
     try:
-        with urllib.request.urlopen(sys.argv[2], timeout=20) as response:
+        with urllib.request.build_opener().open(sys.argv[2], timeout=20) as response:
             return "ok:" + response.read().decode()
     except Exception as exc:
         return type(getattr(exc, "reason", exc)).__name__
