@@ -122,7 +122,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
-    session.install("ruff")
+    session.install("ruff==0.17.6")  # pinned: a new ruff release must not break CI unreviewed
     targets = [p for p in ("src", "tests", "benchmarks", "noxfile.py") if (ROOT / p).exists()]
     session.run("ruff", "check", *targets)
     session.run("ruff", "format", "--check", "--diff", *targets)
@@ -131,7 +131,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def types(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("mypy", "platformdirs")
+    session.install("mypy==2.4.1", "platformdirs", "tomlkit")  # pinned, like ruff
     session.run("mypy", "--strict", "src")
 
 
