@@ -364,6 +364,16 @@ def _debug(message: str) -> None:
             pass
 
 
+def plan_location(
+    decide_environ: "EnvView", cache_environ: "EnvView", ignore_env: bool
+) -> "tuple[Key, Optional[str], Optional[str]]":
+    # (key, cache folder, plan file) of an interpreter: the one recipe that start-up,
+    # activate(), refresh, status and doctor share.
+    folder = cache_dir(cache_environ, sys.platform, ignore_env)
+    path = folder + os.sep + plan_file_name(ignore_env) if folder else None
+    return interpreter_key(decide_environ, ignore_env), folder, path
+
+
 def obtain_plan(
     decide_environ: "EnvView", ignore_env: bool, cache_environ: "EnvView"
 ) -> "tuple[Plan, dict[str, Any]]":
@@ -371,9 +381,7 @@ def obtain_plan(
     # which is then cached. Also returns facts for status. activate() passes explicit
     # overrides in decide_environ; start-up passes os.environ itself.
     facts: dict[str, Any] = {}
-    key = interpreter_key(decide_environ, ignore_env)
-    folder = cache_dir(cache_environ, sys.platform, ignore_env)
-    path = folder + os.sep + plan_file_name(ignore_env) if folder else None
+    key, folder, path = plan_location(decide_environ, cache_environ, ignore_env)
     facts["cache_file"] = path
     plan, reason = read_plan(path) if path else (None, "no cache folder")
     if plan is not None and folder and hasattr(os, "getuid"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
+import _castore_hook as hot
 from castore_hook import _plancache, resolve
 
 
@@ -24,3 +25,16 @@ def resolve_and_store(
     if plan["info"].get("transient"):
         return plan, "not cached: the decision failed for a reason that may pass (see problems)"
     return plan, _plancache.store_plan(folder, path, plan)
+
+
+def decide(
+    environ: Mapping[str, str], ignore_env: bool, *, store: bool
+) -> tuple[dict[str, Any], Optional[str], str]:
+    """Decide the plan for an interpreter with this environment, as a fresh start would;
+    with ``store``, cache it under the same rules as start-up. Returns the plan, the plan
+    file's path and the cache note (``refresh``; ``status`` of an unhooked interpreter)."""
+    key, folder, path = hot.plan_location(environ, environ, ignore_env)
+    if store:
+        plan, note = resolve_and_store(environ, key, folder, path, ignore_env)
+        return plan, path, note
+    return resolve.build_plan(environ, key, folder, ignore_env), path, ""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, _plancache, config, resolve
+from castore_hook import __version__, _plancache, config
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
 _lock = threading.RLock()
@@ -46,11 +46,9 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
 
 def _fresh_plan() -> dict[str, Any]:
     """The plan as it would be decided now for this environment (not applied, not cached)."""
-    environ = dict(os.environ)
-    ignore_env = hot.hook_environ_ignored()
-    key = hot.interpreter_key(environ, ignore_env)
-    folder = hot.cache_dir(environ, sys.platform, ignore_env)
-    return resolve.build_plan(environ, key, folder, ignore_env)
+    from castore_hook import _slowpath
+
+    return _slowpath.decide(dict(os.environ), hot.hook_environ_ignored(), store=False)[0]
 
 
 def _cache_state(state: dict[str, Any]) -> str:

@@ -630,7 +630,6 @@ def _folder_blocks(folder: str) -> list[str]:
 
 def _effective_plan() -> Optional[dict[str, Any]]:
     import _castore_hook as hot
-    from castore_hook import resolve
 
     state = hot.state
     if state is not None and isinstance(state.get("plan"), dict):
@@ -638,11 +637,9 @@ def _effective_plan() -> Optional[dict[str, Any]]:
         return plan
     if state is not None and state.get("outcome") in ("deactivated", "disabled"):
         return None
-    environ = dict(os.environ)
-    ignore_env = hot.hook_environ_ignored()
-    key = hot.interpreter_key(environ, ignore_env)
-    folder = hot.cache_dir(environ, sys.platform, ignore_env)
-    return resolve.build_plan(environ, key, folder, ignore_env)
+    from castore_hook import api
+
+    return api._fresh_plan()
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
@@ -814,16 +811,11 @@ def _cmd_enabled(args: argparse.Namespace) -> int:
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
     import _castore_hook as hot
-    from castore_hook import _plancache, resolve
+    from castore_hook import _slowpath
 
-    environ = dict(os.environ)
-    ignore_env = hot.hook_environ_ignored()
-    # Undo what the hook did to *this* process, so the plan is decided as a fresh start would.
-    key = hot.interpreter_key(environ, ignore_env)
-    folder = hot.cache_dir(environ, sys.platform, ignore_env)
-    path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored())) if folder else None
-    plan = resolve.build_plan(environ, key, folder, ignore_env)
-    note = _plancache.store_plan(folder, path, plan)
+    # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
+    # under start-up's rules) as a fresh start would.
+    plan, path, note = _slowpath.decide(dict(os.environ), hot.hook_environ_ignored(), store=True)
     problems = list(plan["info"]["problems"])
     if args.json:
         json.dump(

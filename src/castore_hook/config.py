@@ -95,11 +95,12 @@ class Problem(FrozenRecord):
     must leave Python stock.
     """
 
-    __slots__ = ("fatal", "line", "message", "path")
+    __slots__ = ("fatal", "line", "message", "path", "transient")
     message: str
     path: Optional[str]
     line: Optional[int]
     fatal: bool
+    transient: bool
 
     def __init__(
         self,
@@ -107,11 +108,15 @@ class Problem(FrozenRecord):
         path: Optional[str] = None,
         line: Optional[int] = None,
         fatal: bool = False,
+        transient: bool = False,
     ) -> None:
         self.message = message
         self.path = path
         self.line = line
         self.fatal = fatal
+        # The failure may pass on its own (our own dependency could not be imported yet: pex
+        # adds distributions one by one), so a decision based on it must not be cached.
+        self.transient = transient
 
     def where(self) -> str:
         """``"path:line"``, ``"path"`` or ``""``: the prefix a diagnostic line starts with."""
@@ -427,6 +432,7 @@ def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem
                 f"cannot locate the config directories ({type(exc).__name__}: {exc}); "
                 "castore-hook stays off",
                 fatal=True,
+                transient=True,
             )
         )
         return [], problems

@@ -316,12 +316,11 @@ def check_permissions(ctx: Context) -> list[Check]:
         found = _owner_check(path, "extra file")
         if found:
             checks.append(found)
-    folder = hot.cache_dir(ctx.environ, sys.platform, ctx.ignore_env)
-    if folder:
-        path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored()))
+    _key, folder, cache_file = hot.plan_location(ctx.environ, ctx.environ, ctx.ignore_env)
+    if folder and cache_file:
         getuid = getattr(os, "getuid", None)
         try:
-            st = os.stat(path)
+            st = os.stat(cache_file)
         except OSError:
             st = None
         if st is not None and getuid is not None:
@@ -330,9 +329,9 @@ def check_permissions(ctx: Context) -> list[Check]:
                     Check(
                         "permissions",
                         FAIL,
-                        f"plan cache {path} is not owned by this user or is writable by others; "
-                        "it is ignored",
-                        fix=f"rm {path}; castore-hook refresh",
+                        f"plan cache {cache_file} is not owned by this user or is writable "
+                        "by others; it is ignored",
+                        fix=f"rm {cache_file}; castore-hook refresh",
                     )
                 )
             else:
@@ -340,7 +339,7 @@ def check_permissions(ctx: Context) -> list[Check]:
                     Check(
                         "permissions",
                         OK,
-                        f"plan cache {path} (mode {stat.S_IMODE(st.st_mode):04o}, yours)",
+                        f"plan cache {cache_file} (mode {stat.S_IMODE(st.st_mode):04o}, yours)",
                     )
                 )
     return checks
@@ -488,8 +487,8 @@ def check_cache(ctx: Context) -> list[Check]:
                 "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder, or fix the folder's owner",
             )
         ]
-    path = os.path.join(folder, hot.plan_file_name(hot.hook_environ_ignored()))
-    plan, reason = hot.read_plan(path)
+    key, _folder, cache_file = hot.plan_location(ctx.environ, ctx.environ, ctx.ignore_env)
+    plan, reason = hot.read_plan(cache_file or folder)
     if plan is None:
         return [
             Check(
@@ -499,19 +498,18 @@ def check_cache(ctx: Context) -> list[Check]:
                 fix="castore-hook refresh",
             )
         ]
-    key = hot.interpreter_key(ctx.environ, ctx.ignore_env)
     stale = hot.check_plan(plan, key)
     if stale:
         return [
             Check(
                 "cache",
                 WARN,
-                f"{path}: stale ({stale})",
+                f"{cache_file}: stale ({stale})",
                 ["the next interpreter decides again and rewrites it"],
                 "castore-hook refresh",
             )
         ]
-    return [Check("cache", OK, f"{path}: fresh, writable folder")]
+    return [Check("cache", OK, f"{cache_file}: fresh, writable folder")]
 
 
 def time_hot_path(ctx: Context, runs: int = TIMING_RUNS) -> tuple[Optional[float], str]:

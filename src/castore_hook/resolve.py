@@ -201,7 +201,7 @@ def build_plan(
         # A slow path that could not import its own dependencies (pex adds distributions one
         # by one, so our .pth can run before platformdirs is importable) must not be cached:
         # the next start, or activate() in the entry point, decides again.
-        info["transient"] = any(p.fatal and "cannot locate" in p.message for p in cfg.problems)
+        info["transient"] = any(problem.transient for problem in cfg.problems)
     elif not cfg.enabled:
         origin = cfg.origins.get("enabled", "config")
         decision.trail.append(f"disabled by enabled = false in {origin}")
