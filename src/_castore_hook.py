@@ -5,13 +5,16 @@
 # plus a submodule costs ~60 % more to import than one module (DESIGN §1, docs/architecture.md).
 # It imports only sys, os and marshal, which every interpreter has loaded before site runs.
 #
-# Why comments and not docstrings here: docstrings are stored in the .pyc and unmarshalled at
-# every start; comments cost nothing. Every byte of this file is paid by every interpreter.
+# Every byte of this file is paid by every interpreter (~45 instructions per byte of .pyc:
+# unmarshalling, then the collector), so it holds only what a cache hit runs. Comments, not
+# docstrings; type comments, not annotations (both cost nothing at run time). Everything
+# that decides a plan and its key is in castore_hook (resolve, _envstate, _plancache) and is
+# imported on a miss only; benchmarks/README.md has the measurements behind these choices.
 #
-# Warm cache: compute the interpreter key (a few environment lookups), read this
-# interpreter's plan file, compare the stat signature of every path that decided it, apply it
-# (set or unset a few variables) and install a small post-import finder. Anything else — a
-# missing, stale, foreign or corrupt cache — goes to castore_hook._slowpath.
+# A hit: find this interpreter's plan file, check that the plan was made for this Python, that
+# the environment is in one of the states the plan accepts and that every path that decided
+# it has the same stat signature; then set or unset a few variables and install a small
+# post-import finder.
 #
 # Failure policy (DESIGN §5): nothing here may raise, print (outside CASTORE_HOOK_DEBUG) or
 # block. Every exception, BaseException included, stops at run().
@@ -23,23 +26,25 @@ import sys
 # mypy treats a name spelled TYPE_CHECKING as true; at run time nothing from typing is loaded.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, MutableMapping, Optional
+    from typing import Any, Callable, MutableMapping, Optional  # noqa: F401 - type comments
 
     Environ = MutableMapping[str, str]
-    EnvView = Mapping[str, str]
-    Record = dict[str, tuple[str, str]]
-    Key = tuple[object, ...]
+    Getter = Callable[[str], str]
     Plan = dict[str, Any]
+    Signature = tuple[int, int, int, int, int]
 
-PLAN_FORMAT = 2
+PLAN_FORMAT = 3
 PLAN_LIMIT = 1 << 20
-# A plan file is PLAN_MAGIC, the payload's length and byte sum (8 bytes each), then the
-# marshal payload. marshal.loads trusts lengths inside its input (a list header claiming 2**31
-# items is allocated before the data runs out), so a corrupt file is rejected before marshal
-# sees it; len and sum over bytes run in C.
-PLAN_MAGIC = b"castore-hook plan\n"
-# Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line; NEW empty = removed),
-# so a child rebuilds its parent's key and reuses its plan (docs/architecture.md).
+# A plan file is PLAN_MAGIC, a 4-byte checksum of the payload, then the marshal payload.
+# marshal.loads trusts lengths inside its input (a tuple header claiming 2**31 items is
+# allocated and zeroed before the data runs out), so a corrupt or truncated file is rejected
+# before marshal sees it. The checksum is the payload read as one integer modulo a prime
+# below 2**30: one pass in C, no hashlib or zlib import (castore_hook._plancache.encode_plan).
+PLAN_MAGIC = b"castore-hook plan 3\n"
+PLAN_CHECK_MODULUS = 1073741789  # the largest prime below 2**30: one-digit division in C
+_HEAD = len(PLAN_MAGIC) + 4
+# Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so a child
+# interpreter can tell its parent's exports from its user's own values (castore_hook._envstate).
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
 # The only variables the hook may set (DESIGN §3). Copied from castore_hook.config because
 # importing it costs start-up time; test_export_allowlist_matches_config pins the two.
@@ -57,132 +62,83 @@ EXPORT_ALLOWED = frozenset(
         "HTTPLIB2_CA_CERTS",
     )
 )
-USER_CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
-# Our variables that change the decision (ignored under python -E / -I).
-HOOK_VARS = ("CASTORE_HOOK_CONFIG", "CASTORE_HOOK_SOURCES", "CASTORE_HOOK_EXTRA")
-# What platformdirs reads to place config files on this platform.
-if os.name == "nt":
-    LOCATION_VARS: "tuple[str, ...]" = (
-        "APPDATA",
-        "LOCALAPPDATA",
-        "PROGRAMDATA",
-        "WIN_PD_OVERRIDE_APPDATA",
-        "WIN_PD_OVERRIDE_COMMON_APPDATA",
-    )
-else:
-    LOCATION_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
-_EMPTIES = ("",) * len(LOCATION_VARS)
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+# Plan files and the cache folder must belong to this user and be writable by no one else.
+# Windows has no uid and reports every writable file as 0o666: ACLs decide there.
+_UID = os.getuid() if hasattr(os, "getuid") else None
+_FILE_MASK = 0o170000 if _UID is None else 0o170022
+_FS_ENCODING = None if os.name == "nt" else sys.getfilesystemencoding()
 
 # What happened in this interpreter (castore_hook.status reports it). None until run() is
 # called, which also makes run() idempotent: a venv may process site-packages twice.
-state: "Optional[dict[str, Any]]" = None
+state = None  # type: Optional[dict[str, Any]]
 
 
-def _flag(environ: "EnvView", name: str) -> bool:
-    # Set and not "" / "0": the same rule the castore_hook.pth line applies to the kill switch.
-    return environ.get(name, "0") not in ("", "0")
+def getenv(name):
+    # type: (str) -> str
+    # os.environ.get(name, ""), minus the KeyError that Mapping.get raises and catches for
+    # every unset name: ~8 k instructions each, and most names read here are unset; this costs
+    # ~3 k. It reads os.environ's own mapping, encoded as os.py encodes it (bytes in the file
+    # system encoding with surrogateescape on POSIX, upper-case str keys on Windows);
+    # test_getenv_matches_os_environ pins the two. Every function below reads variables
+    # through such a get(name) -> str ("" when unset); castore_hook._envstate.getter makes one
+    # from any mapping.
+    data = os.environ._data  # type: ignore[attr-defined]
+    if _FS_ENCODING is None:
+        return data.get(name.upper(), "")  # type: ignore[no-any-return]
+    value = data.get(name.encode(_FS_ENCODING, "surrogateescape"))
+    return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")  # type: ignore[no-any-return]
 
 
-def hook_environ_ignored() -> bool:
-    # python -E / -I: CASTORE_HOOK_* are ignored like PYTHON*. A frozen app (PyInstaller,
-    # PyOxidizer) is started isolated by its packager, not by the user: honour them there.
-    return bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
-
-
-def parse_exported(value: "Optional[str]") -> "Record":
-    # Decode EXPORTED_VAR into {name: (original, new)}; junk lines are skipped.
-    record: Record = {}
-    if value:
-        for line in value.split("\n"):
-            parts = line.split("\t")
-            if len(parts) == 3 and parts[0] in EXPORT_ALLOWED:
-                record[parts[0]] = (parts[1], parts[2])
-    return record
-
-
-def user_ca_values(environ: "EnvView", record: "Record") -> "tuple[str, ...]":
-    # The user's own SSL_CERT_FILE / SSL_CERT_DIR: a value equal to what a parent hook
-    # exported is the parent's doing, and the user's value is the one it replaced.
-    values = []
-    for name in USER_CA_VARS:
-        current = environ.get(name, "")
-        entry = record.get(name)
-        if entry is not None and current == entry[1]:
-            current = entry[0]
-        values.append(current)
-    return tuple(values)
-
-
-def interpreter_key(environ: "EnvView", ignore_env: bool) -> "Key":
-    # Everything outside the file system that decides the plan.
-    get = environ.get
-    if ignore_env:
-        record: Record = {}
-        hook: tuple[str, ...] = ("", "", "")
-    else:
-        record = parse_exported(get(EXPORTED_VAR))
-        hook = (get(HOOK_VARS[0], ""), get(HOOK_VARS[1], ""), get(HOOK_VARS[2], ""))
-    return (
-        PLAN_FORMAT,
-        sys.hexversion,
-        sys.platform,
-        sys.prefix,
-        ignore_env,
-        hook,
-        user_ca_values(environ, record),
-        tuple(map(get, LOCATION_VARS, _EMPTIES)),
-    )
-
-
-def cache_dir(
-    environ: "EnvView", platform: str = sys.platform, ignore_env: bool = False
-) -> "Optional[str]":
+def cache_dir(get, platform=sys.platform, ignore_env=False):
+    # type: (Getter, str, bool) -> Optional[str]
     # platformdirs.user_cache_dir("castore-hook", appauthor=False), by hand: importing
     # platformdirs costs ~30 ms. test_cache_dir_matches_platformdirs_* pin it per platform.
     # An absolute CASTORE_HOOK_CACHE_DIR overrides it.
     if not ignore_env:
-        override = environ.get("CASTORE_HOOK_CACHE_DIR", "")
+        override = get("CASTORE_HOOK_CACHE_DIR")
         if override and os.path.isabs(override):
             return override
     if platform == "win32":
-        base = environ.get("WIN_PD_OVERRIDE_LOCAL_APPDATA", "").strip()
-        base = base or environ.get("LOCALAPPDATA", "")
+        base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
         return base + "\\castore-hook\\Cache" if base else None
     # platformdirs 4: an absolute XDG_CACHE_HOME wins on Linux and macOS; relative ones and a
     # relative HOME are ignored.
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    if xdg.startswith("/"):
+    xdg = get("XDG_CACHE_HOME")
+    if xdg[:1] == "/":
         return xdg + "/castore-hook"
-    home = environ.get("HOME", "")
-    if not home.startswith("/"):
+    home = get("HOME")
+    if home[:1] != "/":
         return None
-    if platform == "darwin":
-        return home.rstrip("/") + "/Library/Caches/castore-hook"
-    return home.rstrip("/") + "/.cache/castore-hook"
-
-
-def plan_file_name(ignore_env: bool = False) -> str:
-    # One plan file per interpreter and isolation mode, so Pythons sharing a cache folder
-    # (and a python -E child of a normal parent) never evict each other's plans: cache tag +
-    # sys.prefix made into a file name (C-speed str.replace); a prefix too long for a file
-    # name gets an FNV-1a digest instead (no hashlib/zlib at start-up).
-    tag = sys.implementation.cache_tag or "python"
-    if ignore_env:
-        tag += "-E"
-    name = (
-        sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").replace(":", "%3A")
+    return home.rstrip("/") + (
+        "/Library/Caches/castore-hook" if platform == "darwin" else "/.cache/castore-hook"
     )
+
+
+def plan_path(get, ignore_env):
+    # type: (Getter, bool) -> tuple[Optional[str], Optional[str]]
+    # (cache folder, plan file) of this interpreter: the one recipe that start-up, activate(),
+    # refresh, status and doctor share. One plan file per interpreter and isolation mode, so
+    # Pythons sharing a cache folder (and a python -E child of a normal parent) never evict
+    # each other's plans: cache tag + sys.prefix made into a file name (C-speed replace); a
+    # prefix too long for a file name gets a digest instead (no hashlib at start-up).
+    folder = cache_dir(get, sys.platform, ignore_env)
+    if not folder:
+        return None, None
+    name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+    name = name.replace(":", "%3A")
     if len(name) > 180:
-        digest = 0x811C9DC5
-        for byte in sys.prefix.encode("utf-8", "surrogateescape"):
-            digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
-        name = f"{digest:08x}"
-    return f"plan-{tag}-{name}.marshal"
+        # A tuple of ints hashes the same in every process (no PYTHONHASHSEED salt).
+        name = format(
+            hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
+        )
+    tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
+    return folder, folder + os.sep + "plan-" + tag + "-" + name + ".marshal"
 
 
-def signature(path: str) -> "Optional[tuple[int, int, int, int, int]]":
+def signature(path):
+    # type: (str) -> Optional[Signature]
     # (mtime_ns, size, ino, mode, uid) or None; mode and owner because chmod/chown decide
     # trust yet change neither mtime nor size. Same as _safefile.stat_signature (pinned).
     try:
@@ -192,138 +148,117 @@ def signature(path: str) -> "Optional[tuple[int, int, int, int, int]]":
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
 
-def read_plan(path: str) -> "tuple[Optional[Plan], str]":
-    # The plan at path if it is ours and well-formed, else (None, reason). O_NONBLOCK: a FIFO
-    # planted at the path must not hang start-up.
+def read_plan(path):
+    # type: (str) -> tuple[Optional[Plan], str]
+    # The plan at path if it is ours and intact, else (None, reason). O_NONBLOCK: a FIFO
+    # planted at the path must not hang start-up. st_size + 1 (to notice growth), not
+    # PLAN_LIMIT: os.read allocates what it is asked.
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
+    except (OSError, ValueError):
         return None, "no plan cached"
     try:
         st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000:
-            return None, "plan cache is not a regular file"
-        getuid = getattr(os, "getuid", None)
-        if getuid is not None and (st.st_uid != getuid() or st.st_mode & 0o022):
-            return None, "plan cache not owned by this user or writable by others"
-        if st.st_size > PLAN_LIMIT:
-            return None, "plan cache too large"
-        # st_size + 1 (to notice growth), not PLAN_LIMIT: os.read allocates what it is asked.
-        data = os.read(fd, st.st_size + 1)
-    finally:
-        os.close(fd)
-    return decode_plan(data)
-
-
-def encode_plan(plan: "Plan") -> bytes:
-    payload = marshal.dumps(plan)
-    total = sum(payload) & 0xFFFFFFFFFFFFFFFF
-    return PLAN_MAGIC + len(payload).to_bytes(8, "big") + total.to_bytes(8, "big") + payload
-
-
-def decode_plan(data: bytes) -> "tuple[Optional[Plan], str]":
-    head = len(PLAN_MAGIC)
-    if data[:head] != PLAN_MAGIC or len(data) < head + 16:
-        return None, "plan cache has another format"
-    payload = data[head + 16 :]
-    if int.from_bytes(data[head : head + 8], "big") != len(payload):
-        return None, "plan cache is truncated"
-    if int.from_bytes(data[head + 8 : head + 16], "big") != sum(payload) & 0xFFFFFFFFFFFFFFFF:
-        return None, "plan cache is corrupt"
+        data = b""
+        if st.st_mode & _FILE_MASK == 0o100000 and _UID in (None, st.st_uid):
+            data = os.read(fd, st.st_size + 1) if st.st_size <= PLAN_LIMIT else b"too large"
+    except OSError:
+        data = b""
+    os.close(fd)
+    if not data:
+        return None, "plan cache is empty, unreadable or not a private regular file of this user"
+    payload = data[_HEAD:]
+    if data[: _HEAD - 4] != PLAN_MAGIC or int.from_bytes(data[_HEAD - 4 : _HEAD], "big") != (
+        int.from_bytes(payload, "little") % PLAN_CHECK_MODULUS
+    ):
+        return None, "plan cache is corrupt or of another version"
     try:
         plan = marshal.loads(payload)  # noqa: S302 - our own file, owner- and sum-checked
     except Exception:
-        return None, "plan cache is corrupt"
-    if type(plan) is not dict or plan.get("format") != PLAN_FORMAT:
-        return None, "plan cache has another format"
+        plan = None
+    if type(plan) is not dict:
+        return None, "plan cache is corrupt or of another version"
     return plan, ""
 
 
-def check_plan(plan: "Plan", key: "Key") -> str:
-    # Why the cached plan no longer fits, or "" when it does.
-    if plan.get("key") != key:
-        return "environment or interpreter changed"
+def cached_plan(lookup, ignore_env, folder, path):
+    # type: (Callable[[Any], Any], bool, Optional[str], Optional[str]) -> tuple[Optional[Plan], str]
+    # The plan cached at path if it still holds here, else (None, why not). It holds when it
+    # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
+    # variables it watches are in one of the states it accepts, and every path that decided
+    # it has the same signature. Whoever owns the folder could swap the exported bundle after
+    # our checks, hence its owner check. lookup reads variables in os.environ's own encoding:
+    # os.environ._data.get at start-up, a C call per name (castore_hook._envstate.native_lookup).
+    if not folder or not path:
+        return None, "no cache folder"
+    plan, reason = read_plan(path)
+    if plan is None:
+        return None, reason
+    owner = signature(folder)
+    if _UID is not None and (owner is None or owner[4] != _UID):
+        return None, "cache folder not owned by this user"
     try:
-        for path, sig in plan["stats"]:
-            if signature(path) != sig:
-                return "changed: " + str(path)
-    except Exception:  # any shape but ((str, sig), ...) is a hostile or corrupt plan
-        return "plan cache is malformed"
-    return ""
+        key = plan["key"]
+        if key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
+            return None, "made for another Python"
+        if tuple(map(lookup, key[4])) not in key[5]:  # a few tuples compared, nothing hashed
+            return None, "environment changed"
+        for file, sig in plan["stats"]:
+            if signature(file) != sig:
+                return None, "changed: " + file
+    except Exception:  # any other shape is a hostile or corrupt plan
+        return None, "plan cache is malformed"
+    return plan, ""
 
 
-def _valid_changes(plan: "Plan") -> "Optional[tuple[tuple[Any, ...], tuple[Any, ...]]]":
-    # The plan's set/unset if every entry is safe, else None. The cache is treated as hostile
-    # even though we wrote it: allow-listed names only; only absolute paths that the plan's
-    # stat list shows to exist (check_plan has just re-stat'ed them); nothing that would
-    # corrupt EXPORTED_VAR. Shape errors (unhashable, wrong arity, not str) raise and land in
-    # the except: that is less bytecode for every start than explicit type checks.
+def apply_plan(plan, environ):
+    # type: (Plan, Environ) -> Optional[dict[str, Optional[str]]]
+    # Apply the plan's variable changes and its EXPORTED_VAR record; return what changed, or
+    # None if the plan is unsafe, and then nothing is touched. The cache is treated as hostile
+    # even though we wrote it: allow-listed names only, and only paths that the plan's stat
+    # list shows to exist (cached_plan has just re-stat'ed them; a path os.stat refuses, NUL
+    # or lone surrogate, is never present; the slow path writes absolute paths only). Shape
+    # errors (unhashable, wrong arity, not str) raise and land in the except: less bytecode
+    # than explicit type checks.
     try:
-        present = set()
-        for path, sig in plan["stats"]:
-            if sig is not None and path[:0] == "":
-                present.add(path)
+        present = dict(plan["stats"])
         to_set = plan["set"]
         to_unset = plan["unset"]
-        if type(to_set) is not tuple or type(to_unset) is not tuple:
-            return None
         for name, value in to_set:
-            if name not in EXPORT_ALLOWED or value not in present or "\t" in value:
-                return None
-            if "\n" in value or not os.path.isabs(value):
+            if name not in EXPORT_ALLOWED or present.get(value) is None:
                 return None
         for name in to_unset:
             if name not in EXPORT_ALLOWED:
                 return None
+        applied = dict(to_set)  # type: dict[str, Optional[str]]
+        applied.update(dict.fromkeys(to_unset))
     except Exception:
         return None
-    return to_set, to_unset
-
-
-def apply_plan(plan: "Plan", environ: "Environ") -> "Optional[dict[str, Optional[str]]]":
-    # Apply the plan's variable changes and record them in EXPORTED_VAR with the values they
-    # replaced; return what changed, or None if the plan is unsafe (nothing is then touched).
-    changes = _valid_changes(plan)
-    if changes is None:
-        return None
-    applied: dict[str, Optional[str]] = {}
-    if not changes[0] and not changes[1]:
-        return applied
-    get = environ.get
-    # The user's own SSL_CERT_* (our exports undone) are in the key this plan was matched on;
-    # recompute them only for a plan applied without that check (tests, hostile input).
-    key = plan.get("key")
-    users = key[6] if type(key) is tuple and len(key) > 6 else None
-    if not (type(users) is tuple and len(users) == 2 and type(users[0]) is type(users[1]) is str):
-        users = user_ca_values(environ, parse_exported(get(EXPORTED_VAR)))
-    originals = dict(zip(USER_CA_VARS, users))
-    todo = list(changes[0])
-    for name in changes[1]:
-        todo.append((name, None))
-    lines = []
-    for name, value in todo:
-        original = originals[name] if name in originals else get(name, "")
-        if value is None:
-            environ.pop(name, None)
-        else:
+    if applied:
+        # The record first: if it cannot be set (not a str, a NUL), nothing has changed yet.
+        environ[EXPORTED_VAR] = plan["record"]
+        for name, value in to_set:
             environ[name] = value
-        applied[name] = value
-        if "\n" not in original and "\t" not in original:
-            lines.append(f"{name}\t{original}\t{value or ''}")
-    environ[EXPORTED_VAR] = "\n".join(lines)
+        for name in to_unset:
+            environ.pop(name, None)
     return applied
 
 
-# The post-import finder is this module itself (module-level find_spec below): a finder
-# class would cost ~77 k instructions to create at every start. It lets castore_hook._hooks
-# act on ssl / certifi right after their first import (DESIGN §3); only the membership test
-# runs per import, the work lives in _hooks. No importlib.util, no threading at start-up.
-_hooks_data: "Optional[dict[str, Any]]" = None
-_pending: "list[str]" = []
-_busy: "list[str]" = []
+# The post-import finder lets castore_hook._hooks act on ssl / certifi right after their first
+# import (DESIGN §3); only the membership test below runs per import, the work lives in
+# _hooks. No importlib.util, no threading, no class at start-up (creating one costs ~77 k
+# instructions): the finder is a SimpleNamespace (sys.implementation's type) holding
+# find_spec. That function gets a globals dict of its own with just the two lists: whatever
+# sys.meta_path references outlives the interpreter's first collection at exit, and this
+# module's globals would keep os, and with it collections.abc, alive into a second, costly
+# one (+0.47 M instructions at every exit, measured; benchmarks/README.md).
+_hooks_data = None  # type: Any
+_pending = []  # type: list[str]
+_busy = []  # type: list[str]
 
 
-def find_spec(fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
+def _find_spec(fullname, path=None, target=None):
+    # type: (str, Any, Any) -> Any
     if fullname not in _pending or fullname in _busy:
         return None
     from castore_hook import _hooks
@@ -331,132 +266,82 @@ def find_spec(fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
     return _hooks.find_wrapped_spec(fullname, path, target)
 
 
-def finder_installed() -> bool:
-    return sys.modules.get(__name__) in sys.meta_path
+_namespace = type(sys.implementation)  # type: Any
+_function = type(_find_spec)  # type: Any
+finder = _namespace(
+    find_spec=_function(_find_spec.__code__, {"_pending": _pending, "_busy": _busy})
+)
+del _namespace, _function
 
 
-def install_hooks(plan: "Plan") -> bool:
+def install_hooks(plan):
+    # type: (Plan) -> bool
     # Install the post-import finder when the plan asks for in-process trust; modules already
     # imported (another .pth sorting first imported ssl) are handled at once.
+    # The slow path stores None unless the plan patches ssl or redirects certifi; a cached
+    # plan holds them as marshal bytes (castore_hook._plancache.hooks_of reads either form).
     global _hooks_data
     hooks = plan.get("hooks")
-    if type(hooks) is not dict or not (hooks.get("patch") or hooks.get("certifi")):
+    if not hooks:
         return False
     _hooks_data = hooks
     _pending[:] = WATCHED
-    this = sys.modules[__name__]
-    if this not in sys.meta_path:
-        sys.meta_path.insert(0, this)
-    for name in WATCHED:
-        if name in sys.modules:
-            from castore_hook import _hooks
+    if finder not in sys.meta_path:
+        sys.meta_path.insert(0, finder)
+    if not sys.modules.keys().isdisjoint(WATCHED):
+        from castore_hook import _hooks
 
-            _hooks.finder_after(name, sys.modules[name])
+        _hooks.catch_up()
     return True
 
 
-def _debug(message: str) -> None:
-    if state is not None and state.get("debug"):
-        try:
-            sys.stderr.write("castore-hook: " + message + "\n")
-            sys.stderr.flush()
-        except Exception:
-            pass
-
-
-def plan_location(
-    decide_environ: "EnvView", cache_environ: "EnvView", ignore_env: bool
-) -> "tuple[Key, Optional[str], Optional[str]]":
-    # (key, cache folder, plan file) of an interpreter: the one recipe that start-up,
-    # activate(), refresh, status and doctor share.
-    folder = cache_dir(cache_environ, sys.platform, ignore_env)
-    path = folder + os.sep + plan_file_name(ignore_env) if folder else None
-    return interpreter_key(decide_environ, ignore_env), folder, path
-
-
-def obtain_plan(
-    decide_environ: "EnvView", ignore_env: bool, cache_environ: "EnvView"
-) -> "tuple[Plan, dict[str, Any]]":
-    # The cached plan when its key and every stat still match, else a fresh one (slow path),
-    # which is then cached. Also returns facts for status. activate() passes explicit
-    # overrides in decide_environ; start-up passes os.environ itself.
-    facts: dict[str, Any] = {}
-    key, folder, path = plan_location(decide_environ, cache_environ, ignore_env)
-    facts["cache_file"] = path
-    plan, reason = read_plan(path) if path else (None, "no cache folder")
-    if plan is not None and folder and hasattr(os, "getuid"):
-        # Whoever owns the folder can swap the exported bundle after our checks.
-        owner = signature(folder)
-        if owner is None or owner[4] != os.getuid():
-            plan, reason = None, "cache folder not owned by this user"
-    if plan is not None:
-        reason = check_plan(plan, key)
-        if not reason and _valid_changes(plan) is not None:
-            facts["outcome"] = "hit"
-            _debug("plan cache hit " + str(path))
-            return plan, facts
-        reason = reason or "plan cache holds unsafe changes"
-    facts["outcome"] = "miss"
-    facts["miss"] = reason
-    _debug("slow path: " + reason)
-    from castore_hook import _slowpath  # a miss: the costly imports are allowed from here on
-
-    plan, note = _slowpath.resolve_and_store(decide_environ, key, folder, path, ignore_env)
-    facts["cache_note"] = note
-    return plan, facts
-
-
-def _start(environ: "Environ") -> None:
-    global state
-    ignore_env = hook_environ_ignored()
-    get = environ.get
-    state = {"debug": not ignore_env and get("CASTORE_HOOK_DEBUG", "0") not in ("", "0")}
-    if not ignore_env and get("CASTORE_HOOK_DISABLE", "0") not in ("", "0"):
-        state["outcome"] = "disabled"
-        _debug("disabled by CASTORE_HOOK_DISABLE")
-        return
-    plan, facts = obtain_plan(environ, ignore_env, environ)
-    state.update(facts)
-    state["plan"] = plan
-    applied = apply_plan(plan, environ)
-    state["applied"] = applied
-    if applied is not None:
-        install_hooks(plan)
-    if facts["outcome"] == "miss":
-        note = facts.get("cache_note")
-        _debug("applied " + repr(applied) + ("; " + note if note else ""))
-
-
-def run() -> None:
+def run():
+    # type: () -> None
     # Entry point of castore_hook.start (PEP 829) and of the .pth import below. Never raises.
+    # A hit touches no other module; a miss hands over to castore_hook._slowpath.
+    #
+    # python -E / -I: CASTORE_HOOK_* are ignored like PYTHON*, but a frozen app (PyInstaller,
+    # PyOxidizer) is started isolated by its packager, not by the user: honour them there
+    # (castore_hook.config.hook_environ_ignored). The kill switch counts when set and not
+    # "" / "0" (castore_hook.config.flag). Tests pin both copies.
     global state
     if state is not None:
         return
+    state = current = {"outcome": "disabled"}  # type: dict[str, Any]
     try:
-        _start(os.environ)
+        ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
+        current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in ("", "0")
+        if ignore_env or getenv("CASTORE_HOOK_DISABLE") in ("", "0"):
+            folder, path = plan_path(getenv, ignore_env)
+            lookup = os.environ._data.get  # type: ignore[attr-defined]
+            plan, reason = cached_plan(lookup, ignore_env, folder, path)
+            applied = None if plan is None else apply_plan(plan, os.environ)
+            current.update(outcome="hit", cache_file=path, plan=plan, applied=applied)
+            if applied is None:
+                from castore_hook import _slowpath  # a miss: costly imports are allowed now
+
+                _slowpath.startup_miss(current, ignore_env, reason)
+            elif plan is not None:
+                install_hooks(plan)
     except BaseException as exc:  # the failure policy: start-up never fails (DESIGN §5)
-        if state is None:
-            state = {}
-        state["outcome"] = "error"
-        state["error"] = f"{type(exc).__name__}: {exc}"
-        _debug("error, interpreter left as it was: " + state["error"])
+        current["outcome"] = "error"
+        current["error"] = type(exc).__name__ + ": " + str(exc)
+    if current["debug"]:
+        try:
+            from castore_hook import _trace
+
+            _trace.startup(current)
+        except BaseException:
+            pass
 
 
-def _imported_by_site() -> bool:
-    # True when site.py imports this module for castore_hook.pth, whose line is only
-    # "import _castore_hook": site.py compiles every .pth import line at every start, and a
-    # kill-switch test or "; _castore_hook.run()" in it measured +0.33 M instructions on every
-    # enabled start. Imports from castore_hook.api, tests or python -S apply nothing.
-    frame: Optional[Any] = sys._getframe(1)
-    for _ in range(16):
-        if frame is None:
-            return False
-        # site is frozen on 3.11+ ("<frozen site>"), so match the module, not the file.
-        if frame.f_code.co_name == "addpackage" and frame.f_globals.get("__name__") == "site":
-            return True
-        frame = frame.f_back
-    return False
-
-
-if _imported_by_site():
+# Run when site.py imports this module for castore_hook.pth, whose line is only
+# "import _castore_hook": site.py compiles every .pth import line at every start, and a
+# kill-switch test or "; _castore_hook.run()" in it measured +0.33 M instructions on every
+# enabled start. site.main() processes .pth files before it defines builtins.copyright, so
+# "site imported, copyright not yet there" is that moment; imports from castore_hook.api,
+# tests or python -S apply nothing. (Walking the stack to find site.addpackage said the same
+# and cost 32 k instructions: every frame it touches is materialised.) A .pth processed later
+# by site.addsitedir() is not acted on; castore_hook.activate() is the way there.
+if "site" in sys.modules and not hasattr(sys.modules["builtins"], "copyright"):
     run()

@@ -208,7 +208,7 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     try:
         for other in list(sys.meta_path):
             find = getattr(other, "find_spec", None)
-            if other is hot or find is None:
+            if other is hot.finder or find is None:
                 continue
             spec = find(fullname, path, target)
             if spec is not None:
@@ -232,15 +232,30 @@ def finder_after(name: str, module: ModuleType) -> None:
 
     if name in hot._pending:
         hot._pending.remove(name)
-    if not hot._pending and hot in sys.meta_path:
-        sys.meta_path.remove(hot)
+    if not hot._pending and hot.finder in sys.meta_path:
+        sys.meta_path.remove(hot.finder)
     try:
-        after_import(name, module, hot._hooks_data or {})
+        from castore_hook import _plancache
+
+        after_import(name, module, _plancache.hooks_of({"hooks": hot._hooks_data}) or {})
     except Exception as exc:
         if hot.state is not None:
             hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")
         failures.append(f"{name}: {exc}")
-        hot._debug(f"could not apply in-process trust to {name}: {exc}")
+        from castore_hook import _trace
+
+        _trace.say(f"could not apply in-process trust to {name}: {exc}")
+
+
+def catch_up() -> None:
+    """Apply the trust to watched modules imported before the finder was installed (another
+    ``.pth`` sorting before ours imported ``ssl``; ``activate()`` in a running program)."""
+    import _castore_hook as hot
+
+    for name in hot.WATCHED:
+        module = sys.modules.get(name)
+        if module is not None:
+            finder_after(name, module)
 
 
 def remove_finder() -> None:
@@ -248,8 +263,8 @@ def remove_finder() -> None:
     import _castore_hook as hot
 
     hot._pending.clear()
-    while hot in sys.meta_path:
-        sys.meta_path.remove(hot)
+    while hot.finder in sys.meta_path:
+        sys.meta_path.remove(hot.finder)
 
 
 def after_import(name: str, module: ModuleType, hooks: Mapping[str, Any]) -> None:

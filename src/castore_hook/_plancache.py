@@ -10,6 +10,7 @@ killed mid-write; temporary files that a killed writer left behind are swept.
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import stat
 import sys
@@ -117,6 +118,18 @@ def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
 INFO_SUFFIX = ".info"
 
 
+def encode_plan(plan: dict[str, Any]) -> bytes:
+    """The bytes of a plan file: the exact inverse of ``_castore_hook.decode_plan``.
+
+    Magic, checksum (the payload as one little-endian integer modulo
+    ``PLAN_CHECK_MODULUS``), then the marshal payload. The layout is explained next to
+    ``PLAN_MAGIC`` in the hot module; a round-trip test pins the two.
+    """
+    payload = marshal.dumps(plan)
+    check = int.from_bytes(payload, "little") % hot.PLAN_CHECK_MODULUS
+    return hot.PLAN_MAGIC + check.to_bytes(4, "big") + payload
+
+
 def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any]) -> str:
     """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached.
 
@@ -134,17 +147,34 @@ def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any])
         return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
     sweep_temporaries(folder)
     hot_part = {name: value for name, value in plan.items() if name != "info"}
+    # Start-up only tests whether there are hooks; their fields are read when ssl or certifi
+    # is imported. Stored as marshal bytes, they cost a copy, not a dict of objects, to load.
+    if hot_part.get("hooks") is not None:
+        hot_part["hooks"] = marshal.dumps(hot_part["hooks"])
     sidecar = {"format": plan.get("format"), "key": plan.get("key"), "info": plan.get("info")}
     name = os.path.basename(path)
     try:
-        write_atomic(folder, name + INFO_SUFFIX, hot.encode_plan(sidecar))
-        write_atomic(folder, name, hot.encode_plan(hot_part))
+        write_atomic(folder, name + INFO_SUFFIX, encode_plan(sidecar))
+        write_atomic(folder, name, encode_plan(hot_part))
     except (OSError, ValueError) as exc:
         return (
             f"cannot write the plan cache {path}: {exc}; the slow path runs at every start "
             "(set CASTORE_HOOK_CACHE_DIR)"
         )
     return ""
+
+
+def hooks_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A plan's in-process trust (``plan["hooks"]``) as a dict, whether the plan was just
+    decided or read back from the cache, where it is stored as marshal bytes; ``None`` when
+    there is none or it is unreadable."""
+    hooks = (plan or {}).get("hooks")
+    if isinstance(hooks, bytes):
+        try:
+            hooks = marshal.loads(hooks)  # noqa: S302 - part of our checksummed plan file
+        except (ValueError, EOFError, TypeError):
+            return None
+    return hooks if isinstance(hooks, dict) else None
 
 
 def load_info(path: Optional[str], key: object) -> Optional[dict[str, Any]]:

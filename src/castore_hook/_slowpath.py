@@ -2,29 +2,64 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, resolve
+from castore_hook import _envstate, _plancache, resolve
+
+#: Why a plan that passed every check is still refused (``_castore_hook.apply_plan`` said no).
+UNSAFE = "plan cache holds unsafe changes"
 
 
 def resolve_and_store(
-    environ: Mapping[str, str],
-    key: tuple[object, ...],
-    folder: Optional[str],
-    path: Optional[str],
-    ignore_env: bool,
+    environ: Mapping[str, str], folder: Optional[str], path: Optional[str], ignore_env: bool
 ) -> tuple[dict[str, Any], str]:
     """Decide the plan for this interpreter, cache it, and return it with a cache note.
 
     The note is ``""`` when the plan was cached, else the reason it could not be (read-only
     home, foreign-owned folder, …); the plan is still applied, so start-up stays correct.
     """
-    plan = resolve.build_plan(environ, key, folder, ignore_env)
+    plan = resolve.build_plan(environ, folder, ignore_env)
     if plan["info"].get("transient"):
         return plan, "not cached: the decision failed for a reason that may pass (see problems)"
     return plan, _plancache.store_plan(folder, path, plan)
+
+
+def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
+    """The rest of ``_castore_hook.run`` after a miss: decide, cache and apply a fresh plan,
+    and record it in ``state``. Kept out of the hot module so that its code is not
+    unmarshalled at every start."""
+    state["outcome"] = "miss"
+    state["miss"] = reason or UNSAFE
+    folder, path = hot.plan_path(hot.getenv, ignore_env)
+    plan, state["cache_note"] = resolve_and_store(os.environ, folder, path, ignore_env)
+    state["plan"] = plan
+    state["applied"] = hot.apply_plan(plan, os.environ)
+    if state["applied"] is not None:
+        hot.install_hooks(plan)
+
+
+def obtain_plan(
+    decide_environ: Mapping[str, str], ignore_env: bool, cache_environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cached plan when it still holds and is safe to apply, else a fresh one (which is
+    then cached), with facts for ``status``: what start-up does, for ``activate()`` (explicit
+    overrides in ``decide_environ``) and ``doctor``."""
+    folder, path = hot.plan_path(_envstate.getter(cache_environ), ignore_env)
+    facts: dict[str, Any] = {"cache_file": path}
+    plan, reason = hot.cached_plan(
+        _envstate.native_lookup(decide_environ), ignore_env, folder, path
+    )
+    # apply_plan on a scratch mapping: the same safety rule start-up applies, nothing changed.
+    if plan is not None and hot.apply_plan(plan, {}) is not None:
+        facts["outcome"] = "hit"
+        return plan, facts
+    facts["outcome"] = "miss"
+    facts["miss"] = reason or UNSAFE
+    plan, facts["cache_note"] = resolve_and_store(decide_environ, folder, path, ignore_env)
+    return plan, facts
 
 
 def decide(
@@ -33,8 +68,8 @@ def decide(
     """Decide the plan for an interpreter with this environment, as a fresh start would;
     with ``store``, cache it under the same rules as start-up. Returns the plan, the plan
     file's path and the cache note (``refresh``; ``status`` of an unhooked interpreter)."""
-    key, folder, path = hot.plan_location(environ, environ, ignore_env)
+    folder, path = hot.plan_path(_envstate.getter(environ), ignore_env)
     if store:
-        plan, note = resolve_and_store(environ, key, folder, path, ignore_env)
+        plan, note = resolve_and_store(environ, folder, path, ignore_env)
         return plan, path, note
-    return resolve.build_plan(environ, key, folder, ignore_env), path, ""
+    return resolve.build_plan(environ, folder, ignore_env), path, ""

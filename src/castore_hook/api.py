@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, _plancache, config
+from castore_hook import __version__, _envstate, _plancache, config
+from castore_hook.config import flag, hook_environ_ignored
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
 _lock = threading.RLock()
@@ -48,7 +49,7 @@ def _fresh_plan() -> dict[str, Any]:
     """The plan as it would be decided now for this environment (not applied, not cached)."""
     from castore_hook import _slowpath
 
-    return _slowpath.decide(dict(os.environ), hot.hook_environ_ignored(), store=False)[0]
+    return _slowpath.decide(dict(os.environ), hook_environ_ignored(), store=False)[0]
 
 
 def _cache_state(state: dict[str, Any]) -> str:
@@ -188,21 +189,23 @@ def activate(
     overrides = _overrides(sources, extra, config)
     with _lock:
         _deactivate_locked()
-        ignore_env = hot.hook_environ_ignored()
+        ignore_env = hook_environ_ignored()
         decide = {
             name: value
             for name, value in os.environ.items()
             if not (ignore_env and name.startswith("CASTORE_HOOK_"))
         }
         decide.update(overrides)
-        debug = hot._flag(decide, "CASTORE_HOOK_DEBUG")
-        if not ignore_env and hot._flag(decide, "CASTORE_HOOK_DISABLE"):
+        debug = flag(decide, "CASTORE_HOOK_DEBUG")
+        if not ignore_env and flag(decide, "CASTORE_HOOK_DISABLE"):
             # The operator's kill switch holds for embedded apps too (no rebuild needed).
             hot.state = {"debug": debug, "outcome": "disabled"}
             return status()
         hot.state = {"debug": debug, "outcome": "activated"}
         try:
-            plan, facts = hot.obtain_plan(decide, False, os.environ)
+            from castore_hook import _slowpath
+
+            plan, facts = _slowpath.obtain_plan(decide, False, os.environ)
             facts.pop("outcome", None)
             hot.state.update(facts, plan=plan)
             hot.state["applied"] = hot.apply_plan(plan, os.environ)
@@ -215,7 +218,7 @@ def activate(
 
 
 def _deactivate_locked() -> None:
-    record = hot.parse_exported(os.environ.get(hot.EXPORTED_VAR))
+    record = _envstate.parse_exported(os.environ.get(hot.EXPORTED_VAR))
     for name, (original, new) in record.items():
         if os.environ.get(name, "") != new:
             continue  # changed since we set it: the change is someone else's, keep it

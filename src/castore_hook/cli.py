@@ -283,10 +283,9 @@ def _dump_json(data: Any) -> None:
 
 
 def _decision_env() -> dict[str, str]:
-    import _castore_hook as hot
-    from castore_hook import resolve
+    from castore_hook import _envstate, config
 
-    return resolve.decision_environ(dict(os.environ), hot.hook_environ_ignored())
+    return _envstate.decision_environ(dict(os.environ), config.hook_environ_ignored())
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,11 +579,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
     """The plan's trust as PEM text, or ``(None, why not)``."""
-    from castore_hook import bundle, sources
+    from castore_hook import _plancache, bundle, sources
     from castore_hook._safefile import CA_LIMIT, read_regular_file
 
-    hooks = (plan or {}).get("hooks")
-    if not isinstance(hooks, dict):
+    hooks = _plancache.hooks_of(plan)
+    if hooks is None:
         return None, "castore-hook changes nothing in this interpreter (see castore-hook status)"
     if hooks.get("native"):
         return None, "the 'native' source is the OS verifier; it has no PEM form"
@@ -793,9 +792,7 @@ def _cmd_enabled(args: argparse.Namespace) -> int:
         problems.append(f"still {'enabled' if cfg.enabled else 'disabled'}: {origin} decides")
     elif path not in cfg.files_read:
         problems.append(f"{path} is not read here (CASTORE_HOOK_CONFIG names another file)")
-    import _castore_hook as hot
-
-    if value and not hot.hook_environ_ignored() and hot._flag(env, "CASTORE_HOOK_DISABLE"):
+    if value and not config.hook_environ_ignored() and config.flag(env, "CASTORE_HOOK_DISABLE"):
         problems.append("CASTORE_HOOK_DISABLE is set in this environment")
     for problem in problems:
         for line in wrap(problem, 6, "  ! "):
@@ -810,12 +807,11 @@ def _cmd_enabled(args: argparse.Namespace) -> int:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    import _castore_hook as hot
-    from castore_hook import _slowpath
+    from castore_hook import _slowpath, config
 
     # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
     # under start-up's rules) as a fresh start would.
-    plan, path, note = _slowpath.decide(dict(os.environ), hot.hook_environ_ignored(), store=True)
+    plan, path, note = _slowpath.decide(dict(os.environ), config.hook_environ_ignored(), store=True)
     problems = list(plan["info"]["problems"])
     if args.json:
         json.dump(

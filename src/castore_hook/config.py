@@ -37,6 +37,8 @@ __all__ = [
     "Config",
     "Problem",
     "config_paths",
+    "flag",
+    "hook_environ_ignored",
     "load_config",
     "parse_extra_env",
     "parse_sources_env",
@@ -67,6 +69,20 @@ _EXPORT_ORDER = (
 EXPORT_ALLOWED: frozenset[str] = frozenset(_EXPORT_ORDER)
 #: ``export = ["all"]`` is shorthand for every name in ``EXPORT_ALLOWED``.
 EXPORT_ALL = "all"
+
+
+def flag(environ: Mapping[str, str], name: str) -> bool:
+    """A switch such as ``CASTORE_HOOK_DISABLE`` or ``CASTORE_HOOK_DEBUG`` is on when set to
+    anything but ``""`` or ``"0"`` (the hot path spells the same rule out; a test pins them)."""
+    return environ.get(name, "0") not in ("", "0")
+
+
+def hook_environ_ignored() -> bool:
+    """Whether ``CASTORE_HOOK_*`` is ignored here: under ``python -E``/``-I``, like every
+    ``PYTHON*`` variable, except in a frozen app (PyInstaller, PyOxidizer), which its packager
+    starts isolated, not the user. The hot path inlines the same test (pinned by a test)."""
+    return bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
+
 
 ENV_CONFIG = "CASTORE_HOOK_CONFIG"
 ENV_SOURCES = "CASTORE_HOOK_SOURCES"

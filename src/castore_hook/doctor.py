@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, config, resolve, sources
+from castore_hook import _envstate, _plancache, _slowpath, config, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
 OK = "ok"
@@ -74,8 +74,8 @@ class Context:
 
 def make_context(timing: bool = True) -> Context:
     environ = dict(os.environ)
-    ignore_env = hot.hook_environ_ignored()
-    env = resolve.decision_environ(environ, ignore_env)
+    ignore_env = config.hook_environ_ignored()
+    env = _envstate.decision_environ(environ, ignore_env)
     state = hot.state
     plan = state.get("plan") if state else None
     return Context(
@@ -181,7 +181,7 @@ def _pyver() -> str:
 
 def _check_ran(ctx: Context) -> Check:
     state = hot.state
-    if not ctx.ignore_env and hot._flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
+    if not ctx.ignore_env and config.flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
         return Check(
             "startup",
             WARN,
@@ -316,7 +316,7 @@ def check_permissions(ctx: Context) -> list[Check]:
         found = _owner_check(path, "extra file")
         if found:
             checks.append(found)
-    _key, folder, cache_file = hot.plan_location(ctx.environ, ctx.environ, ctx.ignore_env)
+    folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
     if folder and cache_file:
         getuid = getattr(os, "getuid", None)
         try:
@@ -465,7 +465,7 @@ def _check_extras(ctx: Context) -> list[Check]:
 
 
 def check_cache(ctx: Context) -> list[Check]:
-    folder = hot.cache_dir(ctx.environ, sys.platform, ctx.ignore_env)
+    folder = hot.cache_dir(_envstate.getter(ctx.environ), sys.platform, ctx.ignore_env)
     if not folder:
         return [
             Check(
@@ -487,7 +487,7 @@ def check_cache(ctx: Context) -> list[Check]:
                 "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder, or fix the folder's owner",
             )
         ]
-    key, _folder, cache_file = hot.plan_location(ctx.environ, ctx.environ, ctx.ignore_env)
+    _folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
     plan, reason = hot.read_plan(cache_file or folder)
     if plan is None:
         return [
@@ -498,7 +498,9 @@ def check_cache(ctx: Context) -> list[Check]:
                 fix="castore-hook refresh",
             )
         ]
-    stale = hot.check_plan(plan, key)
+    _plan, stale = hot.cached_plan(
+        _envstate.getter(ctx.environ), ctx.ignore_env, folder, cache_file
+    )
     if stale:
         return [
             Check(
@@ -515,14 +517,14 @@ def check_cache(ctx: Context) -> list[Check]:
 def time_hot_path(ctx: Context, runs: int = TIMING_RUNS) -> tuple[Optional[float], str]:
     """Median microseconds of the start-up work on a warm cache, and the outcome seen."""
     environ: dict[str, str] = dict(ctx.environ)
-    _plan, facts = hot.obtain_plan(environ, ctx.ignore_env, environ)  # warm-up
+    _plan, facts = _slowpath.obtain_plan(environ, ctx.ignore_env, environ)  # warm-up
     if facts.get("outcome") != "hit":
         runs = min(runs, 3)  # every run takes the slow path: a few samples say enough
     samples = []
     outcome = ""
     for _ in range(runs):
         started = time.perf_counter()
-        _plan, facts = hot.obtain_plan(environ, ctx.ignore_env, environ)
+        _plan, facts = _slowpath.obtain_plan(environ, ctx.ignore_env, environ)
         samples.append((time.perf_counter() - started) * 1e6)
         outcome = str(facts.get("outcome"))
     return statistics.median(samples), outcome
@@ -555,7 +557,7 @@ def _bare_startup_ms(ctx: Context, runs: int = 5) -> Optional[float]:
 def check_cost(ctx: Context) -> list[Check]:
     if not ctx.timing:
         return [Check("cost", INFO, "hot-path timing skipped (--no-timing)")]
-    if not ctx.ignore_env and hot._flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
+    if not ctx.ignore_env and config.flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
         return [Check("cost", INFO, "hot path not timed: CASTORE_HOOK_DISABLE is set")]
     try:
         micros, outcome = time_hot_path(ctx)
@@ -635,7 +637,7 @@ def check_conflicts(ctx: Context) -> list[Check]:
     import ssl
 
     module = getattr(ssl.SSLContext, "__module__", "ssl")
-    native = bool(ctx.plan and (ctx.plan.get("hooks") or {}).get("native"))
+    native = bool((_plancache.hooks_of(ctx.plan) or {}).get("native"))
     if module != "ssl":
         checks.append(
             Check(

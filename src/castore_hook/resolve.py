@@ -4,10 +4,12 @@ A plan is a plain ``dict`` of ``marshal``-able values, because the start-up hot 
 back without importing anything (see ``_castore_hook``). Its fields:
 
 ``format``  cache format version.
-``key``     the interpreter key it was decided for (``_castore_hook.interpreter_key``).
+``key``     who may use it: the interpreter's identity, the variables that decided it and
+            the states of them that mean this decision (``_envstate.plan_key``).
 ``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
 ``set``     ``((NAME, value), ...)`` environment variables to export.
 ``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
+``record``  the ``CASTORE_HOOK_EXPORTED`` value that applying it exports, or ``None``.
 ``hooks``   in-process trust for the lazy patches: ``{"cafile", "capath", "cadata",
             "native", "patch", "certifi"}`` or ``None``.
 ``info``    the human side, for ``status``: source, form, files read, trail, problems.
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, bundle, config, sources
+from castore_hook import _envstate, _plancache, bundle, config, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 
@@ -41,24 +43,6 @@ class _Decision:
 
     def problem(self, message: str, where: str = "") -> None:
         self.problems.append((where, message))
-
-
-def decision_environ(environ: Mapping[str, str], ignore_env: bool) -> dict[str, str]:
-    """The environment as the *user* set it: our own exports undone, ``CASTORE_HOOK_*``
-    dropped under ``python -E``. Config and probes see only this."""
-    env = {
-        name: value
-        for name, value in environ.items()
-        if not (ignore_env and name.startswith("CASTORE_HOOK_"))
-    }
-    record = {} if ignore_env else hot.parse_exported(environ.get(hot.EXPORTED_VAR))
-    for name, value in zip(hot.USER_CA_VARS, hot.user_ca_values(environ, record)):
-        if value:
-            env[name] = value
-        else:
-            env.pop(name, None)
-    env.pop(hot.EXPORTED_VAR, None)
-    return env
 
 
 def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
@@ -147,7 +131,7 @@ def _exports(
             continue
         user_value = env.get(name, "")
         dangling = (
-            name in hot.USER_CA_VARS
+            name in _envstate.USER_CA_VARS
             and bool(user_value)
             and _user_var_unusable(name, user_value, decision)
         )
@@ -162,7 +146,6 @@ def _unsafe_for_export(path: str) -> bool:
 
 def build_plan(
     environ: Mapping[str, str],
-    key: tuple[object, ...],
     folder: Optional[str],
     ignore_env: bool,
 ) -> dict[str, Any]:
@@ -172,7 +155,7 @@ def build_plan(
     interpreter stock (no ``set``/``unset``/``hooks``) when the config is unusable, the hook
     is disabled by config, or no source is usable.
     """
-    env = decision_environ(environ, ignore_env)
+    env = _envstate.decision_environ(environ, ignore_env)
     decision = _Decision()
     cfg = config.load_config(env)
     decision.look(list(cfg.candidates))
@@ -207,18 +190,22 @@ def build_plan(
         decision.trail.append(f"disabled by enabled = false in {origin}")
     else:
         hooks = _decide_trust(cfg, env, folder, decision, info)
+        if hooks is not None and not (hooks["patch"] or hooks["certifi"]):
+            hooks = None  # nothing to do in-process: start-up installs no finder
     stats = []
     seen: set[str] = set()
     for path in decision.looked_at:
         if path and path not in seen:
             seen.add(path)
             stats.append((path, stat_signature(path)))
+    key, record = _envstate.plan_key(environ, ignore_env, decision.to_set, decision.to_unset)
     return {
         "format": hot.PLAN_FORMAT,
         "key": key,
         "stats": tuple(stats),
         "set": tuple(decision.to_set),
         "unset": tuple(decision.to_unset),
+        "record": record,
         "hooks": hooks,
         "info": {
             **info,

@@ -585,8 +585,7 @@ with urllib.request.urlopen(sys.argv[1], timeout=20) as response:
 print(json.dumps({
     "startup": startup["outcome"], "startup_file": startup_file, "status": status,
     "fetched": fetched, "server_root_in_bundle": server_root in bundle,
-    "finders": sum(f is _castore_hook or type(f).__name__ == "_AfterImport"
-                   for f in sys.meta_path),
+    "finders": sum(f is _castore_hook.finder for f in sys.meta_path),
     "record": os.environ.get("CASTORE_HOOK_EXPORTED"),
 }))
 """

@@ -51,8 +51,8 @@ class Env:
 
 
 def _is_finder(entry: Any) -> bool:
-    """castore-hook's post-import finder (the ``_castore_hook`` module itself)."""
-    return entry is hot or isinstance(entry, getattr(hot, "_AfterImport", ()))
+    """castore-hook's post-import finder (``_castore_hook.finder``)."""
+    return entry is hot.finder
 
 
 def _finders() -> List[Any]:

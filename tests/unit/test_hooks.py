@@ -488,7 +488,7 @@ def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Sit
             "patched": [p[1] for p in _hooks.patched],
             "loader": type(ssl.__spec__.loader).__name__,
             "module_loader": type(ssl.__loader__).__name__,
-            "finders": sum(f is hot for f in sys.meta_path),
+            "finders": sum(f is hot.finder for f in sys.meta_path),
             "errors": hot.state.get("hook_errors", []),
             "failures": _hooks.failures,
         }}))
@@ -578,7 +578,7 @@ def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
         print(json.dumps({
             "same_state": hot.state is first,
             "outcome": first.get("outcome"),
-            "finders": sum(f is hot for f in sys.meta_path),
+            "finders": sum(f is hot.finder for f in sys.meta_path),
             "patched": [p[1] for p in _hooks.patched],
             "exported": __import__("os").environ.get("SSL_CERT_FILE"),
             "errors": first.get("hook_errors", []) + [first.get("error", "")],
