@@ -20,7 +20,6 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-import _castore_hook as hot
 from castore_hook import _hooks, resolve
 from castore_hook.sources import Material, probe
 
@@ -222,11 +221,10 @@ def test_plan_materialises_in_memory_certifi_in_the_cache_folder(
         "CASTORE_HOOK_SOURCES": "certifi",
         "CASTORE_HOOK_EXTRA": str(extra),
     }
-    key = hot.interpreter_key(env, False)
-    resolve.build_plan(env, key, None, False)  # imports what deciding needs (platformdirs...)
+    resolve.build_plan(env, None, False)  # imports what deciding needs (platformdirs...)
     # Hide the test venv's on-disk certifi from the walk: one entry, without it.
     monkeypatch.setattr(sys, "path", [str(tmp_path / "empty")])
-    plan = resolve.build_plan(env, key, str(cache), False)
+    plan = resolve.build_plan(env, str(cache), False)
     info = plan["info"]
     assert info["source"] == "certifi" and info["form"] == "data", info["trail"]
     bundle = info["bundle"]

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import platformdirs
 import pytest
 
 import _castore_hook as hot
-from castore_hook import _plancache, config
+from castore_hook import _envstate, _plancache, config
 from castore_hook._safefile import stat_signature
 
 # platformdirs gained its XDG mixin (absolute XDG_* honoured on macOS too, relative ones
@@ -38,6 +39,10 @@ def test_signature_matches_safefile(tmp_path: Path) -> None:
     assert hot.signature("bad\0path") is None
 
 
+def _get(env: dict[str, str]) -> Callable[[str], str]:
+    return _envstate.getter(env)
+
+
 @pytest.mark.parametrize(
     ("env", "expected_tail"),
     [
@@ -60,7 +65,7 @@ def test_cache_dir_matches_platformdirs_unix(
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    ours = hot.cache_dir(dict(env), "linux")
+    ours = hot.cache_dir(_get(env), "linux")
     assert ours == expected_tail
     assert ours == Unix("castore-hook", appauthor=False).user_cache_dir
 
@@ -74,7 +79,7 @@ def test_cache_dir_matches_platformdirs_macos(xdg: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("XDG_CACHE_HOME", xdg)
     expected = MacOS("castore-hook", appauthor=False).user_cache_dir
     env = {"HOME": "/Users/ann", "XDG_CACHE_HOME": xdg}
-    assert hot.cache_dir(env, "darwin") == expected
+    assert hot.cache_dir(_get(env), "darwin") == expected
 
 
 def test_cache_dir_matches_platformdirs_windows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,65 +91,158 @@ def test_cache_dir_matches_platformdirs_windows(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LOCALAPPDATA", local)  # what platformdirs < 4.5 reads off Windows
     expected = windows.Windows("castore-hook", appauthor=False).user_cache_dir
     # platformdirs joins with os.path (posixpath off Windows); compare the parts.
-    ours = hot.cache_dir({"WIN_PD_OVERRIDE_LOCAL_APPDATA": local}, "win32")
+    ours = hot.cache_dir(_get({"WIN_PD_OVERRIDE_LOCAL_APPDATA": local}), "win32")
     assert ours is not None
     assert ours.replace("\\", "/") == expected.replace("\\", "/")
 
 
-def test_cache_dir_on_this_platform_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert hot.cache_dir(os.environ) == platformdirs.user_cache_dir("castore-hook", appauthor=False)
+def test_cache_dir_on_this_platform_matches() -> None:
+    assert hot.cache_dir(hot.getenv) == platformdirs.user_cache_dir("castore-hook", appauthor=False)
 
 
 def test_cache_dir_override_must_be_absolute() -> None:
     env = {"HOME": "/h", "CASTORE_HOOK_CACHE_DIR": "relative/dir"}
-    assert hot.cache_dir(env, "linux") == "/h/.cache/castore-hook"
+    assert hot.cache_dir(_get(env), "linux") == "/h/.cache/castore-hook"
     env["CASTORE_HOOK_CACHE_DIR"] = "/abs/cache"
-    assert hot.cache_dir(env, "linux") == "/abs/cache"
-    assert hot.cache_dir(env, "linux", ignore_env=True) == "/h/.cache/castore-hook"
+    assert hot.cache_dir(_get(env), "linux") == "/abs/cache"
+    assert hot.cache_dir(_get(env), "linux", ignore_env=True) == "/h/.cache/castore-hook"
 
 
-def test_plan_file_name_is_stable_and_per_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    first = hot.plan_file_name()
-    assert first == hot.plan_file_name()
-    assert first.startswith("plan-" + sys.implementation.cache_tag)
-    assert hot.plan_file_name(ignore_env=True) != first
+@pytest.mark.parametrize(
+    "value", ["", "0", "1", "/some/path", "caf\u00e9", "with space", "x" * 300, "\udcff"]
+)
+def test_getenv_matches_os_environ(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hot path reads os.environ's own mapping, encoded by hand (see getenv).
+    name = "CASTORE_HOOK_TEST_GETENV"
+    monkeypatch.delenv(name, raising=False)
+    assert hot.getenv(name) == os.environ.get(name, "") == ""
+    try:
+        monkeypatch.setenv(name, value)
+    except UnicodeEncodeError:
+        pytest.skip("this file system encoding cannot hold the value")
+    assert hot.getenv(name) == os.environ.get(name, "")
+    assert _envstate.native_lookup(os.environ)(os.environ.encodekey(name)) == (  # type: ignore[attr-defined]
+        _envstate.native_lookup(dict(os.environ))(os.environ.encodekey(name))  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "1", "yes", "false"])
+def test_kill_switch_rule_matches_config_flag(
+    value: Optional[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run() spells config.flag out inline; the two must agree on every value.
+    monkeypatch.setenv("CASTORE_HOOK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CASTORE_HOOK_SOURCES", "nonexistent-source-word")
+    if value is None:
+        monkeypatch.delenv("CASTORE_HOOK_DISABLE", raising=False)
+    else:
+        monkeypatch.setenv("CASTORE_HOOK_DISABLE", value)
+    monkeypatch.delenv("CASTORE_HOOK_DEBUG", raising=False)
+    saved = dict(os.environ)
+    monkeypatch.setattr(hot, "state", None)
+    hot.run()
+    os.environ.clear()
+    os.environ.update(saved)
+    assert hot.state is not None
+    assert (hot.state["outcome"] == "disabled") == config.flag(saved, "CASTORE_HOOK_DISABLE")
+    assert not config.hook_environ_ignored()
+
+
+def test_plan_path_is_stable_and_per_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    get = _get({"HOME": "/h"})
+    folder, first = hot.plan_path(get, False)
+    assert folder == "/h/.cache/castore-hook"
+    assert first is not None and first == hot.plan_path(get, False)[1]
+    assert os.path.basename(first).startswith("plan-" + sys.implementation.cache_tag)
+    assert hot.plan_path(get, True)[1] != first
     monkeypatch.setattr(sys, "prefix", sys.prefix + "-other")
-    assert hot.plan_file_name() != first
+    assert hot.plan_path(get, False)[1] != first
+    monkeypatch.setattr(sys, "prefix", "/" + "long/" * 60)
+    _folder, long_path = hot.plan_path(get, False)
+    assert long_path is not None and len(os.path.basename(long_path)) < 60
+    assert hot.plan_path(_get({}), False) == (None, None)
 
 
 def test_parse_exported_ignores_junk() -> None:
     value = "SSL_CERT_FILE\t/old\t/new\nLD_PRELOAD\t\t/evil\ngarbage\nSSL_CERT_DIR\t\t"
-    assert hot.parse_exported(value) == {
+    assert _envstate.parse_exported(value) == {
         "SSL_CERT_FILE": ("/old", "/new"),
         "SSL_CERT_DIR": ("", ""),
     }
-    assert hot.parse_exported(None) == {}
-    assert hot.parse_exported("") == {}
+    assert _envstate.parse_exported(None) == {}
+    assert _envstate.parse_exported("") == {}
 
 
 def test_user_values_undo_our_exports_but_keep_user_changes() -> None:
-    record = {"SSL_CERT_FILE": ("/user/orig.pem", "/ours.pem")}
-    env = {"SSL_CERT_FILE": "/ours.pem", "SSL_CERT_DIR": "/d"}
-    assert hot.user_ca_values(env, record) == ("/user/orig.pem", "/d")
+    record = "SSL_CERT_FILE\t/user/orig.pem\t/ours.pem"
+    env = {"SSL_CERT_FILE": "/ours.pem", "SSL_CERT_DIR": "/d", hot.EXPORTED_VAR: record}
+    assert _envstate.user_ca_values(env, False) == ("/user/orig.pem", "/d")
+    # Under python -E the record is ignored like every CASTORE_HOOK_* variable.
+    assert _envstate.user_ca_values(env, True) == ("/ours.pem", "/d")
     env["SSL_CERT_FILE"] = "/user/changed.pem"
-    assert hot.user_ca_values(env, record) == ("/user/changed.pem", "/d")
+    assert _envstate.user_ca_values(env, False) == ("/user/changed.pem", "/d")
+
+
+def _accepts(key: tuple[Any, ...], env: dict[str, str]) -> bool:
+    return tuple(map(_envstate.native_lookup(env), key[4])) in key[5]
 
 
 def test_key_ignores_hook_vars_under_ignore_environment() -> None:
     env = {"CASTORE_HOOK_SOURCES": "certifi", "SSL_CERT_FILE": "/x"}
-    assert hot.interpreter_key(env, True) == hot.interpreter_key({"SSL_CERT_FILE": "/x"}, True)
-    assert hot.interpreter_key(env, False) != hot.interpreter_key({"SSL_CERT_FILE": "/x"}, False)
+    plain = {"SSL_CERT_FILE": "/x"}
+    assert _envstate.plan_key(env, True, (), ())[0] == _envstate.plan_key(plain, True, (), ())[0]
+    assert _envstate.plan_key(env, False, (), ())[0] != _envstate.plan_key(plain, False, (), ())[0]
+    key = _envstate.plan_key(plain, False, (), ())[0]
+    assert _accepts(key, plain) and not _accepts(key, env)
 
 
-def _plan(tmp_path: Path, **overrides: object) -> dict[str, object]:
+def test_key_accepts_the_child_and_the_pristine_state_only() -> None:
+    user = {"HOME": "/h", "SSL_CERT_FILE": "/dangling.pem", "PATH": "/bin"}
+    to_set = (("SSL_CERT_DIR", "/etc/ssl/certs"),)
+    key, record = _envstate.plan_key(user, False, to_set, ("SSL_CERT_FILE",))
+    assert record is not None and key[:4] == (sys.hexversion, sys.platform, sys.prefix, False)
+    child = dict(user, SSL_CERT_DIR="/etc/ssl/certs", **{hot.EXPORTED_VAR: record})
+    del child["SSL_CERT_FILE"]
+    assert _accepts(key, user) and _accepts(key, child)
+    assert _envstate.decision_environ(child, False) == user
+    # Unwatched variables do not matter; a user's own change to a watched one does.
+    assert _accepts(key, dict(child, PATH="/usr/bin"))
+    assert not _accepts(key, dict(child, SSL_CERT_DIR="/mine"))
+    assert not _accepts(key, dict(user, HOME="/other"))
+    assert not _accepts(key, dict(user, CASTORE_HOOK_EXTRA="/x.pem"))
+    # The child deciding on its own (a miss) makes the same decision and accepts the parent.
+    child_key, child_record = _envstate.plan_key(child, False, to_set, ("SSL_CERT_FILE",))
+    assert child_record == record
+    assert _accepts(child_key, user) and _accepts(child_key, child)
+
+
+def test_key_carries_a_parents_exports_it_leaves_alone() -> None:
+    # A parent exported SSL_CERT_FILE; this plan (another config) only sets PIP_CERT. The
+    # grandchild must still see the user's SSL_CERT_FILE as unset, not as the parent's bundle.
+    parent_record = "SSL_CERT_FILE\t\t/parent.pem"
+    env = {"HOME": "/h", "SSL_CERT_FILE": "/parent.pem", hot.EXPORTED_VAR: parent_record}
+    key, record = _envstate.plan_key(env, False, (("PIP_CERT", "/ours.pem"),), ())
+    assert record is not None
+    grandchild = dict(env, PIP_CERT="/ours.pem", **{hot.EXPORTED_VAR: record})
+    assert _envstate.user_ca_values(grandchild, False) == ("", "")
+    assert _accepts(key, grandchild) and _accepts(key, env)
+    assert _accepts(key, {"HOME": "/h"})
+
+
+def _plan(tmp_path: Path, env: Optional[dict[str, str]] = None, **overrides: Any) -> dict[str, Any]:
     bundle = tmp_path / "bundle.pem"
-    bundle.write_text("x")
-    plan: dict[str, object] = {
+    if not bundle.exists():
+        bundle.write_text("x")
+    to_set = overrides.pop("set", (("SSL_CERT_FILE", str(bundle)),))
+    to_unset = overrides.pop("unset", ())
+    key, record = _envstate.plan_key(env or {}, False, list(to_set), list(to_unset))
+    plan: dict[str, Any] = {
         "format": hot.PLAN_FORMAT,
-        "key": ("k",),
+        "key": key,
         "stats": ((str(bundle), stat_signature(str(bundle))),),
-        "set": (("SSL_CERT_FILE", str(bundle)),),
-        "unset": (),
+        "set": to_set,
+        "unset": to_unset,
+        "record": record,
         "hooks": None,
         "info": {"trail": ("a line",)},
     }
@@ -152,39 +250,69 @@ def _plan(tmp_path: Path, **overrides: object) -> dict[str, object]:
     return plan
 
 
-def _store(tmp_path: Path, plan: object) -> str:
-    path = tmp_path / "plan"
-    path.write_bytes(hot.encode_plan(plan))
+def _store(tmp_path: Path, plan: object) -> tuple[str, str]:
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / "plan"
+    path.write_bytes(_plancache.encode_plan(plan))  # type: ignore[arg-type]
     os.chmod(path, 0o600)
-    return str(path)
+    return str(folder), str(path)
+
+
+def _cached(tmp_path: Path, plan: object, env: Optional[dict[str, str]] = None) -> str:
+    folder, path = _store(tmp_path, plan)
+    return hot.cached_plan(_envstate.native_lookup(env or {}), False, folder, path)[1]
 
 
 def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
-    loaded, reason = hot.read_plan(_store(tmp_path, plan))
+    folder, path = _store(tmp_path, plan)
+    loaded, reason = hot.read_plan(path)
     assert reason == ""
     assert loaded == plan
-    assert hot.check_plan(loaded, ("k",)) == ""
-    assert hot.check_plan(loaded, ("other",)) == "environment or interpreter changed"
+    lookup = _envstate.native_lookup({})
+    assert hot.cached_plan(lookup, False, folder, path) == (plan, "")
+    other = _envstate.native_lookup({"CASTORE_HOOK_SOURCES": "certifi"})
+    assert hot.cached_plan(other, False, folder, path) == (None, "environment changed")
+    assert hot.cached_plan(lookup, True, folder, path) == (None, "made for another Python")
 
 
-def test_check_plan_notices_chmod_and_chown(tmp_path: Path) -> None:
+def test_cached_plan_notices_chmod_and_chown(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     bundle = tmp_path / "bundle.pem"
     os.chmod(bundle, 0o664)
-    assert hot.check_plan(plan, ("k",)).startswith("changed: ")
+    assert _cached(tmp_path, plan).startswith("changed: ")
     plan = _plan(tmp_path)
     if os.geteuid() == 0:
         os.chown(bundle, 65534, -1)
-        assert hot.check_plan(plan, ("k",)).startswith("changed: ")
+        assert _cached(tmp_path, plan).startswith("changed: ")
 
 
-def test_check_plan_notices_a_replaced_file(tmp_path: Path) -> None:
+def test_cached_plan_notices_a_replaced_file(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     bundle = tmp_path / "bundle.pem"
     bundle.unlink()
     bundle.write_text("y")  # same size, new inode
-    assert hot.check_plan(plan, ("k",)).startswith("changed: ")
+    assert _cached(tmp_path, plan).startswith("changed: ")
+
+
+def test_cached_plan_refuses_a_folder_of_another_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    plan = _plan(tmp_path)
+    folder, path = _store(tmp_path, plan)
+    os.chown(folder, 65534, -1)
+    lookup = _envstate.native_lookup({})
+    assert hot.cached_plan(lookup, False, folder, path) == (
+        None,
+        "cache folder not owned by this user",
+    )
+
+
+def _framed(payload: bytes, check: Optional[int] = None) -> bytes:
+    if check is None:
+        check = int.from_bytes(payload, "little") % hot.PLAN_CHECK_MODULUS
+    return hot.PLAN_MAGIC + check.to_bytes(4, "big") + payload
 
 
 @pytest.mark.parametrize(
@@ -195,13 +323,12 @@ def test_check_plan_notices_a_replaced_file(tmp_path: Path) -> None:
         b"not marshal",
         marshal.dumps({"format": 1}),
         hot.PLAN_MAGIC + b"\x00" * 8,
-        hot.encode_plan({"format": 99}),
-        hot.encode_plan({"format": 1})[:-1],  # truncated
-        hot.encode_plan({"format": 1})[:-1] + b"\x00",  # corrupted
-        hot.PLAN_MAGIC
-        + (5).to_bytes(8, "big")
-        + (91).to_bytes(8, "big")
-        + b"[\xff\xff\xff\x7f\x00",
+        b"castore-hook plan\n" + b"\x00" * 16 + marshal.dumps({"format": 2}),  # format 2
+        _framed(marshal.dumps([1, 2])),  # not a dict
+        _framed(marshal.dumps({"format": 3}))[:-1],  # truncated
+        _framed(marshal.dumps({"format": 3}))[:-1] + b"\x01",  # corrupted
+        _framed(b"[\xff\xff\xff\x7f\x00", check=0),  # a huge list header, wrong sum
+        _framed(b")\xff\xff\xff\x7f\x00"),  # a huge tuple header, right sum: marshal fails
     ],
 )
 def test_read_plan_rejects_garbage(tmp_path: Path, payload: bytes) -> None:
@@ -214,11 +341,11 @@ def test_read_plan_rejects_garbage(tmp_path: Path, payload: bytes) -> None:
 
 
 def test_read_plan_refuses_writable_by_others(tmp_path: Path) -> None:
-    path = _store(tmp_path, _plan(tmp_path))
+    _folder, path = _store(tmp_path, _plan(tmp_path))
     os.chmod(path, 0o666)
     plan, reason = hot.read_plan(path)
     assert plan is None
-    assert "writable" in reason
+    assert "private" in reason
 
 
 def test_read_plan_does_not_block_on_a_fifo(tmp_path: Path) -> None:
@@ -242,28 +369,44 @@ def test_read_plan_does_not_block_on_a_fifo(tmp_path: Path) -> None:
     ],
 )
 def test_apply_refuses_unsafe_plans(tmp_path: Path, changes: dict[str, object]) -> None:
-    plan = _plan(tmp_path, **changes)
+    plan = _plan(tmp_path)
+    plan.update(changes)
     env: dict[str, str] = {"PATH": "/bin"}
     assert hot.apply_plan(plan, env) is None
     assert env == {"PATH": "/bin"}
 
 
+@pytest.mark.parametrize("record", [None, 3, "nul\0inside"])
+def test_apply_sets_nothing_when_the_record_cannot_be_set(
+    tmp_path: Path, record: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _plan(tmp_path, record=record)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv(hot.EXPORTED_VAR, raising=False)
+    with pytest.raises((TypeError, ValueError)):
+        hot.apply_plan(plan, os.environ)  # run() records this as outcome "error"
+    assert "SSL_CERT_FILE" not in os.environ
+    assert hot.EXPORTED_VAR not in os.environ
+
+
 def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, unset=("SSL_CERT_DIR",))
     bundle = str(tmp_path / "bundle.pem")
-    env = {"SSL_CERT_FILE": "/user/dangling.pem", "SSL_CERT_DIR": "/nowhere"}
+    user = {"SSL_CERT_FILE": "/user/dangling.pem", "SSL_CERT_DIR": "/nowhere"}
+    plan = _plan(tmp_path, dict(user), unset=("SSL_CERT_DIR",))
+    env = dict(user)
     applied = hot.apply_plan(plan, env)
     assert applied == {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": None}
     assert env["SSL_CERT_FILE"] == bundle
     assert "SSL_CERT_DIR" not in env
-    record = hot.parse_exported(env[hot.EXPORTED_VAR])
+    record = _envstate.parse_exported(env[hot.EXPORTED_VAR])
     assert record == {
         "SSL_CERT_FILE": ("/user/dangling.pem", bundle),
         "SSL_CERT_DIR": ("/nowhere", ""),
     }
-    # A child inheriting this environment reconstructs the parent's user values, so it
-    # computes the parent's key and reuses its plan.
-    assert hot.user_ca_values(env, record) == ("/user/dangling.pem", "/nowhere")
+    # A child inheriting this environment reconstructs the parent's user values and is in a
+    # state the parent's plan accepts, so it reuses the plan.
+    assert _envstate.user_ca_values(env, False) == ("/user/dangling.pem", "/nowhere")
+    assert _accepts(plan["key"], env)
     # Applying again (a child) keeps the record identical: no flip-flop.
     before = dict(env)
     hot.apply_plan(plan, env)
@@ -312,15 +455,20 @@ def test_warm_hot_path_imports_nothing_costly(tmp_path: Path) -> None:
 
 def test_store_plan_round_trip(tmp_path: Path) -> None:
     folder = tmp_path / "cache"
-    path = folder / hot.plan_file_name()
+    path = folder / "plan.marshal"
     plan = _plan(tmp_path)
+    plan["hooks"] = {"cafile": "/x.pem", "patch": True}
     assert _plancache.store_plan(str(folder), str(path), plan) == ""
     assert (folder.stat().st_mode & 0o777) == 0o700
     assert (path.stat().st_mode & 0o777) == 0o600
     loaded, reason = hot.read_plan(str(path))
     assert reason == ""
-    # The start-up file holds everything but the human side, which goes to the sidecar.
-    assert loaded == {name: value for name, value in plan.items() if name != "info"}
+    # The start-up file holds everything but the human side, which goes to the sidecar; the
+    # in-process trust is kept as marshal bytes until ssl or certifi is imported.
+    assert loaded is not None and isinstance(loaded["hooks"], bytes)
+    assert _plancache.hooks_of(loaded) == plan["hooks"] == _plancache.hooks_of(plan)
+    expected = {name: value for name, value in plan.items() if name not in ("info", "hooks")}
+    assert {name: value for name, value in loaded.items() if name != "hooks"} == expected
     assert _plancache.load_info(str(path), plan["key"]) == plan["info"]
     assert _plancache.load_info(str(path), ("another key",)) is None
 
