@@ -88,7 +88,7 @@ def getenv(name):
     if _FS_ENCODING is None:
         return data.get(name.upper(), "")  # type: ignore[no-any-return]
     value = data.get(name.encode(_FS_ENCODING, "surrogateescape"))
-    return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")  # type: ignore[no-any-return]
+    return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
 def cache_dir(get, platform=sys.platform, ignore_env=False):
@@ -166,7 +166,7 @@ def read_plan(path):
         data = b""
     os.close(fd)
     if not data:
-        return None, "plan cache is empty, unreadable or not a private regular file of this user"
+        return None, "plan cache is empty, foreign, writable by others or not a regular file"
     payload = data[_HEAD:]
     if data[: _HEAD - 4] != PLAN_MAGIC or int.from_bytes(data[_HEAD - 4 : _HEAD], "big") != (
         int.from_bytes(payload, "little") % PLAN_CHECK_MODULUS
@@ -307,7 +307,8 @@ def run():
     global state
     if state is not None:
         return
-    state = current = {"outcome": "disabled"}  # type: dict[str, Any]
+    current = {"outcome": "disabled"}  # type: dict[str, Any]
+    state = current
     try:
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
         current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in ("", "0")
@@ -338,10 +339,18 @@ def run():
 # Run when site.py imports this module for castore_hook.pth, whose line is only
 # "import _castore_hook": site.py compiles every .pth import line at every start, and a
 # kill-switch test or "; _castore_hook.run()" in it measured +0.33 M instructions on every
-# enabled start. site.main() processes .pth files before it defines builtins.copyright, so
-# "site imported, copyright not yet there" is that moment; imports from castore_hook.api,
-# tests or python -S apply nothing. (Walking the stack to find site.addpackage said the same
-# and cost 32 k instructions: every frame it touches is materialised.) A .pth processed later
-# by site.addsitedir() is not acted on; castore_hook.activate() is the way there.
-if "site" in sys.modules and not hasattr(sys.modules["builtins"], "copyright"):
+# enabled start. site.main() processes .pth files before it defines builtins.copyright, so at
+# start-up "site imported, copyright not yet there" says it, for nearly nothing. Later (shiv
+# calls site.addsitedir() at run time, and castore_hook.api imports this module) the stack
+# is searched for site.addpackage instead: 32 k instructions, as every frame it touches is
+# materialised, so never at start-up. Imports from the API, tests or python -S apply nothing.
+# site is frozen on 3.11+ ("<frozen site>"), so the module is matched, not the file.
+_site_done = hasattr(sys.modules["builtins"], "copyright")
+_frame = sys._getframe() if _site_done else None  # type: Any
+while _frame is not None:
+    if _frame.f_code.co_name == "addpackage" and _frame.f_globals.get("__name__") == "site":
+        break
+    _frame = _frame.f_back
+if _frame is not None or (not _site_done and "site" in sys.modules):
     run()
+del _frame, _site_done

@@ -107,8 +107,8 @@ def native_lookup(environ: Mapping[str, str]) -> Callable[[Any], Any]:
     ``get``, a C call; any other mapping (``activate()``'s overrides) is encoded here."""
     if environ is os.environ:
         return os.environ._data.get  # type: ignore[attr-defined,no-any-return]
-    decode_key = os.environ.decodekey  # type: ignore[attr-defined]
-    encode_value = os.environ.encodevalue  # type: ignore[attr-defined]
+    decode_key = os.environ.decodekey
+    encode_value = os.environ.encodevalue
 
     def lookup(key: Any) -> Any:
         value = environ.get(decode_key(key))
@@ -160,14 +160,15 @@ def plan_key(
         record = "\n".join(lines)
         after.update(changes)
         after[hot.EXPORTED_VAR] = record
-    encode_key = os.environ.encodekey  # type: ignore[attr-defined]
-    encode_value = os.environ.encodevalue  # type: ignore[attr-defined]
-    # A tuple, not a set: start-up compares two or three tuples instead of hashing them all.
-    states = tuple(
-        dict.fromkeys(
-            tuple(None if state[name] is None else encode_value(state[name]) for name in names)
-            for state in (raw, pristine, after)
+    encode_key = os.environ.encodekey
+    encode_value = os.environ.encodevalue
+
+    def encoded(state: Mapping[str, Optional[str]]) -> tuple[Any, ...]:
+        return tuple(
+            None if (value := state[name]) is None else encode_value(value) for name in names
         )
-    )
+
+    # A tuple, not a set: start-up compares two or three tuples instead of hashing them all.
+    states = tuple(dict.fromkeys(encoded(state) for state in (raw, pristine, after)))
     identity = (sys.hexversion, sys.platform, sys.prefix, ignore_env)  # as cached_plan checks
     return (*identity, tuple(encode_key(name) for name in names), states), record

@@ -56,11 +56,12 @@ def write_bundle(folder: str, pem: str) -> str:
     privileges; the folder's own mode still decides who can reach it.
     """
     data = pem.encode("ascii")
-    path = os.path.join(folder, bundle_name(pem))
+    name = bundle_name(pem)  # once: hashing a 200 kB bundle costs ~4 M instructions
+    path = os.path.join(folder, name)
     if _reusable(path, data):
         return path
     # os.replace swaps out anything else at that name: a stale, foreign or planted file.
-    return write_atomic(folder, bundle_name(pem), data, mode=0o644)
+    return write_atomic(folder, name, data, mode=0o644)
 
 
 def _reusable(path: str, data: bytes) -> bool:

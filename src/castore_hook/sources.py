@@ -67,7 +67,7 @@ SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
 _WINDOWS_STORES = ("CA", "ROOT")
 
 #: OpenSSL's ``c_rehash`` names: 8 lowercase hex digits of the subject hash, a dot, a counter.
-_HEX = frozenset("0123456789abcdef")
+_HEX_DIGITS = "0123456789abcdef"
 
 
 def _is_hash_name(name: str) -> bool:
@@ -79,7 +79,7 @@ def _is_hash_name(name: str) -> bool:
         and bool(dot)
         and counter.isascii()
         and counter.isdigit()
-        and all(char in _HEX for char in head)
+        and not head.strip(_HEX_DIGITS)
     )
 
 

@@ -345,7 +345,7 @@ def test_read_plan_refuses_writable_by_others(tmp_path: Path) -> None:
     os.chmod(path, 0o666)
     plan, reason = hot.read_plan(path)
     assert plan is None
-    assert "private" in reason
+    assert "writable by others" in reason
 
 
 def test_read_plan_does_not_block_on_a_fifo(tmp_path: Path) -> None:
@@ -513,3 +513,24 @@ def test_importing_the_module_outside_site_applies_nothing(tmp_path: Path) -> No
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["None", "None"]
+
+
+def test_a_plan_without_in_process_trust_stores_no_hooks(tmp_path: Path) -> None:
+    # install_hooks only tests the plan's hooks for truth; the resolver keeps that honest.
+    from castore_hook import resolve
+
+    cfg = tmp_path / "config.toml"
+    env = {
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "etc"),
+        "CASTORE_HOOK_CONFIG": str(cfg),
+        "CASTORE_HOOK_SOURCES": "certifi",
+    }
+    cfg.write_text("patch = false\ncertifi = false\n")
+    os.chmod(cfg, 0o644)
+    plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
+    assert plan["set"] and plan["hooks"] is None, plan["info"]
+    cfg.write_text("patch = true\ncertifi = false\n")
+    plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
+    assert plan["hooks"] and plan["hooks"]["patch"] is True
