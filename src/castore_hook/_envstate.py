@@ -94,12 +94,6 @@ def decision_environ(environ: Mapping[str, str], ignore_env: bool) -> dict[str, 
     return env
 
 
-def user_ca_values(environ: Mapping[str, str], ignore_env: bool) -> tuple[str, str]:
-    """The user's own ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` (``""`` when unset)."""
-    env = decision_environ(environ, ignore_env)
-    return env.get(USER_CA_VARS[0], ""), env.get(USER_CA_VARS[1], "")
-
-
 def native_lookup(environ: Mapping[str, str]) -> Callable[[Any], Any]:
     """What ``_castore_hook.cached_plan`` reads watched variables through: a name in
     ``os.environ``'s own encoding (bytes on POSIX, upper case on Windows) to its value in the

@@ -2,8 +2,8 @@
 
 When ``extra`` roots are configured, or the chosen source exists only in memory (certifi
 inside a zip, the Windows store), clients that read a *file* (OpenSSL through
-``SSL_CERT_FILE``, requests, curl) need one. The bundle is content-addressed — its name is the
-hash of its content — so concurrent interpreters that decide the same trust write the same
+``SSL_CERT_FILE``, requests, curl) need one. The bundle is content-addressed — its name is a
+digest of its content — so concurrent interpreters that decide the same trust write the same
 file, and a changed trust never rewrites a file another process is reading.
 """
 
@@ -30,22 +30,24 @@ def merge_pem(blocks: Iterable[str]) -> str:
     return "".join(merged)
 
 
-def _sha256(data: bytes) -> str:
-    # CPython's built-in SHA-256 (_sha2 on 3.12+, _sha256 before): hashlib would load
-    # OpenSSL's libcrypto (~14 M instructions) on a cold start that otherwise never needs it.
+def _digest(data: bytes) -> str:
+    """CRC-32 and Adler-32 of ``data`` (64 bits) and its length: enough to tell bundles apart
+    in one cache folder, which is all the name has to do, because a bundle is reused only
+    after its bytes are compared (``_reusable``). A cryptographic hash is not needed, and
+    CPython's built-in SHA-256 costs ~4 M instructions per 200 kB bundle on a cold start;
+    these cost ~0.3 M, and zlib is already loaded by then (platformdirs imports shutil)."""
     try:
-        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
-        except ImportError:
-            from hashlib import sha256
-    return str(sha256(data).hexdigest())
+        import zlib
+    except ImportError:  # a CPython built without zlib: hashlib's SHA-256 instead
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest()[:24]
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}-{len(data)}"
 
 
 def bundle_name(pem: str) -> str:
     """The content-addressed file name of a bundle."""
-    return BUNDLE_PREFIX + _sha256(pem.encode("ascii"))[:32] + ".pem"
+    return BUNDLE_PREFIX + _digest(pem.encode("ascii")) + ".pem"
 
 
 def write_bundle(folder: str, pem: str) -> str:
@@ -56,7 +58,7 @@ def write_bundle(folder: str, pem: str) -> str:
     privileges; the folder's own mode still decides who can reach it.
     """
     data = pem.encode("ascii")
-    name = bundle_name(pem)  # once: hashing a 200 kB bundle costs ~4 M instructions
+    name = bundle_name(pem)
     path = os.path.join(folder, name)
     if _reusable(path, data):
         return path

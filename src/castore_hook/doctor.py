@@ -499,7 +499,7 @@ def check_cache(ctx: Context) -> list[Check]:
             )
         ]
     _plan, stale = hot.cached_plan(
-        _envstate.getter(ctx.environ), ctx.ignore_env, folder, cache_file
+        _envstate.native_lookup(ctx.environ), ctx.ignore_env, folder, cache_file
     )
     if stale:
         return [

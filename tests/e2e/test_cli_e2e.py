@@ -228,6 +228,9 @@ def test_doctor_healthy_exits_0(hooked_venv: Venv, scratch: Any) -> None:
     assert data["ok"] is True
     assert {c["verdict"] for c in data["checks"]} <= {"ok", "warn", "info"}
     assert all({"area", "verdict", "title", "details", "fix"} <= set(c) for c in data["checks"])
+    # The plan refresh wrote holds for the interpreter doctor runs in (same checks as start-up).
+    cache = [c for c in data["checks"] if c["area"] == "cache"]
+    assert cache and cache[0]["verdict"] == "ok" and "fresh" in cache[0]["title"], cache
 
 
 def test_doctor_broken_config_names_file_and_line(hooked_venv: Venv, scratch: Any) -> None:

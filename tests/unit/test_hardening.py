@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +46,12 @@ _plans = st.fixed_dictionaries(
         "info": _values,
     },
 )
+
+
+def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
+    """The user's own SSL_CERT_FILE / SSL_CERT_DIR as the slow path sees them."""
+    env = _envstate.decision_environ(environ, ignore_env)
+    return env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
 
 
 def _write(tmp_path: Path, data: bytes) -> str:
@@ -114,7 +120,7 @@ def test_exported_record_parsing_never_raises(value: str) -> None:
     record = _envstate.parse_exported(value)
     assert set(record) <= hot.EXPORT_ALLOWED
     env = {"SSL_CERT_FILE": value, hot.EXPORTED_VAR: value}
-    _envstate.user_ca_values(env, False)
+    _user_ca_values(env, False)
     key, _record = _envstate.plan_key(env, False, (("SSL_CERT_DIR", "/d"),), ())
     assert tuple(map(_envstate.native_lookup(env), key[4])) in key[5]
 

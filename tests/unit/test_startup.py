@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import platformdirs
 import pytest
@@ -24,6 +24,12 @@ needs_modern = pytest.mark.skipif(
     not MODERN_PLATFORMDIRS,
     reason=f"platformdirs {platformdirs.__version__} predates the XDG semantics we mirror",
 )
+
+
+def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
+    """The user's own SSL_CERT_FILE / SSL_CERT_DIR as the slow path sees them."""
+    env = _envstate.decision_environ(environ, ignore_env)
+    return env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
 
 
 def test_export_allowlist_matches_config() -> None:
@@ -176,11 +182,11 @@ def test_parse_exported_ignores_junk() -> None:
 def test_user_values_undo_our_exports_but_keep_user_changes() -> None:
     record = "SSL_CERT_FILE\t/user/orig.pem\t/ours.pem"
     env = {"SSL_CERT_FILE": "/ours.pem", "SSL_CERT_DIR": "/d", hot.EXPORTED_VAR: record}
-    assert _envstate.user_ca_values(env, False) == ("/user/orig.pem", "/d")
+    assert _user_ca_values(env, False) == ("/user/orig.pem", "/d")
     # Under python -E the record is ignored like every CASTORE_HOOK_* variable.
-    assert _envstate.user_ca_values(env, True) == ("/ours.pem", "/d")
+    assert _user_ca_values(env, True) == ("/ours.pem", "/d")
     env["SSL_CERT_FILE"] = "/user/changed.pem"
-    assert _envstate.user_ca_values(env, False) == ("/user/changed.pem", "/d")
+    assert _user_ca_values(env, False) == ("/user/changed.pem", "/d")
 
 
 def _accepts(key: tuple[Any, ...], env: dict[str, str]) -> bool:
@@ -224,7 +230,7 @@ def test_key_carries_a_parents_exports_it_leaves_alone() -> None:
     key, record = _envstate.plan_key(env, False, (("PIP_CERT", "/ours.pem"),), ())
     assert record is not None
     grandchild = dict(env, PIP_CERT="/ours.pem", **{hot.EXPORTED_VAR: record})
-    assert _envstate.user_ca_values(grandchild, False) == ("", "")
+    assert _user_ca_values(grandchild, False) == ("", "")
     assert _accepts(key, grandchild) and _accepts(key, env)
     assert _accepts(key, {"HOME": "/h"})
 
@@ -405,7 +411,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     }
     # A child inheriting this environment reconstructs the parent's user values and is in a
     # state the parent's plan accepts, so it reuses the plan.
-    assert _envstate.user_ca_values(env, False) == ("/user/dangling.pem", "/nowhere")
+    assert _user_ca_values(env, False) == ("/user/dangling.pem", "/nowhere")
     assert _accepts(plan["key"], env)
     # Applying again (a child) keeps the record identical: no flip-flop.
     before = dict(env)
