@@ -23,9 +23,10 @@ import marshal
 import os
 import sys
 
-# mypy treats a name spelled TYPE_CHECKING as true; at run time nothing from typing is loaded.
+# Only mypy reads this block (it takes TYPE_CHECKING as true). CPython folds "not __debug__"
+# to False and drops the block from the bytecode; under -O, TYPE_CHECKING is still False.
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if not __debug__ and TYPE_CHECKING:
     from typing import Any, Callable, MutableMapping, Optional  # noqa: F401 - type comments
 
     Environ = MutableMapping[str, str]
@@ -268,10 +269,10 @@ def _find_spec(fullname, path=None, target=None):
 
 _namespace = type(sys.implementation)  # type: Any
 _function = type(_find_spec)  # type: Any
-finder = _namespace(
-    find_spec=_function(_find_spec.__code__, {"_pending": _pending, "_busy": _busy})
-)
-del _namespace, _function
+# (__builtins__ given explicitly: before 3.10 a function whose globals lack it has none.)
+_globals = {"_pending": _pending, "_busy": _busy, "__builtins__": sys.modules["builtins"]}
+finder = _namespace(find_spec=_function(_find_spec.__code__, _globals))
+del _namespace, _function, _globals
 
 
 def install_hooks(plan):
