@@ -237,7 +237,7 @@ def finder_after(name: str, module: ModuleType) -> None:
     try:
         from castore_hook import _plancache
 
-        after_import(name, module, _plancache.hooks_of({"hooks": hot._hooks_data}) or {})
+        after_import(name, module, _plancache.decode_hooks(hot._hooks_data) or {})
     except Exception as exc:
         if hot.state is not None:
             hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")

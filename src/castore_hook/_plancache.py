@@ -166,9 +166,13 @@ def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any])
 
 def hooks_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """A plan's in-process trust (``plan["hooks"]``) as a dict, whether the plan was just
-    decided or read back from the cache, where it is stored as marshal bytes; ``None`` when
-    there is none or it is unreadable."""
-    hooks = (plan or {}).get("hooks")
+    decided or read back from the cache (see ``decode_hooks``)."""
+    return decode_hooks((plan or {}).get("hooks"))
+
+
+def decode_hooks(hooks: Any) -> Optional[dict[str, Any]]:
+    """In-process trust as a dict: a cached plan stores it as marshal bytes, a fresh plan as
+    the dict itself; ``None`` when there is none or it is unreadable."""
     if isinstance(hooks, bytes):
         try:
             hooks = marshal.loads(hooks)  # noqa: S302 - part of our checksummed plan file
