@@ -540,3 +540,37 @@ def test_a_plan_without_in_process_trust_stores_no_hooks(tmp_path: Path) -> None
     cfg.write_text("patch = true\ncertifi = false\n")
     plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
     assert plan["hooks"] and plan["hooks"]["patch"] is True
+
+
+@pytest.mark.parametrize(
+    ("state", "lines"),
+    [
+        ({"outcome": "disabled"}, ["disabled by CASTORE_HOOK_DISABLE"]),
+        ({"outcome": "hit", "cache_file": "/c/plan"}, ["plan cache hit /c/plan"]),
+        (
+            {"outcome": "miss", "miss": "no plan cached", "applied": {}, "cache_note": ""},
+            ["slow path: no plan cached", "applied {}"],
+        ),
+        (
+            {"outcome": "miss", "miss": "changed: /x", "applied": None, "cache_note": "ro"},
+            ["slow path: changed: /x", "applied None; ro"],
+        ),
+        (
+            {"outcome": "error", "error": "OSError: boom"},
+            ["error, interpreter left as it was: OSError: boom"],
+        ),
+    ],
+)
+def test_trace_has_one_decision_line_per_start(
+    state: dict[str, Any], lines: list[str], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    # tests/e2e/test_cache_e2e.py counts slow paths from these lines.
+    from castore_hook import _trace
+
+    assert _trace.startup_lines(state) == lines
+    monkeypatch.setattr(hot, "state", dict(state, debug=True))
+    _trace.startup(hot.state)
+    assert capsys.readouterr().err == "".join(_trace.PREFIX + line + "\n" for line in lines)
+    monkeypatch.setattr(hot, "state", dict(state, debug=False))
+    _trace.say("not shown")
+    assert capsys.readouterr().err == ""
