@@ -36,14 +36,17 @@ if not __debug__ and TYPE_CHECKING:
 
 PLAN_FORMAT = 3
 PLAN_LIMIT = 1 << 20
-# A plan file is PLAN_MAGIC, a 4-byte checksum of the payload, then the marshal payload.
+# A plan file is PLAN_MAGIC, a 4-byte checksum and the 4-byte length of the marshal payload,
+# the payload, then the plan's in-process trust ("hooks"), a section of its own that start-up
+# only tests for presence and castore_hook._hooks checks and unmarshals when ssl or certifi is
+# imported (with extra roots it holds their PEM: why read it at every start).
 # marshal.loads trusts lengths inside its input (a tuple header claiming 2**31 items is
-# allocated and zeroed before the data runs out), so a corrupt or truncated file is rejected
-# before marshal sees it. The checksum is the payload read as one integer modulo a prime
-# below 2**30: one pass in C, no hashlib or zlib import (castore_hook._plancache.encode_plan).
+# allocated and zeroed before the data runs out), so a corrupt or truncated payload is
+# rejected before marshal sees it. The checksum is the payload read as one integer modulo a
+# prime below 2**30: one pass in C, no hashlib or zlib import (castore_hook._plancache).
 PLAN_MAGIC = b"castore-hook plan 3\n"
 PLAN_CHECK_MODULUS = 1073741789  # the largest prime below 2**30: one-digit division in C
-_HEAD = len(PLAN_MAGIC) + 4
+_HEAD = len(PLAN_MAGIC) + 8
 # Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so a child
 # interpreter can tell its parent's exports from its user's own values (castore_hook._envstate).
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
@@ -168,8 +171,11 @@ def read_plan(path):
     os.close(fd)
     if not data:
         return None, "plan cache is empty, foreign, writable by others or not a regular file"
-    payload = data[_HEAD:]
-    if data[: _HEAD - 4] != PLAN_MAGIC or int.from_bytes(data[_HEAD - 4 : _HEAD], "big") != (
+    end = _HEAD + int.from_bytes(data[_HEAD - 4 : _HEAD], "big")
+    payload = data[_HEAD:end]
+    if data[: _HEAD - 8] != PLAN_MAGIC or len(data) < end:
+        return None, "plan cache is corrupt or of another version"
+    if int.from_bytes(data[_HEAD - 8 : _HEAD - 4], "big") != (
         int.from_bytes(payload, "little") % PLAN_CHECK_MODULUS
     ):
         return None, "plan cache is corrupt or of another version"
@@ -177,8 +183,11 @@ def read_plan(path):
         plan = marshal.loads(payload)  # noqa: S302 - our own file, owner- and sum-checked
     except Exception:
         plan = None
-    if type(plan) is not dict:
+    # The hooks section is checked (sum, marshal) when used; its length now, as truncation is
+    # the likely damage.
+    if type(plan) is not dict or len(data) - end != plan.get("hooks_size", 0):
         return None, "plan cache is corrupt or of another version"
+    plan["hooks"] = data[end:]
     return plan, ""
 
 
@@ -280,7 +289,7 @@ def install_hooks(plan):
     # Install the post-import finder when the plan asks for in-process trust; modules already
     # imported (another .pth sorting first imported ssl) are handled at once.
     # The slow path stores None unless the plan patches ssl or redirects certifi; a cached
-    # plan holds them as marshal bytes (castore_hook._plancache.hooks_of reads either form).
+    # plan holds its file's hooks section (castore_hook._plancache.hooks_of reads either form).
     global _hooks_data
     hooks = plan.get("hooks")
     if not hooks:

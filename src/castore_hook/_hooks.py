@@ -237,7 +237,12 @@ def finder_after(name: str, module: ModuleType) -> None:
     try:
         from castore_hook import _plancache
 
-        after_import(name, module, _plancache.decode_hooks(hot._hooks_data) or {})
+        hooks = _plancache.decode_hooks(hot._hooks_data)
+        if hooks is None:
+            raise ValueError(
+                "the plan file's in-process trust section is damaged; run castore-hook refresh"
+            )
+        after_import(name, module, hooks)
     except Exception as exc:
         if hot.state is not None:
             hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")

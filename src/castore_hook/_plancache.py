@@ -118,16 +118,28 @@ def sweep_temporaries(folder: str, now: Optional[float] = None) -> int:
 INFO_SUFFIX = ".info"
 
 
-def encode_plan(plan: dict[str, Any]) -> bytes:
-    """The bytes of a plan file: the exact inverse of ``_castore_hook.decode_plan``.
+def _checksum(data: bytes) -> bytes:
+    return (int.from_bytes(data, "little") % hot.PLAN_CHECK_MODULUS).to_bytes(4, "big")
 
-    Magic, checksum (the payload as one little-endian integer modulo
-    ``PLAN_CHECK_MODULUS``), then the marshal payload. The layout is explained next to
-    ``PLAN_MAGIC`` in the hot module; a round-trip test pins the two.
+
+def encode_plan(plan: dict[str, Any]) -> bytes:
+    """The bytes of a plan file: the exact inverse of ``_castore_hook.read_plan``.
+
+    Magic, the checksum and length of the marshal payload (everything but ``hooks``, plus
+    ``hooks_size``), the payload, then the hooks section: its own checksum and marshal data,
+    or nothing when the plan has no in-process trust. The layout is explained next to
+    ``PLAN_MAGIC`` in the hot module; round-trip tests pin the two.
     """
-    payload = marshal.dumps(plan)
-    check = int.from_bytes(payload, "little") % hot.PLAN_CHECK_MODULUS
-    return hot.PLAN_MAGIC + check.to_bytes(4, "big") + payload
+    hooks = plan.get("hooks")
+    section = b""
+    if hooks is not None:
+        blob = marshal.dumps(hooks)
+        section = _checksum(blob) + blob
+    body = {name: value for name, value in plan.items() if name != "hooks"}
+    if section:
+        body["hooks_size"] = len(section)
+    payload = marshal.dumps(body)
+    return hot.PLAN_MAGIC + _checksum(payload) + len(payload).to_bytes(4, "big") + payload + section
 
 
 def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any]) -> str:
@@ -147,10 +159,6 @@ def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any])
         return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
     sweep_temporaries(folder)
     hot_part = {name: value for name, value in plan.items() if name != "info"}
-    # Start-up only tests whether there are hooks; their fields are read when ssl or certifi
-    # is imported. Stored as marshal bytes, they cost a copy, not a dict of objects, to load.
-    if hot_part.get("hooks") is not None:
-        hot_part["hooks"] = marshal.dumps(hot_part["hooks"])
     sidecar = {"format": plan.get("format"), "key": plan.get("key"), "info": plan.get("info")}
     name = os.path.basename(path)
     try:
@@ -171,11 +179,16 @@ def hooks_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
 
 
 def decode_hooks(hooks: Any) -> Optional[dict[str, Any]]:
-    """In-process trust as a dict: a cached plan stores it as marshal bytes, a fresh plan as
-    the dict itself; ``None`` when there is none or it is unreadable."""
+    """In-process trust as a dict: a fresh plan holds the dict itself, a cached one the hooks
+    section of its file (checksum, then marshal data; see ``encode_plan``), checked here, when
+    ssl or certifi is imported, not at every start. ``None`` when there is none or it is
+    corrupt."""
     if isinstance(hooks, bytes):
+        blob = hooks[4:]
+        if not blob or hooks[:4] != _checksum(blob):
+            return None
         try:
-            hooks = marshal.loads(hooks)  # noqa: S302 - part of our checksummed plan file
+            hooks = marshal.loads(blob)  # noqa: S302 - checksummed, in our own plan file
         except (ValueError, EOFError, TypeError):
             return None
     return hooks if isinstance(hooks, dict) else None

@@ -935,19 +935,29 @@ class Codec:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self.hot = module
+        self.hooks_section = b""
 
     def decode(self, data: bytes) -> Dict[str, Any]:
+        """The plan's payload (without its hooks section, which ``encode`` carries over)."""
         head = len(self.hot.PLAN_MAGIC)
         assert data[:head] == self.hot.PLAN_MAGIC, data[:head]
-        plan = marshal.loads(data[head + 4 :])  # noqa: S302 - a plan this test just made
+        end = head + 8 + int.from_bytes(data[head + 4 : head + 8], "big")
+        plan = marshal.loads(data[head + 8 : end])  # noqa: S302 - a plan this test made
         assert type(plan) is dict, plan
+        self.hooks_section = data[end:]
         return plan
 
     def encode(self, plan: Any) -> bytes:
         # Framed by hand so that a payload that is not a plan (a list) can be forged too.
         payload = marshal.dumps(plan)
         check = int.from_bytes(payload, "little") % self.hot.PLAN_CHECK_MODULUS
-        data: bytes = self.hot.PLAN_MAGIC + check.to_bytes(4, "big") + payload
+        data: bytes = (
+            self.hot.PLAN_MAGIC
+            + check.to_bytes(4, "big")
+            + len(payload).to_bytes(4, "big")
+            + payload
+            + self.hooks_section
+        )
         return data
 
 

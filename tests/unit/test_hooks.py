@@ -558,6 +558,22 @@ def test_a_failing_after_import_never_breaks_the_import() -> None:
     assert result["ok"] and result["errors"] == ["ssl: kaboom"], result
 
 
+def test_a_damaged_hooks_section_is_reported_not_applied() -> None:
+    # A cached plan's in-process trust is checked when ssl is imported; damage shows in status.
+    result = run_fresh(
+        """
+        import _castore_hook as hot
+        hot.state = {}
+        hot.install_hooks({"hooks": b"\\x00\\x00\\x00\\x01" + b"not marshal"})
+        import ssl
+        patched = ssl.SSLContext.load_default_certs.__module__ != "ssl"
+        print(json.dumps({"patched": patched, "errors": hot.state.get("hook_errors")}))
+        """
+    )
+    assert result["patched"] is False, result
+    assert len(result["errors"]) == 1 and "castore-hook refresh" in result["errors"][0], result
+
+
 def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
     """``run()`` is idempotent: a venv may process site-packages twice (CPython issue 75723)."""
     from tests.helpers import hermetic_env, toml_list, write_user_config

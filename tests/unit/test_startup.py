@@ -275,9 +275,10 @@ def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
     folder, path = _store(tmp_path, plan)
     loaded, reason = hot.read_plan(path)
     assert reason == ""
-    assert loaded == plan
+    # The plan has no in-process trust: its file's hooks section is empty.
+    assert loaded == dict(plan, hooks=b"")
     lookup = _envstate.native_lookup({})
-    assert hot.cached_plan(lookup, False, folder, path) == (plan, "")
+    assert hot.cached_plan(lookup, False, folder, path) == (loaded, "")
     other = _envstate.native_lookup({"CASTORE_HOOK_SOURCES": "certifi"})
     assert hot.cached_plan(other, False, folder, path) == (None, "environment changed")
     assert hot.cached_plan(lookup, True, folder, path) == (None, "made for another Python")
@@ -315,10 +316,11 @@ def test_cached_plan_refuses_a_folder_of_another_user(tmp_path: Path) -> None:
     )
 
 
-def _framed(payload: bytes, check: Optional[int] = None) -> bytes:
+def _framed(payload: bytes, check: Optional[int] = None, length: Optional[int] = None) -> bytes:
     if check is None:
         check = int.from_bytes(payload, "little") % hot.PLAN_CHECK_MODULUS
-    return hot.PLAN_MAGIC + check.to_bytes(4, "big") + payload
+    size = len(payload) if length is None else length
+    return hot.PLAN_MAGIC + check.to_bytes(4, "big") + size.to_bytes(4, "big") + payload
 
 
 @pytest.mark.parametrize(
@@ -335,6 +337,7 @@ def _framed(payload: bytes, check: Optional[int] = None) -> bytes:
         _framed(marshal.dumps({"format": 3}))[:-1] + b"\x01",  # corrupted
         _framed(b"[\xff\xff\xff\x7f\x00", check=0),  # a huge list header, wrong sum
         _framed(b")\xff\xff\xff\x7f\x00"),  # a huge tuple header, right sum: marshal fails
+        _framed(marshal.dumps({"format": 3}), length=1 << 30),  # a length past the end
     ],
 )
 def test_read_plan_rejects_garbage(tmp_path: Path, payload: bytes) -> None:
@@ -470,11 +473,18 @@ def test_store_plan_round_trip(tmp_path: Path) -> None:
     loaded, reason = hot.read_plan(str(path))
     assert reason == ""
     # The start-up file holds everything but the human side, which goes to the sidecar; the
-    # in-process trust is kept as marshal bytes until ssl or certifi is imported.
+    # in-process trust stays an unread section of the file until ssl or certifi is imported.
     assert loaded is not None and isinstance(loaded["hooks"], bytes)
     assert _plancache.hooks_of(loaded) == plan["hooks"] == _plancache.hooks_of(plan)
+    corrupt = loaded["hooks"][:-1] + bytes([loaded["hooks"][-1] ^ 1])
+    assert _plancache.decode_hooks(corrupt) is None
+    assert _plancache.decode_hooks(b"") is None and _plancache.decode_hooks(None) is None
     expected = {name: value for name, value in plan.items() if name not in ("info", "hooks")}
+    expected["hooks_size"] = len(loaded["hooks"])
     assert {name: value for name, value in loaded.items() if name != "hooks"} == expected
+    # A file cut short in its hooks section is a miss, not a hit without in-process trust.
+    path.write_bytes(path.read_bytes()[:-1])
+    assert hot.read_plan(str(path)) == (None, "plan cache is corrupt or of another version")
     assert _plancache.load_info(str(path), plan["key"]) == plan["info"]
     assert _plancache.load_info(str(path), ("another key",)) is None
 
