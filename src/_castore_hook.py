@@ -5,7 +5,7 @@
 # plus a submodule costs ~60 % more to import than one module (DESIGN §1, docs/architecture.md).
 # It imports only sys, os and marshal, which every interpreter has loaded before site runs.
 #
-# Every byte of this file is paid by every interpreter (~45 instructions per byte of .pyc:
+# Every byte of this file is paid by every interpreter (~35 instructions per byte of .pyc:
 # unmarshalling, then the collector), so it holds only what a cache hit runs. Comments, not
 # docstrings; type comments, not annotations (both cost nothing at run time). Everything
 # that decides a plan and its key is in castore_hook (resolve, _envstate, _plancache) and is
