@@ -27,14 +27,28 @@ def resolve_and_store(
     return plan, _plancache.store_plan(folder, path, plan)
 
 
+def _decide_after_miss(
+    facts: dict[str, Any],
+    reason: str,
+    environ: Mapping[str, str],
+    folder: Optional[str],
+    path: Optional[str],
+    ignore_env: bool,
+) -> dict[str, Any]:
+    """Record the miss in ``facts`` (``outcome``, ``miss``, ``cache_note``), then decide and
+    cache a plan: the one recipe for start-up and for ``activate()``/``doctor``."""
+    facts["outcome"] = "miss"
+    facts["miss"] = reason or UNSAFE
+    plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env)
+    return plan
+
+
 def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
     """The rest of ``_castore_hook.run`` after a miss: decide, cache and apply a fresh plan,
     and record it in ``state``. Kept out of the hot module so that its code is not
     unmarshalled at every start."""
-    state["outcome"] = "miss"
-    state["miss"] = reason or UNSAFE
     folder, path = hot.plan_path(hot.getenv, ignore_env)
-    plan, state["cache_note"] = resolve_and_store(os.environ, folder, path, ignore_env)
+    plan = _decide_after_miss(state, reason, os.environ, folder, path, ignore_env)
     state["plan"] = plan
     state["applied"] = hot.apply_plan(plan, os.environ)
     if state["applied"] is not None:
@@ -56,10 +70,7 @@ def obtain_plan(
     if plan is not None and hot.apply_plan(plan, {}) is not None:
         facts["outcome"] = "hit"
         return plan, facts
-    facts["outcome"] = "miss"
-    facts["miss"] = reason or UNSAFE
-    plan, facts["cache_note"] = resolve_and_store(decide_environ, folder, path, ignore_env)
-    return plan, facts
+    return _decide_after_miss(facts, reason, decide_environ, folder, path, ignore_env), facts
 
 
 def decide(

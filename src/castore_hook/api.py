@@ -218,10 +218,8 @@ def activate(
 
 
 def _deactivate_locked() -> None:
-    record = _envstate.parse_exported(os.environ.get(hot.EXPORTED_VAR))
-    for name, (original, new) in record.items():
-        if os.environ.get(name, "") != new:
-            continue  # changed since we set it: the change is someone else's, keep it
+    # Only variables still holding what the hook set: a change since is someone else's.
+    for name, original in _envstate.parent_originals(os.environ, False).items():
         if original:
             os.environ[name] = original
         else:
