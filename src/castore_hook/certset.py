@@ -24,6 +24,7 @@ from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file
 #: exported file holds what the OS verifier trusts there. Pinned by a unit test.
 TRUSTSTORE_LINUX_FILES = (
     "/etc/ssl/cert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/pki/tls/cert.pem",
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/ssl/ca-bundle.pem",
