@@ -88,6 +88,9 @@ class Trust:
         self.certifi_file = _text(hooks.get("certifi_file"))
         self.default_env = _env_pairs(hooks.get("default_env"))
         self.lazy_files = _lazy_files(hooks.get("lazy_files"))
+        self.own_files = {**_lazy_files(hooks.get("own_files")), **self.lazy_files}
+        # Only an explicit False relaxes: anything else (absent, hostile) keeps stock checks.
+        self.x509_strict = hooks.get("x509_strict") is not False
         self.native = hooks.get("native") is True
         self.patch = hooks.get("patch") is True
         self.certifi = hooks.get("certifi") is True
@@ -117,6 +120,26 @@ class Trust:
             return None
         with open(self.certifi_file, encoding="ascii", errors="replace") as handle:
             return handle.read()
+
+
+#: How many contexts had VERIFY_X509_STRICT dropped by ``x509_strict = false`` (``status``).
+relaxed_contexts = [0]
+
+
+def relaxer(ssl_module: ModuleType, trust: Trust) -> Callable[[Any], None]:
+    """What to do to a context after the hook supplied its trust: drop Python 3.13's
+    ``VERIFY_X509_STRICT`` when the config says ``x509_strict = false`` (and only that flag:
+    chain, signature, expiry and hostname checks stay), else nothing."""
+    strict = getattr(ssl_module, "VERIFY_X509_STRICT", 0)
+    if trust.x509_strict or not strict or sys.version_info < (3, 13):
+        return lambda context: None
+
+    def relax(context: Any) -> None:
+        if context.verify_flags & strict:
+            context.verify_flags &= ~strict
+            relaxed_contexts[0] += 1
+
+    return relax
 
 
 def _note_program_choice(pair: tuple[Optional[str], Optional[str]]) -> None:
@@ -159,6 +182,7 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     windows = sys.platform == "win32"
     environ = os.environ
     accepted = trust.default_env
+    relax = relaxer(ssl_module, trust)
 
     def load_default_certs(self: Any, purpose: Any = server_auth) -> None:
         if not isinstance(purpose, purpose_type):
@@ -176,6 +200,8 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
             failures.append(f"loading the plan's trust failed ({exc}); used stock loading")
             if not windows:
                 original(self, purpose)
+            return None
+        relax(self)
         return None
 
     load_default_certs.__doc__ = original.__doc__
@@ -187,8 +213,8 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     setattr(load_default_certs, MARK, original)
     cls.load_default_certs = load_default_certs
     patched.append((cls, "load_default_certs", original))
-    if trust.lazy_files:
-        _patch_load_verify_locations(cls, trust)
+    if trust.lazy_files or (trust.own_files and not trust.x509_strict):
+        _patch_load_verify_locations(cls, trust, relax)
     return True
 
 
@@ -196,14 +222,15 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
 _INHERITED = object()
 
 
-def _patch_load_verify_locations(cls: Any, trust: Trust) -> None:
-    """Make ``load_verify_locations(cafile=<the hook's own bundle>)`` load its lazy form.
+def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], None]) -> None:
+    """Act on ``load_verify_locations(cafile=<a file the hook handed out>)`` only.
 
-    Only when called with exactly a file the plan produced (or exported) and proved to hold
-    the same certificates as the in-process trust, unchanged since (same stat signature):
-    then the hashed folder (plus extras) is loaded instead of parsing the whole bundle, for
-    every requests, httpx, urllib3 and pip context. Any other call — another file, ``capath``,
-    ``cadata``, a file changed since — is the original, untouched.
+    Called with exactly a file the plan produced or exported, unchanged since (same stat
+    signature): when the slow path proved it holds the same certificates as the in-process
+    trust, the hashed folder (plus extras) is loaded instead of parsing the whole bundle, for
+    every requests, httpx, urllib3 and pip context; with ``x509_strict = false`` the context
+    is relaxed like a default one. Any other call — another file, ``capath``, ``cadata``, a
+    file changed since (a program appended to it) — is the original, untouched.
     """
     original = getattr(cls, "load_verify_locations", None)
     if original is None or getattr(original, MARK, None) is not None:
@@ -211,6 +238,7 @@ def _patch_load_verify_locations(cls: Any, trust: Trust) -> None:
     from castore_hook._safefile import stat_signature
 
     lazy = trust.lazy_files
+    own = trust.own_files
 
     def load_verify_locations(
         self: Any, cafile: Any = None, capath: Any = None, cadata: Any = None
@@ -219,23 +247,28 @@ def _patch_load_verify_locations(cls: Any, trust: Trust) -> None:
             capath is None
             and cadata is None
             and type(cafile) is str
-            and cafile in lazy
-            and stat_signature(cafile) == lazy[cafile]
+            and cafile in own
+            and stat_signature(cafile) == own[cafile]
         ):
-            try:
-                trust.load_into(self)
-                return None
-            except Exception as exc:
-                failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
+            if cafile in lazy:
+                try:
+                    trust.load_into(self)
+                    relax(self)
+                    return None
+                except Exception as exc:
+                    failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
+            original(self, cafile, capath, cadata)
+            relax(self)
+            return None
         return original(self, cafile, capath, cadata)  # type: ignore[no-any-return]
 
     load_verify_locations.__doc__ = original.__doc__
     load_verify_locations.__name__ = original.__name__
     load_verify_locations.__qualname__ = f"{cls.__name__}.{original.__name__}"
     setattr(load_verify_locations, MARK, original)
-    own = cls.__dict__.get("load_verify_locations", _INHERITED)
+    previous = cls.__dict__.get("load_verify_locations", _INHERITED)
     cls.load_verify_locations = load_verify_locations
-    patched.append((cls, "load_verify_locations", own))
+    patched.append((cls, "load_verify_locations", previous))
 
 
 def _inject_truststore() -> bool:

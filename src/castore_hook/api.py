@@ -69,8 +69,8 @@ def status() -> dict[str, Any]:
 
     Keys (all always present): ``version``, ``python``, ``active``, ``outcome``, ``reason``,
     ``enabled``, ``source``, ``form``, ``material``, ``bundle``, ``exported``, ``unset``,
-    ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``cache``. See
-    docs/status.md.
+    ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``, ``cache``.
+    See docs/status.md.
     """
     state = hot.state
     outcome = "not-run" if state is None else str(state.get("outcome", "unknown"))
@@ -129,6 +129,9 @@ def status() -> dict[str, Any]:
         "trail": list(info.get("trail", ())),
         "problems": problems,
         "stepped_aside": stepped_aside,
+        "warnings": [
+            {"where": where, "message": message} for where, message in info.get("warnings", ())
+        ],
         "cache": {
             "dir": os.path.dirname(cache_file) if cache_file else None,
             "file": cache_file,

@@ -335,6 +335,11 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         lines.append("  decision:")
         for line in report["trail"]:
             lines.extend(wrap(line, 6, "    - "))
+    for warning in report.get("warnings", ()):
+        where = f"{warning['where']}: " if warning["where"] else ""
+        lines.extend(
+            wrap(paint("warning:", "warn", colour) + f" {where}{warning['message']}", 12, "  ")
+        )
     if report.get("stepped_aside"):
         lines.append("  " + paint("stepped aside:", "warn", colour))
         for entry in report["stepped_aside"]:
@@ -513,6 +518,12 @@ def format_verify(result: Any, timeout: float, colour: bool = False) -> list[str
             f"  result:  {state} - verified ({result.tls_version}, {result.cipher}, "
             f"{result.elapsed_ms:.0f} ms)"
         )
+        if getattr(result, "needed_relaxation", False):
+            note = (
+                "this handshake needed x509_strict = false: with Python 3.13's strict X.509 "
+                "checks it fails; the durable fix is a conforming root or certificate"
+            )
+            lines.extend(wrap(paint(note, "warn", colour), 11, "  warning: "))
     else:
         failure = result.failure
         state = paint("FAILED", "fail", colour)

@@ -97,9 +97,18 @@ _MAX_UNKNOWN_REPORTED = 16
 
 _APP = "castore-hook"
 _FILE_NAME = "config.toml"
-_BOOL_KEYS = ("enabled", "patch", "certifi", "fast_contexts")
+_BOOL_KEYS = ("enabled", "patch", "certifi", "fast_contexts", "x509_strict")
 _LIST_KEYS = ("sources", "extra", "export")
-_KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi", "fast_contexts")
+_KEYS = (
+    "enabled",
+    "sources",
+    "extra",
+    "export",
+    "patch",
+    "certifi",
+    "fast_contexts",
+    "x509_strict",
+)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -160,10 +169,12 @@ class Config(Record):
         "extra",
         "fast_contexts",
         "files_read",
+        "lines",
         "origins",
         "patch",
         "problems",
         "sources",
+        "x509_strict",
     )
 
     def __init__(
@@ -175,6 +186,7 @@ class Config(Record):
         patch: bool = True,
         certifi: bool = True,
         fast_contexts: bool = True,
+        x509_strict: bool = True,
         candidates: Optional[list[str]] = None,
         files_read: Optional[list[str]] = None,
         problems: Optional[list[Problem]] = None,
@@ -188,6 +200,11 @@ class Config(Record):
         self.certifi = certifi
         # Contexts loading the hook's own bundle get its lazy, hashed-folder form instead.
         self.fast_contexts = fast_contexts
+        # False drops Python 3.13's VERIFY_X509_STRICT from the contexts whose trust the hook
+        # supplies (opt-in, always reported as a warning).
+        self.x509_strict = x509_strict
+        #: key -> line of the file that set it (None: the environment or the default).
+        self.lines: dict[str, Optional[int]] = {}
         self.candidates: list[str] = [] if candidates is None else candidates
         self.files_read: list[str] = [] if files_read is None else files_read
         self.problems: list[Problem] = [] if problems is None else problems
@@ -752,6 +769,7 @@ def _load(env: Mapping[str, str]) -> Config:
 
     for key, value in values.items():
         setattr(config, key, value)
+    config.lines = dict(lines_set)
     if not config.sources:
         origin = config.origins.get("sources", "default")
         problems.append(

@@ -759,6 +759,17 @@ def check_stepped_aside(ctx: Context) -> list[Check]:
                     fix=_ASIDE_FIXES["bundle"],
                 )
             )
+    for warning in report.get("warnings", ()):
+        checks.append(
+            Check(
+                "trust",
+                WARN,
+                warning["message"],
+                [warning["where"]] if warning["where"] else [],
+                "reissue the root with the RFC 5280 extensions (key usage, key identifiers), "
+                "then remove x509_strict = false",
+            )
+        )
     if not checks:
         checks.append(Check("trust", OK, "nothing withheld: every mechanism applies in full"))
     return checks

@@ -38,6 +38,11 @@ class _Decision:
         self.to_set: list[tuple[str, str]] = []
         self.to_unset: list[str] = []
         self.stepped_aside: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
+
+    def warn(self, message: str, where: str = "") -> None:
+        """A setting that weakens a check on purpose: ``status`` and ``doctor`` always show it."""
+        self.warnings.append((where, message))
 
     def aside(self, mechanism: str, reason: str) -> None:
         """Record that a mechanism is withheld (left stock) and why: ``status`` shows it."""
@@ -177,6 +182,8 @@ def build_plan(
         decision.trail.append(f"disabled by enabled = false in {origin}")
     else:
         hooks = _decide_trust(cfg, env, folder, decision, info)
+        if hooks is not None and not cfg.x509_strict:
+            decision.warn(_relaxation_warning(cfg), _origin(cfg, "x509_strict"))
         if hooks is not None and not (hooks["patch"] or hooks["certifi"]):
             hooks = None  # nothing to do in-process: start-up installs no finder
     stats = []
@@ -205,8 +212,32 @@ def build_plan(
             "trail": tuple(decision.trail),
             "problems": tuple(decision.problems),
             "stepped_aside": tuple(decision.stepped_aside),
+            "warnings": tuple(decision.warnings),
         },
     }
+
+
+def _origin(cfg: config.Config, key: str) -> str:
+    """``"file:line"`` (or the file, or the variable) that set ``key``."""
+    origin = cfg.origins.get(key, "default")
+    line = cfg.lines.get(key)
+    return f"{origin}:{line}" if line else origin
+
+
+def _relaxation_warning(cfg: config.Config) -> str:
+    origin = cfg.origins.get("x509_strict", "default")
+    line = cfg.lines.get("x509_strict")
+    where = f"config file {origin}, line {line}" if line else origin
+    applies = (
+        "contexts whose trust castore-hook supplies do not set VERIFY_X509_STRICT"
+        if sys.version_info >= (3, 13)
+        else "it has no effect before Python 3.13"
+    )
+    return (
+        f"strict X.509 checks relaxed by {where} (x509_strict = false): {applies}; chain, "
+        "signature, expiry and hostname checks stay. The durable fix is a root that "
+        "conforms to RFC 5280 (key usage, authority and subject key identifiers)"
+    )
 
 
 def _decide_trust(
@@ -298,9 +329,14 @@ def _decide_trust(
         lazy_files = _lazy_stand_ins(
             trust, extra_blocks, {bundle_path: bundle_roots, file_value: None}, decision
         )
+    handed_out = {path for path in (certifi_file, bundle_path if file_value else None) if path}
     return {
         **trust,
         "lazy_files": lazy_files,
+        # Files the hook hands out (certifi.where(), an exported bundle): contexts loading
+        # them get the hook's trust, and with x509_strict = false its relaxation too.
+        "own_files": tuple((path, stat_signature(path)) for path in sorted(handed_out)),
+        "x509_strict": cfg.x509_strict,
         "certifi_file": certifi_file,
         "native": material.native,
         "patch": cfg.patch,

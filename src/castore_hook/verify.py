@@ -367,8 +367,10 @@ def _classify_verify(
             f"a certificate in the chain breaks the strict RFC 5280 profile: {text}{confirmed}",
             "Python 3.13+ sets ssl.VERIFY_X509_STRICT in create_default_context(); reissue "
             "the CA or certificate with the required extensions (critical basicConstraints, "
-            "keyUsage, authority/subject key identifiers). A client that must accept it "
-            "meanwhile can clear the flag: ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT",
+            "keyUsage, authority/subject key identifiers). Meanwhile, for the contexts whose "
+            "trust castore-hook supplies, `x509_strict = false` in the config file clears "
+            "that one flag (an opt-in, always shown as a warning); one client can clear it "
+            "itself: ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT",
             "strict",
         )
     if code == V_CERT_HAS_EXPIRED:
@@ -457,6 +459,8 @@ class Result:
     anchor: Optional[str] = None
     failure: Optional[Failure] = None
     elapsed_ms: float = 0.0
+    #: The handshake verified only because ``x509_strict = false`` cleared VERIFY_X509_STRICT.
+    needed_relaxation: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -473,6 +477,7 @@ class Result:
             "anchor": self.anchor,
             "error": self.failure.as_json() if self.failure else None,
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "needed_relaxation": self.needed_relaxation,
         }
 
 
@@ -574,7 +579,29 @@ def run(
         sock.close()
     result.elapsed_ms = (time.monotonic() - started) * 1000
     result.anchor = _find_anchor(result, target, timeout, anchors, default_anchor)
+    result.needed_relaxation = _needed_relaxation(context, target, timeout)
     return result
+
+
+def _needed_relaxation(context: ssl.SSLContext, target: Target, timeout: float) -> bool:
+    """Whether a handshake that verified would fail with ``VERIFY_X509_STRICT`` set again:
+    only asked on Python 3.13+ of a context castore-hook relaxed (``x509_strict = false``)."""
+    strict = getattr(ssl, "VERIFY_X509_STRICT", 0)
+    if sys.version_info < (3, 13) or not strict or context.verify_flags & strict:
+        return False
+    hooks = sys.modules.get("castore_hook._hooks")
+    if hooks is None or not getattr(hooks, "relaxed_contexts", [0])[0]:
+        return False
+    context.verify_flags |= strict
+    try:
+        _handshake(context, target, timeout).close()
+        return False
+    except ssl.SSLCertVerificationError as exc:
+        return is_strict_message(str(getattr(exc, "verify_message", "") or exc))
+    except Exception:
+        return False
+    finally:
+        context.verify_flags &= ~strict
 
 
 def _find_anchor(

@@ -486,10 +486,12 @@ def test_full_valid_file(tmp_path: Path) -> None:
         "patch = false\n"
         "certifi = false\n"
         "fast_contexts = false\n"
+        "x509_strict = false\n"
     )
     cfg = load_text(tmp_path, text)
     assert cfg.problems == []
-    assert cfg.fast_contexts is False
+    assert cfg.fast_contexts is False and cfg.x509_strict is False
+    assert cfg.lines["x509_strict"] == 8
     assert cfg.enabled is False
     assert cfg.sources == ("native", "openssl", "env")
     assert cfg.extra == ("/etc/corp/root-ca.pem",)
