@@ -24,6 +24,8 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
+import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequence
@@ -796,6 +798,18 @@ def test_pip_in_the_env_and_folder_rows(
     assert row.hooked.reached("pip") >= want, row.describe()
     assert_no_less(row, ("pip",))
     assert row.stock.reached("pip") != row.hooked.reached("pip"), row.describe()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl CLI is not installed")
+def test_subject_hash_is_openssls() -> None:
+    """The hashed folders above (and in tests/unit/test_trust_property.py) are named by
+    ``tests.helpers.subject_hash``; it must agree with ``openssl x509 -hash``."""
+    for _ in range(3):
+        pem = make_ca().cert_pem.bytes()
+        proc = subprocess.run(
+            ["openssl", "x509", "-hash", "-noout"], input=pem, capture_output=True, check=True
+        )
+        assert subject_hash(pem) == proc.stdout.decode().strip()
 
 
 def test_the_real_etc_ssl_is_unchanged(world: World) -> None:
