@@ -34,7 +34,7 @@ if not __debug__ and TYPE_CHECKING:
     Plan = dict[str, Any]
     Signature = tuple[int, int, int, int, int]
 
-PLAN_FORMAT = 3
+PLAN_FORMAT = 4
 PLAN_LIMIT = 1 << 20
 # A plan file is PLAN_MAGIC, a 4-byte checksum and the 4-byte length of the marshal payload,
 # the payload, then the plan's in-process trust ("hooks"), a section of its own that start-up
@@ -44,7 +44,7 @@ PLAN_LIMIT = 1 << 20
 # allocated and zeroed before the data runs out), so a corrupt or truncated payload is
 # rejected before marshal sees it. The checksum is the payload read as one integer modulo a
 # prime below 2**30: one pass in C, no hashlib or zlib import (castore_hook._plancache).
-PLAN_MAGIC = b"castore-hook plan 3\n"
+PLAN_MAGIC = b"castore-hook plan 4\n"
 PLAN_CHECK_MODULUS = 1073741789  # the largest prime below 2**30: one-digit division in C
 _HEAD = len(PLAN_MAGIC) + 8
 # Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so a child

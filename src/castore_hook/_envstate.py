@@ -111,6 +111,28 @@ def native_lookup(environ: Mapping[str, str]) -> Callable[[Any], Any]:
     return lookup
 
 
+def applied_user_values(
+    environ: Mapping[str, str],
+    ignore_env: bool,
+    to_set: Sequence[tuple[str, str]],
+    to_unset: Sequence[str],
+) -> tuple[tuple[Optional[str], ...], ...]:
+    """The ``(SSL_CERT_FILE, SSL_CERT_DIR)`` pairs ``os.environ`` holds right after this plan
+    is applied, for every state its key accepts (see ``plan_key``): what the plan set or
+    removed, else the value the interpreter started with, with or without a parent hook's
+    exports. Any other pair means the program (or its parent) chose its own trust."""
+    changes: dict[str, Optional[str]] = dict(to_set)
+    changes.update(dict.fromkeys(to_unset))
+    raw = {name: environ.get(name) for name in USER_CA_VARS}
+    pristine = {**raw, **parent_originals(environ, ignore_env)}
+    pairs = []
+    for state in (raw, pristine):
+        pair = tuple(changes[name] if name in changes else state[name] for name in USER_CA_VARS)
+        if pair not in pairs:
+            pairs.append(pair)
+    return tuple(pairs)
+
+
 def plan_key(
     environ: Mapping[str, str],
     ignore_env: bool,

@@ -33,8 +33,31 @@ failures: list[str] = []
 patched: list[tuple[Any, str, Any]] = []
 
 
+#: Programs whose own ``SSL_CERT_FILE``/``SSL_CERT_DIR`` made ``load_default_certs`` stock, as
+#: ``(SSL_CERT_FILE, SSL_CERT_DIR)`` pairs seen (a few at most): ``status`` lists them.
+program_choices: list[tuple[Optional[str], Optional[str]]] = []
+#: At most this many distinct pairs are kept; a program looping over values must not grow it.
+_CHOICES_KEPT = 8
+
+
 def _text(value: object) -> Optional[str]:
     return value if isinstance(value, str) and value and "\0" not in value else None
+
+
+def _env_pairs(value: object) -> tuple[tuple[Optional[str], Optional[str]], ...]:
+    """The plan's accepted ``(SSL_CERT_FILE, SSL_CERT_DIR)`` pairs, validated; hostile or
+    missing data gives none, so every call is stock (never the plan's trust by mistake)."""
+    if not isinstance(value, tuple):
+        return ()
+    pairs = []
+    for pair in value:
+        if (
+            isinstance(pair, tuple)
+            and len(pair) == 2
+            and all(item is None or isinstance(item, str) for item in pair)
+        ):
+            pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
 
 
 class Trust:
@@ -43,50 +66,44 @@ class Trust:
     def __init__(self, hooks: Mapping[str, Any]) -> None:
         self.cafile = _text(hooks.get("cafile"))
         self.capath = _text(hooks.get("capath"))
-        self.fast_capath = _text(hooks.get("fast_capath"))
         self.cadata = _text(hooks.get("cadata"))
         self.extra_pem = _text(hooks.get("extra_pem"))
-        self.cafile_has_extras = hooks.get("cafile_has_extras") is True
+        self.certifi_file = _text(hooks.get("certifi_file"))
+        self.default_env = _env_pairs(hooks.get("default_env"))
         self.native = hooks.get("native") is True
         self.patch = hooks.get("patch") is True
         self.certifi = hooks.get("certifi") is True
 
     def load_into(self, context: Any) -> None:
-        """Load exactly the plan's trust into ``context``, in the cheapest equivalent form.
-
-        A complete hashed folder (``fast_capath``, decided on the slow path: as many hash
-        entries as the bundle has certificates) lets OpenSSL look roots up lazily instead of
-        parsing the whole bundle for every context. ``cafile`` already contains the extras
-        when there are any (it is then the merged bundle); otherwise extras come as cadata.
-        """
-        extras_included = False
-        # OpenSSL accepts a capath that does not exist without a word, which would leave the
-        # context trusting nothing: check, and fall back to the file or to stock loading.
-        if self.fast_capath and all(os.path.isdir(p) for p in self.fast_capath.split(os.pathsep)):
-            context.load_verify_locations(capath=self.fast_capath)
-        elif self.capath and not self.cafile and not self.cadata:
+        """Load exactly the plan's trust into ``context``: the material as it is (a folder
+        stands alone only when the slow path proved it holds the file's certificates), then
+        the extras as in-memory data."""
+        if self.capath:
+            # OpenSSL accepts a capath that does not exist without a word, which would leave
+            # the context trusting nothing: check, and let the caller fall back to stock.
             missing = [p for p in self.capath.split(os.pathsep) if not os.path.isdir(p)]
             if missing:
                 raise FileNotFoundError(f"CA folder {missing[0]} is gone")
-            context.load_verify_locations(capath=self.capath)
-        elif self.cafile or self.capath:
+        if self.cafile or self.capath:
             context.load_verify_locations(cafile=self.cafile, capath=self.capath)
-            extras_included = self.cafile_has_extras
-        elif self.cadata:
+        if self.cadata:
             context.load_verify_locations(cadata=self.cadata)
-        else:
+        if not (self.cafile or self.capath or self.cadata):
             raise ValueError("the plan names no CA material")
-        if self.extra_pem and not extras_included:
+        if self.extra_pem:
             context.load_verify_locations(cadata=self.extra_pem)
 
     def bundle_text(self) -> Optional[str]:
-        """The whole trust as PEM text, for ``certifi.contents()``."""
-        if self.cafile:
-            with open(self.cafile, encoding="ascii", errors="replace") as handle:
-                return handle.read()
-        if self.cadata:
-            return self.cadata + (self.extra_pem or "")
-        return None
+        """The text of the file certifi is redirected to, for ``certifi.contents()``."""
+        if not self.certifi_file:
+            return None
+        with open(self.certifi_file, encoding="ascii", errors="replace") as handle:
+            return handle.read()
+
+
+def _note_program_choice(pair: tuple[Optional[str], Optional[str]]) -> None:
+    if pair not in program_choices and len(program_choices) < _CHOICES_KEPT:
+        program_choices.append(pair)
 
 
 def stdlib_context_class(ssl_module: ModuleType) -> Any:
@@ -105,7 +122,14 @@ def stdlib_context_class(ssl_module: ModuleType) -> Any:
 
 
 def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
-    """Wrap ``load_default_certs`` on the stdlib ``SSLContext`` class. Idempotent."""
+    """Wrap ``load_default_certs`` on the stdlib ``SSLContext`` class. Idempotent.
+
+    The wrapper is stock for everything stock documents: the same signature and default, the
+    same ``TypeError`` for a ``purpose`` that is not an ``ssl.Purpose``, Windows store loading
+    kept. It loads the plan's trust only while ``SSL_CERT_FILE``/``SSL_CERT_DIR`` in
+    ``os.environ`` are what the plan left there; a program that set its own gets the original
+    method, which reads them (docs/architecture.md, "Do no harm").
+    """
     if trust.native:
         return _inject_truststore()
     cls = stdlib_context_class(ssl_module)
@@ -113,9 +137,18 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     if original is None or getattr(original, MARK, None) is not None:
         return False
     server_auth = ssl_module.Purpose.SERVER_AUTH
+    purpose_type = getattr(ssl_module, "_ASN1Object", tuple)  # what stock checks against
     windows = sys.platform == "win32"
+    environ = os.environ
+    accepted = trust.default_env
 
     def load_default_certs(self: Any, purpose: Any = server_auth) -> None:
+        if not isinstance(purpose, purpose_type):
+            raise TypeError(purpose)
+        pair = (environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR"))
+        if pair not in accepted:
+            _note_program_choice(pair)
+            return original(self, purpose)  # type: ignore[no-any-return]
         if windows:
             # Keep the Windows store loading (and its purpose filter) exactly as stock.
             original(self, purpose)
@@ -125,10 +158,13 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
             failures.append(f"loading the plan's trust failed ({exc}); used stock loading")
             if not windows:
                 original(self, purpose)
+        return None
 
     load_default_certs.__doc__ = original.__doc__
     load_default_certs.__name__ = original.__name__
     load_default_certs.__qualname__ = original.__qualname__
+    load_default_certs.__module__ = original.__module__
+    load_default_certs.__defaults__ = original.__defaults__
     load_default_certs.__annotations__ = dict(getattr(original, "__annotations__", {}))
     setattr(load_default_certs, MARK, original)
     cls.load_default_certs = load_default_certs
@@ -150,8 +186,10 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
     """Make ``where()``/``contents()`` of a certifi module return the plan's trust."""
     if getattr(getattr(module, "where", None), MARK, None) is not None:
         return False
-    path = trust.cafile
-    if path is None and trust.cadata is None:
+    # Only ever a file the hook owns (or certifi's own): never an OS file that a program
+    # appending to certifi.where() would change for every program on the machine.
+    path = trust.certifi_file
+    if path is None:
         return False
     targets = [module]
     core = getattr(module, "core", None)
@@ -159,13 +197,12 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
         targets.append(core)
 
     def where() -> str:
-        return path if path is not None else original_where()
+        return path
 
     def contents() -> str:
         text = trust.bundle_text()
         return text if text is not None else str(original_contents())
 
-    original_where: Callable[[], str] = module.where
     original_contents: Callable[[], Any] = getattr(module, "contents", lambda: "")
     for target in targets:
         for name, replacement in (("where", where), ("contents", contents)):

@@ -7,21 +7,37 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, resolve
+from castore_hook import _envstate, _plancache, bundle, resolve
 
 #: Why a plan that passed every check is still refused (``_castore_hook.apply_plan`` said no).
 UNSAFE = "plan cache holds unsafe changes"
 
 
 def resolve_and_store(
-    environ: Mapping[str, str], folder: Optional[str], path: Optional[str], ignore_env: bool
+    environ: Mapping[str, str],
+    folder: Optional[str],
+    path: Optional[str],
+    ignore_env: bool,
+    miss: str = "",
 ) -> tuple[dict[str, Any], str]:
     """Decide the plan for this interpreter, cache it, and return it with a cache note.
 
     The note is ``""`` when the plan was cached, else the reason it could not be (read-only
     home, foreign-owned folder, …); the plan is still applied, so start-up stays correct.
+    ``miss`` is why the cached plan was refused; a bundle of ours that someone changed is
+    reported in the new plan, which ``status`` and ``doctor`` show until the next decision.
     """
     plan = resolve.build_plan(environ, folder, ignore_env)
+    changed = modified_bundle(miss, folder)
+    if changed:
+        info = plan["info"]
+        message = (
+            f"castore-hook's bundle {changed} was changed by someone else (a program appending "
+            "to certifi.where()?); the change is not kept: add such roots with `extra` in the "
+            "config file instead"
+        )
+        info["problems"] = (*info["problems"], (changed, message))
+        info["stepped_aside"] = (*info.get("stepped_aside", ()), ("bundle", message))
     if plan["info"].get("transient"):
         return plan, "not cached: the decision failed for a reason that may pass (see problems)"
     return plan, _plancache.store_plan(folder, path, plan)
@@ -39,8 +55,19 @@ def _decide_after_miss(
     cache a plan: the one recipe for start-up and for ``activate()``/``doctor``."""
     facts["outcome"] = "miss"
     facts["miss"] = reason or UNSAFE
-    plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env)
+    plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env, reason)
     return plan
+
+
+def modified_bundle(miss: str, folder: Optional[str]) -> Optional[str]:
+    """The bundle of ours whose change made the cached plan stale, if that is the miss."""
+    prefix = "changed: "
+    if not folder or not miss.startswith(prefix):
+        return None
+    path = miss[len(prefix) :]
+    if os.path.dirname(path) == folder and os.path.basename(path).startswith(bundle.BUNDLE_PREFIX):
+        return path
+    return None
 
 
 def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:

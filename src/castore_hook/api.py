@@ -69,7 +69,8 @@ def status() -> dict[str, Any]:
 
     Keys (all always present): ``version``, ``python``, ``active``, ``outcome``, ``reason``,
     ``enabled``, ``source``, ``form``, ``material``, ``bundle``, ``exported``, ``unset``,
-    ``config_files``, ``trail``, ``problems``, ``cache``. See docs/status.md.
+    ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``cache``. See
+    docs/status.md.
     """
     state = hot.state
     outcome = "not-run" if state is None else str(state.get("outcome", "unknown"))
@@ -97,6 +98,12 @@ def status() -> dict[str, Any]:
     if cache_note:
         problems.append({"where": "cache", "message": cache_note})
     cache_file = (state or {}).get("cache_file")
+    stepped_aside = [
+        {"mechanism": mechanism, "reason": reason}
+        for mechanism, reason in info.get("stepped_aside", ())
+    ]
+    for cafile, capath in getattr(hooks_module, "program_choices", ()):
+        stepped_aside.append({"mechanism": "patch", "reason": _program_choice(cafile, capath)})
     return {
         "version": __version__,
         "python": sys.executable,
@@ -121,6 +128,7 @@ def status() -> dict[str, Any]:
         ],
         "trail": list(info.get("trail", ())),
         "problems": problems,
+        "stepped_aside": stepped_aside,
         "cache": {
             "dir": os.path.dirname(cache_file) if cache_file else None,
             "file": cache_file,
@@ -128,6 +136,17 @@ def status() -> dict[str, Any]:
             "miss_reason": (state or {}).get("miss"),
         },
     }
+
+
+def _program_choice(cafile: Optional[str], capath: Optional[str]) -> str:
+    shown = ", ".join(
+        f"{name}={value}" if value is not None else f"{name} unset"
+        for name, value in (("SSL_CERT_FILE", cafile), ("SSL_CERT_DIR", capath))
+    )
+    return (
+        f"this program chose its own trust ({shown}); load_default_certs loaded exactly that, "
+        "as stock Python does"
+    )
 
 
 def _check_list(name: str, value: object) -> list[str]:

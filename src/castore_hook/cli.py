@@ -578,53 +578,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
-    """The plan's trust as PEM text, or ``(None, why not)``."""
-    from castore_hook import _plancache, bundle, sources
-    from castore_hook._safefile import CA_LIMIT, read_regular_file
+    """The plan's in-process trust as PEM text (every root of the material, then the extras),
+    or ``(None, why not)``. Read by ``castore_hook.certset``, the reader the resolver uses to
+    build bundles, so ``bundle`` prints what the hook trusts."""
+    from castore_hook import _plancache, certset, sources
 
     hooks = _plancache.hooks_of(plan)
     if hooks is None:
         return None, "castore-hook changes nothing in this interpreter (see castore-hook status)"
     if hooks.get("native"):
         return None, "the 'native' source is the OS verifier; it has no PEM form"
-    blocks: list[str] = []
-    extras_included = False
-    if hooks.get("cafile"):
-        blocks = sources.pem_certificates(read_regular_file(hooks["cafile"], CA_LIMIT))
-        extras_included = bool(hooks.get("cafile_has_extras"))
-    elif hooks.get("cadata"):
-        blocks = sources.pem_certificates(str(hooks["cadata"]).encode("ascii", "replace"))
-    elif hooks.get("capath"):
-        for folder in str(hooks["capath"]).split(os.pathsep):
-            blocks.extend(_folder_blocks(folder))
-    if hooks.get("extra_pem") and not extras_included:
-        blocks.extend(sources.pem_certificates(str(hooks["extra_pem"]).encode("ascii")))
-    pem = bundle.merge_pem(blocks)
+    material = sources.Material(
+        cafile=hooks.get("cafile") or None,
+        capath=hooks.get("capath") or None,
+        cadata=hooks.get("cadata") or None,
+    )
+    try:
+        ders = certset.of_material(material, {})
+    except certset.Unavailable as exc:
+        return None, str(exc)
+    ders += certset.of_text(str(hooks.get("extra_pem") or ""))
+    pem = certset.to_pem(certset.unique(ders))
     if not pem:
         return None, "the plan's CA material holds no certificate"
     return pem, ""
-
-
-def _folder_blocks(folder: str) -> list[str]:
-    """PEM blocks of a hashed folder's ``[0-9a-f]{8}.N`` entries (in name order)."""
-    import re
-
-    from castore_hook import sources
-    from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file
-
-    pattern = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
-    blocks: list[str] = []
-    try:
-        names = sorted(n for n in os.listdir(folder) if pattern.match(n))
-    except OSError:
-        return blocks
-    for name in names:
-        try:
-            data = read_regular_file(os.path.join(folder, name), CA_LIMIT, check_owner=False)
-        except (OSError, UnsafeFile, ValueError):
-            continue
-        blocks.extend(sources.pem_certificates(data))
-    return blocks
 
 
 def _effective_plan() -> Optional[dict[str, Any]]:

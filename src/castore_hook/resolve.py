@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, bundle, config, sources
+from castore_hook import _envstate, _plancache, bundle, certset, config, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 
@@ -37,6 +37,11 @@ class _Decision:
         self.problems: list[tuple[str, str]] = []
         self.to_set: list[tuple[str, str]] = []
         self.to_unset: list[str] = []
+        self.stepped_aside: list[tuple[str, str]] = []
+
+    def aside(self, mechanism: str, reason: str) -> None:
+        """Record that a mechanism is withheld (left stock) and why: ``status`` shows it."""
+        self.stepped_aside.append((mechanism, reason))
 
     def look(self, paths: list[str]) -> None:
         self.looked_at.extend(paths)
@@ -68,24 +73,6 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
         decision.trail.append(f"extra {path}: {len(found)} certificate(s)")
         blocks.extend(found)
     return blocks
-
-
-def _material_pem(material: sources.Material, decision: _Decision) -> str:
-    """The chosen material's file or in-memory data as PEM text, for merging (not a folder).
-
-    The file is taken as it is: "usable" already means OpenSSL loads it whole, and
-    re-encoding 150 certificates one by one would cost milliseconds of a cold start.
-    """
-    if material.cadata:
-        return material.cadata
-    if material.cafile:
-        try:
-            text = read_regular_file(material.cafile, CA_LIMIT).decode("ascii", "replace")
-        except (OSError, UnsafeFile, ValueError) as exc:
-            decision.problem(f"cannot re-read {material.cafile}: {exc}", material.cafile)
-            return ""
-        return text if text.endswith("\n") else text + "\n"
-    return ""
 
 
 def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
@@ -199,6 +186,12 @@ def build_plan(
             seen.add(path)
             stats.append((path, stat_signature(path)))
     key, record = _envstate.plan_key(environ, ignore_env, decision.to_set, decision.to_unset)
+    if hooks is not None:
+        # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
+        # program has set others, its choice wins and load_default_certs is stock.
+        hooks["default_env"] = _envstate.applied_user_values(
+            environ, ignore_env, decision.to_set, decision.to_unset
+        )
     return {
         "format": hot.PLAN_FORMAT,
         "key": key,
@@ -211,6 +204,7 @@ def build_plan(
             **info,
             "trail": tuple(decision.trail),
             "problems": tuple(decision.problems),
+            "stepped_aside": tuple(decision.stepped_aside),
         },
     }
 
@@ -222,7 +216,14 @@ def _decide_trust(
     decision: _Decision,
     info: dict[str, Any],
 ) -> Optional[dict[str, Any]]:
-    """Choose the source, merge extras, and fill exports; return the in-process trust."""
+    """Choose the source, merge extras, and fill exports; return the in-process trust.
+
+    The contract (docs/architecture.md, "Do no harm"): whatever file the hook exports or hands
+    to certifi holds every root of the chosen material plus the extras; where such a file
+    cannot be built, that mechanism is withheld (stock) and ``info["stepped_aside"]`` says why.
+    certifi is only ever pointed at a file the hook owns (its cache) or at certifi's own file,
+    never at an OS file that a program appending to ``certifi.where()`` would change.
+    """
     probe = _choose(cfg, env, decision)
     if probe is None or probe.material is None:
         decision.problem("no configured source is usable; castore-hook changes nothing")
@@ -237,73 +238,104 @@ def _decide_trust(
     )
     extra_blocks = _read_extras(cfg.extra, decision)
     info["extras"] = tuple(cfg.extra)
-    file_value = material.cafile
-    dir_value = material.capath
-    wants_file = bool(cfg.export) or cfg.certifi
-    needs_file = bool(extra_blocks) or (material.cadata is not None and not material.cafile)
-    merged = False
-    if needs_file and wants_file:
-        source_pem = _material_pem(material, decision)
-        pem = source_pem + bundle.merge_pem(b for b in extra_blocks if b not in source_pem)
-        file_value = _materialise(folder, pem, decision)
-        info["bundle"] = file_value
-        merged = file_value is not None
-        if file_value is None and extra_blocks:
-            # Exporting the source alone would silently drop the extra roots the operator
-            # asked for; exporting nothing keeps the failure visible (status says why).
-            dir_value = None
-        elif merged and extra_blocks:
-            # The merged bundle holds the source's roots and the extras. curl (7.88) reads
-            # SSL_CERT_FILE only when SSL_CERT_DIR is unset, so exporting the folder too
-            # would hide the extras from it; the folder stays in use in-process.
-            dir_value = None
+    wants_export = bool(cfg.export)
+    # A file is needed for exports when the material is not one file already (in-memory data,
+    # or the OS verifier with extras) or extras must join it; certifi always gets one of ours.
+    export_needs_bundle = wants_export and (
+        bool(extra_blocks) or (material.cadata is not None and not material.cafile)
+    )
+    from_certifi = probe.token == "certifi"  # noqa: S105 - a source token, not a secret
+    certifi_own = from_certifi and bool(material.cafile) and not extra_blocks
+    certifi_needs_bundle = cfg.certifi and not certifi_own
+    bundle_path: Optional[str] = None
+    if export_needs_bundle or certifi_needs_bundle:
+        bundle_path = _complete_bundle(material, env, extra_blocks, folder, decision)
+        info["bundle"] = bundle_path
+    file_value: Optional[str] = None
+    dir_value: Optional[str] = None
+    if wants_export:
+        if export_needs_bundle:
+            if bundle_path is None:
+                decision.aside("export", "no complete bundle could be written; nothing exported")
+            else:
+                file_value = bundle_path
+                # With extras, SSL_CERT_DIR is not exported: curl reads SSL_CERT_FILE only when
+                # SSL_CERT_DIR is unset, and the bundle already holds the folder's roots.
+                if not extra_blocks and material.capath not in material.implicit:
+                    dir_value = material.capath
+        elif not material.native:
+            if material.cafile not in material.implicit:
+                file_value = material.cafile
+            if material.capath not in material.implicit:
+                dir_value = material.capath
     for value in (file_value, dir_value):
         if value and _unsafe_for_export(value):
             decision.problem(f"refusing to export the unsafe path {value!r}")
             return None
     _exports(cfg, env, file_value, dir_value, decision)
-    if file_value:
-        decision.look([file_value])
-    fast_capath = _complete_folder(material, decision)
+    certifi_file: Optional[str] = None
+    if cfg.certifi:
+        certifi_file = material.cafile if certifi_own else bundle_path
+        if certifi_file is None:
+            decision.aside(
+                "certifi",
+                "certifi is left stock: no complete bundle of the chosen trust could be written "
+                "in a folder castore-hook owns (see the problems above)",
+            )
+    for path in (file_value, certifi_file):
+        if path:
+            decision.look([path])
+    fast_capath = _equivalent_folder(material, decision)
     return {
-        "cafile": file_value if merged else material.cafile,
-        "capath": material.capath,
-        "fast_capath": fast_capath,
-        "cadata": None if merged else material.cadata,
-        "extra_pem": "".join(extra_blocks),
-        "cafile_has_extras": merged and bool(extra_blocks),
+        "cafile": None if fast_capath else material.cafile,
+        "capath": fast_capath or material.capath,
+        "cadata": material.cadata,
+        "extra_pem": "".join(b for b in extra_blocks),
+        "certifi_file": certifi_file,
         "native": material.native,
         "patch": cfg.patch,
-        "certifi": cfg.certifi,
+        "certifi": cfg.certifi and certifi_file is not None,
     }
 
 
-def _complete_folder(material: sources.Material, decision: _Decision) -> Optional[str]:
-    """The material's hashed folder if it can stand in for its bundle in the ssl patch.
+def _complete_bundle(
+    material: sources.Material,
+    env: Mapping[str, str],
+    extra_blocks: list[str],
+    folder: Optional[str],
+    decision: _Decision,
+) -> Optional[str]:
+    """Write the bundle of every root of ``material`` plus the extras; its path, or ``None``
+    (with the reason in ``decision``) when it cannot be complete or cannot be written."""
+    try:
+        ders = certset.of_material(material, dict(env))
+    except certset.Unavailable as exc:
+        decision.problem(f"cannot build a complete bundle of the chosen source: {exc}")
+        return None
+    extra_ders = certset.of_text("".join(extra_blocks))
+    pem = certset.to_pem(certset.unique([*ders, *extra_ders]))
+    return _materialise(folder, pem, decision)
+
+
+def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optional[str]:
+    """The material's hashed folder if loading it alone trusts exactly what the material does.
 
     OpenSSL looks a folder's roots up lazily, so loading it costs ~0.5 ms per context where
-    parsing a 150-root bundle costs ~30 ms. It may replace the file only when it holds at
-    least as many hash entries as the file holds certificates, so trust never shrinks.
+    parsing a 150-root bundle costs ~30 ms. The material trusts the file and the folder
+    together; the folder alone trusts the same only when it holds every certificate of the
+    file, compared by content (DER bytes), never by count.
     """
-    if not material.capath:
+    if not material.capath or not material.cafile:
         return None
-    if not material.cafile:
-        return material.capath
-    folders = material.capath.split(os.pathsep)
-    entries = 0
-    for folder in folders:
-        count, reason = sources.check_ca_dir(folder)
-        if reason is None:
-            entries += count
-    if entries >= material.count > 0:
+    if certset.folder_covers_file(material.capath, material.cafile):
         decision.trail.append(
-            f"in-process loading uses the folder ({entries} entries >= {material.count} "
-            "certificates in the file): lazy lookups instead of parsing the bundle"
+            f"in-process loading uses the folder {material.capath}: it holds every certificate "
+            f"of {material.cafile} (compared by content), so roots are looked up lazily"
         )
         return material.capath
     decision.trail.append(
-        f"in-process loading uses the file: the folder has {entries} entries for "
-        f"{material.count} certificates"
+        f"in-process loading uses {material.cafile} and {material.capath}: the folder does not "
+        "hold every certificate of the file"
     )
     return None
 

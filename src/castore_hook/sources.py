@@ -52,6 +52,9 @@ __all__ = [
     "certifi_location",
     "check_ca_dir",
     "check_ca_file",
+    "der_certificates",
+    "der_to_pem",
+    "is_hash_name",
     "pem_certificates",
     "probe",
     "system_probe_paths",
@@ -141,14 +144,19 @@ class Material(FrozenRecord):
 
     ``count`` is the number of certificates in ``cafile``/``cadata``; for a folder alone it is
     the number of hash-named entries (a cheap proxy: a folder is never read entry by entry).
+    ``implicit`` names the parts (``cafile``/``capath`` values) that are OpenSSL's own
+    compiled-in defaults, which OpenSSL reads anyway: they count in-process and in bundles,
+    but are never exported (a child given them as ``SSL_CERT_FILE`` would read them *instead
+    of* what the user's own variable said, e.g. in httpx).
     """
 
-    __slots__ = ("cadata", "cafile", "capath", "count", "native")
+    __slots__ = ("cadata", "cafile", "capath", "count", "implicit", "native")
     cafile: Optional[str]
     capath: Optional[str]
     cadata: Optional[str]
     native: bool
     count: int
+    implicit: Tuple[str, ...]
 
     def __init__(
         self,
@@ -157,12 +165,14 @@ class Material(FrozenRecord):
         cadata: Optional[str] = None,
         native: bool = False,
         count: int = 0,
+        implicit: Tuple[str, ...] = (),
     ) -> None:
         self.cafile = cafile
         self.capath = capath
         self.cadata = cadata
         self.native = native
         self.count = count
+        self.implicit = implicit
 
     @property
     def form(self) -> str:
@@ -310,6 +320,20 @@ def _parse_certificates_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
             certs.append(der)
     corrupt = data.count(_BEGIN) - len(certs)
     return certs, corrupt, False
+
+
+def der_certificates(data: bytes) -> List[bytes]:
+    """Every well-formed certificate in ``data`` (a PEM bundle or one bare DER certificate) as
+    DER bytes, in order; comparing roots by their DER is how trust sets are compared."""
+    try:
+        return _parse_certificates(bytes(data))[0]
+    except Exception:
+        return []
+
+
+#: Public names for the certificate set module (``castore_hook.certset``).
+der_to_pem = _to_pem
+is_hash_name = _is_hash_name
 
 
 def pem_certificates(data: bytes) -> List[str]:
@@ -728,7 +752,7 @@ def _trusts_server_auth(trust: Any) -> bool:
         return False
 
 
-def _probe_env(result: Probe, env: Mapping[str, str], platform: str) -> None:
+def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) -> None:
     cert_file = env.get("SSL_CERT_FILE") or ""
     cert_dir = env.get("SSL_CERT_DIR") or ""
     if not cert_file and not cert_dir:
@@ -779,7 +803,36 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str) -> None:
                 result.problems.append(f"SSL_CERT_DIR={cert_dir} is unusable: {detail}")
     if cafile is None and capath is None:
         return
-    result.material = Material(cafile=cafile, capath=capath, count=count)
+    # What OpenSSL trusts with these variables: SSL_CERT_FILE replaces only its default file,
+    # SSL_CERT_DIR only its default folder; the other default still counts.
+    implicit: Tuple[str, ...] = ()
+    default_file, default_dir = openssl_defaults(root)
+    if cafile is not None and capath is None and not cert_dir and default_dir:
+        result.looked_at.append(default_dir)
+        check = _inspect_dir(default_dir)
+        line = _trail_line(default_dir, check, "hash entries")
+        result.trail.append("OpenSSL default folder " + line)
+        if check.kind == "ok":
+            capath, implicit = default_dir, (default_dir,)
+    elif capath is not None and cafile is None and not cert_file and default_file:
+        result.looked_at.append(default_file)
+        check = _inspect_file(default_file)
+        line = _trail_line(default_file, check, "certificates")
+        result.trail.append("OpenSSL default file " + line)
+        if check.kind == "ok":
+            cafile, count, implicit = default_file, check.count, (default_file,)
+    result.material = Material(cafile=cafile, capath=capath, count=count, implicit=implicit)
+
+
+def openssl_defaults(root: str = "") -> Tuple[str, str]:
+    """OpenSSL's compiled-in default ``(file, folder)`` (``""`` when it has none), with
+    ``root`` prefixed (tests build fake file systems)."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    raw_file = getattr(paths, "openssl_cafile", None) or ""
+    raw_dir = getattr(paths, "openssl_capath", None) or ""
+    return (_rooted(root, raw_file) if raw_file else "", _rooted(root, raw_dir) if raw_dir else "")
 
 
 def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
@@ -1031,7 +1084,7 @@ def probe(
     """
     result = Probe(token=str(token), material=None, looked_at=[], trail=[], problems=[])
     named: Dict[str, Callable[[], None]] = {
-        "env": lambda: _probe_env(result, env, platform),
+        "env": lambda: _probe_env(result, env, platform, root),
         "system": lambda: _probe_system(result, platform, root, windows_enumerator),
         "certifi": lambda: _probe_certifi(result, path_entries),
         "openssl": lambda: _probe_openssl(result, root),

@@ -415,7 +415,8 @@ out = {
     "where": certifi.where(),
     "exported": {n: os.environ.get(n) for n in ("SSL_CERT_FILE", "SSL_CERT_DIR")},
 }
-# Take the exports away inside the process: only the patch can still supply the root.
+# Take the exports away inside the process: that is the program's own choice, and the patch
+# then loads exactly what stock Python would (OpenSSL's defaults, without the root).
 os.environ.pop("SSL_CERT_FILE", None)
 os.environ.pop("SSL_CERT_DIR", None)
 out["without_exports"] = get(ssl.create_default_context())
@@ -439,8 +440,11 @@ def test_patch_false_leaves_contexts_to_the_exports(
     bundle = on["exported"]["SSL_CERT_FILE"]
     # Content-addressed: same content, same name (each env has its own cache folder).
     assert bundle and Path(off["exported"]["SSL_CERT_FILE"]).name == Path(bundle).name
-    # patch = true: the patch alone gives in-process contexts the root.
-    assert on["wrapped"] and on["with_exports"] == OK and on["without_exports"] == OK, on
+    # patch = true: the patch gives in-process contexts the trust in its own form (the
+    # system folder, looked up lazily, plus the one extra root), not the parsed bundle ...
+    assert on["wrapped"] and on["with_exports"] == OK and on["stats"]["x509_ca"] == 1, on
+    # ... until the program removes the exports: its choice wins, loading is stock.
+    assert VERIFY_FAILED in on["without_exports"], on
     # patch = false: nothing wrapped; the exported bundle still reaches default contexts
     # (stock OpenSSL parses the whole file), but without the exports the root is gone.
     assert not off["wrapped"], off
@@ -463,7 +467,8 @@ def test_certifi_false_leaves_certifi_alone(
     stock = Path(off["where"])
     assert stock.name == "cacert.pem" and stock.parent.name == "certifi", off
     assert client_venv.site_packages in stock.parents, off
-    assert off["wrapped"] and off["without_exports"] == OK, off  # the patch still applies
+    # The patch still applies (the folder lazily, plus the extra root).
+    assert off["wrapped"] and off["with_exports"] == OK and off["stats"]["x509_ca"] == 1, off
 
 
 ENV_DUMP = "import json, os; print(json.dumps(dict(os.environ)))"

@@ -102,6 +102,8 @@ def handshake(
 def trust(**hooks: Any) -> _hooks.Trust:
     hooks.setdefault("patch", True)
     hooks.setdefault("certifi", True)
+    # The plan was applied with neither variable set (the restore fixture removes both).
+    hooks.setdefault("default_env", ((None, None),))
     return _hooks.Trust(hooks)
 
 
@@ -237,9 +239,10 @@ def test_load_failure_falls_back_to_stock_and_is_recorded(
 ) -> None:
     gone = tmp_path / "deleted.pem"
     gone.write_bytes(site_b.pem.read_bytes())
-    _hooks.patch_ssl(ssl, trust(cafile=str(gone)))
+    # Stock loading reads OpenSSL's default paths: point them at site A's root to see it ran
+    # (as if the plan had exported it, so the wrapper does not take it for a program's choice).
+    _hooks.patch_ssl(ssl, trust(cafile=str(gone), default_env=((str(site_a.pem), None),)))
     gone.unlink()
-    # Stock loading reads OpenSSL's default paths: point them at site A's root to see it ran.
     monkeypatch.setenv("SSL_CERT_FILE", str(site_a.pem))
     ctx = default_context()  # must not raise
     assert handshake(ctx, site_a.server) is None, "stock loading did not run"
@@ -268,6 +271,7 @@ def test_load_failure_keeps_the_purpose_for_stock_loading() -> None:
     fake = ModuleType("ssl")
     fake.SSLContext = FakeContext  # type: ignore[attr-defined]
     fake.Purpose = FakePurpose  # type: ignore[attr-defined]
+    fake._ASN1Object = str  # type: ignore[attr-defined]  # what the purpose is checked against
     assert _hooks.patch_ssl(fake, trust(cafile="/nowhere.pem"))
     FakeContext().load_default_certs(FakePurpose.CLIENT_AUTH)
     FakeContext().load_default_certs()
@@ -283,9 +287,7 @@ def test_a_vanished_fast_folder_does_not_leave_a_context_without_trust(
     Trust must never shrink: the file (or stock loading) must take over, or it must be
     recorded in ``failures``."""
     folder = rehashed_folder(tmp_path / "hashed", site_a)
-    _hooks.patch_ssl(
-        ssl, trust(cafile=str(site_a.pem), capath=str(folder), fast_capath=str(folder))
-    )
+    _hooks.patch_ssl(ssl, trust(capath=str(folder)))
     assert handshake(default_context(), site_a.server) is None
     shutil.rmtree(folder)
     ctx = default_context()
@@ -301,7 +303,7 @@ def test_fast_folder_never_shrinks_trust(
     """Trust through the fast path is the union of the hashed folder and the extras."""
     outsider = Site(tmp_path, "outsider")
     folder = rehashed_folder(tmp_path / "hashed", site_a)
-    hooks: Dict[str, Any] = {"capath": str(folder), "fast_capath": str(folder)}
+    hooks: Dict[str, Any] = {"capath": str(folder)}
     if with_file:
         hooks["cafile"] = str(site_a.pem)
     hooks["extra_pem"] = site_b.text
@@ -312,12 +314,8 @@ def test_fast_folder_never_shrinks_trust(
     assert _hooks.failures == []
 
 
-def test_merged_file_is_not_loaded_twice_and_extras_reach_the_context(
-    tmp_path: Path, site_a: Site, site_b: Site
-) -> None:
-    merged = tmp_path / "merged.pem"
-    merged.write_text(site_a.text + site_b.text)
-    _hooks.patch_ssl(ssl, trust(cafile=str(merged), extra_pem=site_b.text, cafile_has_extras=True))
+def test_material_and_extras_are_each_loaded_once(site_a: Site, site_b: Site) -> None:
+    _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem), extra_pem=site_b.text))
     ctx = default_context()
     assert ctx.cert_store_stats()["x509_ca"] == 2
     assert handshake(ctx, site_a.server) is None
@@ -358,7 +356,7 @@ def test_undo_all_restores_everything(site_a: Site) -> None:
     fake_certifi, core = _fake_certifi(with_contents=True)
     orig_where, orig_contents = fake_certifi.where, fake_certifi.contents
     _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
-    _hooks.redirect_certifi(fake_certifi, trust(cafile=str(site_a.pem)))
+    _hooks.redirect_certifi(fake_certifi, trust(certifi_file=str(site_a.pem)))
     assert fake_certifi.where() == str(site_a.pem)
     _hooks.undo_all()
     assert _hooks.patched == []
@@ -393,9 +391,9 @@ def _fake_certifi(with_contents: bool) -> tuple[ModuleType, ModuleType]:
     return module, core
 
 
-def test_certifi_where_without_extras_is_the_source_file(site_a: Site) -> None:
+def test_certifi_where_is_the_plans_certifi_file(site_a: Site) -> None:
     module, core = _fake_certifi(with_contents=True)
-    assert _hooks.redirect_certifi(module, trust(cafile=str(site_a.pem)))
+    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     assert module.where() == core.where() == str(site_a.pem)
     assert module.contents() == site_a.text
 
@@ -410,9 +408,9 @@ def test_certifi_where_with_extras_is_the_merged_bundle(
         "certifi",
         module,
         {
-            "cafile": str(merged),
+            "cafile": str(site_a.pem),
             "extra_pem": site_b.text,
-            "cafile_has_extras": True,
+            "certifi_file": str(merged),
             "certifi": True,
             "patch": True,
         },
@@ -421,18 +419,19 @@ def test_certifi_where_with_extras_is_the_merged_bundle(
     assert site_b.text in module.contents() and site_a.text in module.contents()
 
 
-def test_certifi_in_memory_material_keeps_where_and_serves_contents(
-    site_a: Site, site_b: Site
-) -> None:
+def test_certifi_is_left_alone_without_a_file_of_the_hooks(site_a: Site, site_b: Site) -> None:
+    """In-memory or folder material with no bundle written: certifi is never pointed at the
+    material itself (an OS file a program could append to) and stays stock."""
     module, _core = _fake_certifi(with_contents=True)
-    _hooks.redirect_certifi(module, trust(cadata=site_a.text, extra_pem=site_b.text))
+    assert not _hooks.redirect_certifi(module, trust(cadata=site_a.text, extra_pem=site_b.text))
+    assert not _hooks.redirect_certifi(module, trust(cafile=str(site_a.pem)))
     assert module.where() == "/site-packages/certifi/cacert.pem"
-    assert module.contents() == site_a.text + site_b.text
+    assert module.contents() == "ORIGINAL"
 
 
 def test_certifi_without_contents_keeps_working(site_a: Site) -> None:
     module, core = _fake_certifi(with_contents=False)
-    assert _hooks.redirect_certifi(module, trust(cafile=str(site_a.pem)))
+    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     assert module.where() == core.where() == str(site_a.pem)
     assert not hasattr(module, "contents") and not hasattr(core, "contents")
     _hooks.undo_all()
@@ -441,12 +440,12 @@ def test_certifi_without_contents_keeps_working(site_a: Site) -> None:
 
 def test_certifi_redirect_is_idempotent_and_optional(site_a: Site) -> None:
     module, _core = _fake_certifi(with_contents=True)
-    assert _hooks.redirect_certifi(module, trust(cafile=str(site_a.pem)))
+    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     first = module.where
-    assert not _hooks.redirect_certifi(module, trust(cafile="/other.pem"))
+    assert not _hooks.redirect_certifi(module, trust(certifi_file="/other.pem"))
     assert module.where is first and module.where() == str(site_a.pem)
     other, _ = _fake_certifi(with_contents=True)
-    _hooks.after_import("certifi", other, {"cafile": str(site_a.pem), "certifi": False})
+    _hooks.after_import("certifi", other, {"certifi_file": str(site_a.pem), "certifi": False})
     assert other.where() == "/site-packages/certifi/cacert.pem"
     # Nothing to redirect to: certifi is left alone.
     assert not _hooks.redirect_certifi(other, trust(capath="/etc/ssl/certs"))
@@ -455,7 +454,7 @@ def test_certifi_redirect_is_idempotent_and_optional(site_a: Site) -> None:
 def test_real_certifi_redirect_and_undo(site_a: Site) -> None:
     certifi = pytest.importorskip("certifi")
     original = certifi.where()
-    _hooks.after_import("certifi", certifi, {"cafile": str(site_a.pem), "certifi": True})
+    _hooks.after_import("certifi", certifi, {"certifi_file": str(site_a.pem), "certifi": True})
     try:
         assert certifi.where() == str(site_a.pem)
         assert certifi.contents() == site_a.text
@@ -470,7 +469,12 @@ def test_real_certifi_redirect_and_undo(site_a: Site) -> None:
 
 
 def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Site) -> None:
-    hooks = {"cafile": str(site_a.pem), "patch": True, "certifi": True}
+    hooks = {
+        "cafile": str(site_a.pem),
+        "certifi_file": str(site_a.pem),
+        "patch": True,
+        "certifi": True,
+    }
     result = run_fresh(
         f"""
         import _castore_hook as hot
@@ -505,7 +509,12 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
     fake_pkg = tmp_path / "pkgs" / "certifi"
     fake_pkg.mkdir(parents=True)
     (fake_pkg / "__init__.py").write_text("def where():\n    return 'ORIGINAL'\n")
-    hooks = {"cafile": str(site_a.pem), "patch": True, "certifi": True}
+    hooks = {
+        "cafile": str(site_a.pem),
+        "certifi_file": str(site_a.pem),
+        "patch": True,
+        "certifi": True,
+    }
     result = run_fresh(
         f"""
         import ssl

@@ -135,7 +135,10 @@ def test_redirected_certifi_is_read_through_the_original(
     memory_certifi(lambda: certs[0])
     import certifi
 
-    _hooks.redirect_certifi(certifi, _hooks.Trust({"cadata": certs[1], "certifi": True}))
+    redirected = tmp_path / "redirected.pem"
+    redirected.write_text(certs[1])
+    trust = _hooks.Trust({"certifi_file": str(redirected), "certifi": True})
+    _hooks.redirect_certifi(certifi, trust)
     try:
         assert certifi.contents() == certs[1]
         result = probe("certifi", NO_ENV, path_entries=[str(tmp_path)])
@@ -232,7 +235,9 @@ def test_plan_materialises_in_memory_certifi_in_the_cache_folder(
     assert dict(plan["set"])["SSL_CERT_FILE"] == bundle
     with open(bundle, encoding="ascii") as handle:
         assert handle.read().count("BEGIN CERTIFICATE") == 3
-    assert plan["hooks"]["cafile"] == bundle and plan["hooks"]["cadata"] is None
+    assert plan["hooks"]["certifi_file"] == bundle
+    # In-process, the material and the extras are loaded as they are (no file needed).
+    assert plan["hooks"]["cadata"] and plan["hooks"]["extra_pem"]
 
 
 def test_lasting_cacert_in_the_importers_package_folder_is_used_as_a_file(

@@ -1,0 +1,207 @@
+"""The certificates a piece of CA material stands for, as one de-duplicated list of DER.
+
+Why this module exists: a bundle the hook exports or hands to certifi must never hold less
+than the source it stands for (docs/architecture.md, "Do no harm"). A source comes as a file,
+a hashed folder, in-memory PEM, or the OS verifier (``native``); each form is turned into the
+same thing here, so the resolver, ``castore-hook bundle`` and ``doctor`` agree on what "all of
+its roots" means. Slow-path code: it reads every entry of a folder, which OpenSSL itself
+would only look up lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable, Optional
+
+from castore_hook import sources
+from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file
+
+#: What truststore loads on Linux when OpenSSL's own default locations hold nothing, in its
+#: order (truststore/_openssl.py). ``native`` bundles are built from the same files, so the
+#: exported file holds what the OS verifier trusts there. Pinned by a unit test.
+TRUSTSTORE_LINUX_FILES = (
+    "/etc/ssl/cert.pem",
+    "/etc/pki/tls/cert.pem",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/ca-bundle.pem",
+)
+#: The macOS keychains whose certificates the system verifier starts from.
+MACOS_KEYCHAINS = (
+    "/System/Library/Keychains/SystemRootCertificates.keychain",
+    "/Library/Keychains/System.keychain",
+)
+
+Runner = Callable[[Sequence[str]], bytes]
+Enumerator = Callable[[str], Iterable[tuple[bytes, str, Any]]]
+
+
+class Unavailable(Exception):
+    """The material's certificates cannot all be read; the message says why, for ``status``."""
+
+
+def unique(ders: Iterable[bytes]) -> list[bytes]:
+    """``ders`` without repeats, first occurrence kept."""
+    seen: set[bytes] = set()
+    kept: list[bytes] = []
+    for der in ders:
+        if der not in seen:
+            seen.add(der)
+            kept.append(der)
+    return kept
+
+
+def to_pem(ders: Iterable[bytes]) -> str:
+    """Normalised PEM text of ``ders`` (64-column base64, ``\\n`` line ends)."""
+    return "".join(sources.der_to_pem(der) for der in ders)
+
+
+def of_file(path: str) -> list[bytes]:
+    """Every certificate in the CA file ``path``. Raises :class:`Unavailable`."""
+    try:
+        data = read_regular_file(path, CA_LIMIT)
+    except (OSError, UnsafeFile, ValueError) as exc:
+        raise Unavailable(f"cannot read {path}: {exc}") from None
+    return sources.der_certificates(data)
+
+
+def of_text(text: str) -> list[bytes]:
+    """Every certificate in PEM text (in-memory material, ``extra`` roots)."""
+    return sources.der_certificates(text.encode("ascii", "replace"))
+
+
+def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
+    """Every certificate behind the hash-named entries of each folder in ``capath``.
+
+    Only ``[0-9a-f]{8}.N`` entries count: they are all OpenSSL ever looks up. An entry that
+    cannot be read makes the whole folder unavailable, because a bundle missing that root
+    would trust less than the folder does. Raises :class:`Unavailable`.
+    """
+    ders: list[bytes] = []
+    for folder in [part for part in capath.split(separator) if part]:
+        try:
+            names = sorted(name for name in os.listdir(folder) if sources.is_hash_name(name))
+        except OSError as exc:
+            raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
+        for name in names:
+            entry = os.path.join(folder, name)
+            if not os.path.exists(entry):
+                continue  # a dangling link: OpenSSL finds nothing there either
+            ders.extend(of_file(entry))
+    return unique(ders)
+
+
+def linux_native_locations(
+    env: dict[str, str], defaults: Optional[tuple[str, str]] = None, root: str = ""
+) -> tuple[Optional[str], Optional[str]]:
+    """``(cafile, capath)`` that truststore loads on Linux for a process with ``env``.
+
+    truststore calls ``set_default_verify_paths()`` when OpenSSL's default file exists or its
+    default folder has hash entries (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override them), else
+    loads the first of :data:`TRUSTSTORE_LINUX_FILES` that exists. ``defaults`` replaces
+    OpenSSL's compiled-in ``(file, folder)``; ``root`` prefixes built-in paths (tests).
+    """
+    if defaults is None:
+        import ssl
+
+        paths = ssl.get_default_verify_paths()
+        defaults = (paths.openssl_cafile or "", paths.openssl_capath or "")
+    cafile = env.get("SSL_CERT_FILE") or (root + defaults[0] if defaults[0] else "")
+    capath = env.get("SSL_CERT_DIR") or (root + defaults[1] if defaults[1] else "")
+    file_ok = bool(cafile) and os.path.isfile(cafile)
+    dir_ok = False
+    if capath and os.path.isdir(capath):
+        try:
+            dir_ok = any(sources.is_hash_name(name) for name in os.listdir(capath))
+        except OSError:
+            dir_ok = False
+    if file_ok or dir_ok:
+        return (cafile if file_ok else None), (capath if dir_ok else None)
+    for candidate in TRUSTSTORE_LINUX_FILES:
+        if os.path.isfile(root + candidate):
+            return root + candidate, None
+    return None, None
+
+
+def macos_keychain(run: Optional[Runner] = None) -> list[bytes]:
+    """Certificates of the system keychains, as ``security find-certificate -a -p`` exports
+    them. Raises :class:`Unavailable` when the tool fails (then nothing is exported)."""
+    runner = run or _run
+    ders: list[bytes] = []
+    for keychain in MACOS_KEYCHAINS:
+        try:
+            out = runner(["/usr/bin/security", "find-certificate", "-a", "-p", keychain])
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise Unavailable(f"cannot export the keychain {keychain}: {exc}") from None
+        ders.extend(sources.der_certificates(out))
+    if not ders:
+        raise Unavailable("the macOS keychains exported no certificate")
+    return unique(ders)
+
+
+def _run(argv: Sequence[str]) -> bytes:
+    return subprocess.run(
+        list(argv), capture_output=True, check=True, timeout=30, stdin=subprocess.DEVNULL
+    ).stdout
+
+
+def windows_store(enumerator: Optional[Enumerator] = None) -> list[bytes]:
+    """Server-auth certificates of the Windows CA and ROOT stores (``ssl.enum_certificates``),
+    filtered exactly as the ``system`` source filters them on Windows."""
+    found = sources.probe("system", {}, platform="win32", windows_enumerator=enumerator)
+    if found.material is None or not found.material.cadata:
+        detail = "; ".join(found.problems) or "nothing usable"
+        raise Unavailable(f"cannot read the Windows certificate store: {detail}")
+    return of_text(found.material.cadata)
+
+
+def of_material(
+    material: sources.Material,
+    env: dict[str, str],
+    *,
+    platform: str = sys.platform,
+    run: Optional[Runner] = None,
+    enumerator: Optional[Enumerator] = None,
+) -> list[bytes]:
+    """Every root the material trusts, whatever its form. Raises :class:`Unavailable`.
+
+    File, folder and in-memory parts are unioned, as OpenSSL unions a ``cafile`` and a
+    ``capath``. ``native`` stands for the OS verifier: on Linux the files truststore loads,
+    on macOS the keychain export, on Windows the certificate store.
+    """
+    ders: list[bytes] = []
+    if material.native:
+        if platform == "darwin":
+            return macos_keychain(run)
+        if platform == "win32":
+            return windows_store(enumerator)
+        cafile, capath = linux_native_locations(env)
+        if cafile is None and capath is None:
+            raise Unavailable("the OS verifier's CA files are not found on this system")
+        if cafile:
+            ders.extend(of_file(cafile))
+        if capath:
+            ders.extend(of_folder(capath))
+        return unique(ders)
+    if material.cafile:
+        ders.extend(of_file(material.cafile))
+    if material.capath:
+        ders.extend(of_folder(material.capath, ";" if platform == "win32" else ":"))
+    if material.cadata:
+        ders.extend(of_text(material.cadata))
+    ders = unique(ders)
+    if not ders:
+        raise Unavailable("the chosen material holds no certificate")
+    return ders
+
+
+def folder_covers_file(capath: str, cafile: str) -> bool:
+    """Whether every certificate of ``cafile`` is behind a hash entry of ``capath``, compared
+    by DER bytes (never by count: two stores of equal size can hold different roots)."""
+    try:
+        in_folder = set(of_folder(capath))
+        return bool(in_folder) and set(of_file(cafile)) <= in_folder
+    except Unavailable:
+        return False
