@@ -81,6 +81,9 @@ def tests(session: nox.Session) -> None:
     deps = list(TEST_DEPS)
     if session.python in ("3.9", "3.10"):
         deps.append("tomli")
+    if session.python != "3.9":
+        # Pins castore_hook.certset's copy of truststore's Linux CA file list (3.10+ only).
+        deps.append("truststore")
     coverage: list[str] = []
     if session.python == COVERAGE_PYTHON:
         deps.append("pytest-cov")

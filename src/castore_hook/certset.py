@@ -17,13 +17,20 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
 from castore_hook import sources
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    is_kernel_path,
+    read_regular_file,
+    stat_signature,
+)
 
 #: What truststore loads on Linux when OpenSSL's own default locations hold nothing, in its
 #: order (truststore/_openssl.py). ``native`` bundles are built from the same files, so the
 #: exported file holds what the OS verifier trusts there. Pinned by a unit test.
 TRUSTSTORE_LINUX_FILES = (
     "/etc/ssl/cert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
     "/etc/pki/tls/cert.pem",
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/ssl/ca-bundle.pem",
@@ -58,18 +65,24 @@ def to_pem(ders: Iterable[bytes]) -> str:
     return "".join(sources.der_to_pem(der) for der in ders)
 
 
-def of_file(path: str) -> list[bytes]:
+def of_file(path: str, *, resolve_path: bool = True) -> list[bytes]:
     """Every certificate in the CA file ``path``. Raises :class:`Unavailable`."""
     try:
-        data = read_regular_file(path, CA_LIMIT)
+        data = read_regular_file(path, CA_LIMIT, resolve_path=resolve_path)
     except (OSError, UnsafeFile, ValueError) as exc:
         raise Unavailable(f"cannot read {path}: {exc}") from None
-    return sources.der_certificates(data)
+    return sources.der_certificates(data, remember=resolve_path)
 
 
 def of_text(text: str) -> list[bytes]:
     """Every certificate in PEM text (in-memory material, ``extra`` roots)."""
     return sources.der_certificates(text.encode("ascii", "replace"))
+
+
+#: Folders read in this process, by path and stat signature: the resolver needs a folder's
+#: roots twice (to compare with its file, to build the bundle), and reading 150 entries costs
+#: ~15 ms of a cold start.
+_FOLDERS: dict[tuple[str, object], list[bytes]] = {}
 
 
 def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
@@ -81,15 +94,31 @@ def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
     """
     ders: list[bytes] = []
     for folder in [part for part in capath.split(separator) if part]:
-        try:
-            names = sorted(name for name in os.listdir(folder) if sources.is_hash_name(name))
-        except OSError as exc:
-            raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
-        for name in names:
-            entry = os.path.join(folder, name)
-            if not os.path.exists(entry):
-                continue  # a dangling link: OpenSSL finds nothing there either
-            ders.extend(of_file(entry))
+        key = (folder, stat_signature(folder))
+        cached = _FOLDERS.get(key)
+        if cached is None:
+            cached = _read_folder(folder)
+            if len(_FOLDERS) >= 8:
+                _FOLDERS.clear()
+            _FOLDERS[key] = cached
+        ders.extend(cached)
+    return unique(ders)
+
+
+def _read_folder(folder: str) -> list[bytes]:
+    if is_kernel_path(folder):
+        raise Unavailable(f"{folder} is inside /proc, /sys or /dev")
+    try:
+        names = sorted(name for name in os.listdir(folder) if sources.is_hash_name(name))
+    except OSError as exc:
+        raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
+    ders: list[bytes] = []
+    for name in names:
+        entry = os.path.join(folder, name)
+        if not os.path.exists(entry):
+            continue  # a dangling link: OpenSSL finds nothing there either
+        # The folder passed the kernel test; each entry's file system is still checked.
+        ders.extend(of_file(entry, resolve_path=False))
     return unique(ders)
 
 

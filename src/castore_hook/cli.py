@@ -335,6 +335,10 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         lines.append("  decision:")
         for line in report["trail"]:
             lines.extend(wrap(line, 6, "    - "))
+    if report.get("stepped_aside"):
+        lines.append("  " + paint("stepped aside:", "warn", colour))
+        for entry in report["stepped_aside"]:
+            lines.extend(wrap(f"{entry['mechanism']}: {entry['reason']}", 6, "    ~ "))
     if report["problems"]:
         lines.append("  " + paint("problems:", "fail", colour))
         for problem in report["problems"]:

@@ -711,11 +711,65 @@ def check_openssl(ctx: Context) -> list[Check]:
     return [Check("openssl", OK, f"{version} honours SSL_CERT_FILE and SSL_CERT_DIR")]
 
 
+# --------------------------------------------------------------------------------------------
+# Where the hook stepped aside
+
+
+#: How to get each withheld mechanism back (docs/architecture.md, "Do no harm").
+_ASIDE_FIXES = {
+    "certifi": "let castore-hook write its cache (a writable home, or CASTORE_HOOK_CACHE_DIR); "
+    "the problems above say what failed",
+    "export": "let castore-hook write its cache (a writable home, or CASTORE_HOOK_CACHE_DIR); "
+    "the problems above say what failed",
+    "bundle": "add the roots you appended to `extra` in the config file: appending to "
+    "certifi.where() only changes castore-hook's copy, which is rebuilt",
+    "patch": "nothing to fix: the program chose its own SSL_CERT_FILE/SSL_CERT_DIR, and "
+    "castore-hook leaves that choice alone",
+}
+
+
+def check_stepped_aside(ctx: Context) -> list[Check]:
+    """Every mechanism the hook withheld, and a bundle of ours that someone changed."""
+    from castore_hook import api, bundle
+
+    report = api.status()
+    checks = [
+        Check(
+            "trust",
+            INFO if entry["mechanism"] == "patch" else WARN,
+            f"stepped aside ({entry['mechanism']}): {entry['reason']}",
+            fix=_ASIDE_FIXES.get(entry["mechanism"], ""),
+        )
+        for entry in report["stepped_aside"]
+    ]
+    path = report.get("bundle")
+    if path and os.path.isfile(path):
+        try:
+            text = read_regular_file(path, CA_LIMIT).decode("ascii")
+        except (OSError, UnsafeFile, ValueError, UnicodeDecodeError) as exc:
+            text, problem = "", f"cannot be read: {exc}"
+        else:
+            problem = "" if bundle.bundle_name(text) == os.path.basename(path) else "modified"
+        if problem:
+            checks.append(
+                Check(
+                    "trust",
+                    WARN,
+                    f"castore-hook's bundle {path} {problem}",
+                    fix=_ASIDE_FIXES["bundle"],
+                )
+            )
+    if not checks:
+        checks.append(Check("trust", OK, "nothing withheld: every mechanism applies in full"))
+    return checks
+
+
 ALL_CHECKS = (
     check_startup,
     check_config,
     check_permissions,
     check_sources,
+    check_stepped_aside,
     check_cache,
     check_cost,
     check_conflicts,

@@ -322,10 +322,14 @@ def _parse_certificates_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
     return certs, corrupt, False
 
 
-def der_certificates(data: bytes) -> List[bytes]:
+def der_certificates(data: bytes, *, remember: bool = True) -> List[bytes]:
     """Every well-formed certificate in ``data`` (a PEM bundle or one bare DER certificate) as
-    DER bytes, in order; comparing roots by their DER is how trust sets are compared."""
+    DER bytes, in order; comparing roots by their DER is how trust sets are compared.
+    ``remember=False`` for one-certificate files (a folder's entries), which would only evict
+    the bundles worth remembering."""
     try:
+        if not remember:
+            return _parse_certificates_uncached(bytes(data))[0]
         return _parse_certificates(bytes(data))[0]
     except Exception:
         return []

@@ -516,3 +516,49 @@ def test_modified_bundle_is_reported_in_the_next_plan(tmp_path: Path, a: Site, b
     )
     assert any(path in message for _where, message in plan["info"]["problems"])
     assert [m for m, _r in plan["info"]["stepped_aside"]] == ["bundle"]
+
+
+def test_doctor_and_status_show_what_was_withheld(
+    tmp_path: Path, a: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from castore_hook import api, cli, doctor
+
+    pem = a.text
+    good = tmp_path / bundle.bundle_name(pem)
+    good.write_text(pem)
+    report = {
+        "stepped_aside": [{"mechanism": "certifi", "reason": "no cache folder"}],
+        "bundle": str(good),
+    }
+    monkeypatch.setattr(api, "status", lambda: report)
+    checks = doctor.check_stepped_aside(None)  # type: ignore[arg-type]
+    assert [(c.verdict, c.title) for c in checks] == [
+        (doctor.WARN, "stepped aside (certifi): no cache folder")
+    ]
+    assert "CASTORE_HOOK_CACHE_DIR" in checks[0].fix
+    with open(good, "a", encoding="ascii") as handle:  # what `open(certifi.where(), "a")` does
+        handle.write(pem)
+    report["stepped_aside"] = []
+    checks = doctor.check_stepped_aside(None)  # type: ignore[arg-type]
+    assert [c.verdict for c in checks] == [doctor.WARN]
+    assert "modified" in checks[0].title and "extra" in checks[0].fix
+    full = {
+        "version": "0",
+        "python": "p",
+        "active": True,
+        "reason": "r",
+        "enabled": True,
+        "source": None,
+        "form": None,
+        "material": {},
+        "bundle": None,
+        "exported": {},
+        "unset": [],
+        "config_files": [],
+        "cache": {"file": None},
+        "trail": [],
+        "problems": [],
+        "stepped_aside": [{"mechanism": "export", "reason": "nothing exported"}],
+    }
+    lines = cli.format_status(full)
+    assert "  stepped aside:" in lines and "    ~ export: nothing exported" in lines
