@@ -60,6 +60,23 @@ def _env_pairs(value: object) -> tuple[tuple[Optional[str], Optional[str]], ...]
     return tuple(pairs)
 
 
+def _lazy_files(value: object) -> dict[str, tuple[int, ...]]:
+    """The plan's stand-in files (path -> stat signature), validated like everything else."""
+    files: dict[str, tuple[int, ...]] = {}
+    if isinstance(value, tuple):
+        for item in value:
+            if (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and _text(item[0]) is not None
+                and isinstance(item[1], tuple)
+                and len(item[1]) == 5
+                and all(type(part) is int for part in item[1])
+            ):
+                files[item[0]] = item[1]
+    return files
+
+
 class Trust:
     """The plan's in-process trust, validated: the cache is treated as hostile input."""
 
@@ -70,6 +87,7 @@ class Trust:
         self.extra_pem = _text(hooks.get("extra_pem"))
         self.certifi_file = _text(hooks.get("certifi_file"))
         self.default_env = _env_pairs(hooks.get("default_env"))
+        self.lazy_files = _lazy_files(hooks.get("lazy_files"))
         self.native = hooks.get("native") is True
         self.patch = hooks.get("patch") is True
         self.certifi = hooks.get("certifi") is True
@@ -169,7 +187,55 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     setattr(load_default_certs, MARK, original)
     cls.load_default_certs = load_default_certs
     patched.append((cls, "load_default_certs", original))
+    if trust.lazy_files:
+        _patch_load_verify_locations(cls, trust)
     return True
+
+
+#: Stands for "the class had no attribute of its own" in :data:`patched` (undo deletes it).
+_INHERITED = object()
+
+
+def _patch_load_verify_locations(cls: Any, trust: Trust) -> None:
+    """Make ``load_verify_locations(cafile=<the hook's own bundle>)`` load its lazy form.
+
+    Only when called with exactly a file the plan produced (or exported) and proved to hold
+    the same certificates as the in-process trust, unchanged since (same stat signature):
+    then the hashed folder (plus extras) is loaded instead of parsing the whole bundle, for
+    every requests, httpx, urllib3 and pip context. Any other call — another file, ``capath``,
+    ``cadata``, a file changed since — is the original, untouched.
+    """
+    original = getattr(cls, "load_verify_locations", None)
+    if original is None or getattr(original, MARK, None) is not None:
+        return
+    from castore_hook._safefile import stat_signature
+
+    lazy = trust.lazy_files
+
+    def load_verify_locations(
+        self: Any, cafile: Any = None, capath: Any = None, cadata: Any = None
+    ) -> None:
+        if (
+            capath is None
+            and cadata is None
+            and type(cafile) is str
+            and cafile in lazy
+            and stat_signature(cafile) == lazy[cafile]
+        ):
+            try:
+                trust.load_into(self)
+                return None
+            except Exception as exc:
+                failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
+        return original(self, cafile, capath, cadata)  # type: ignore[no-any-return]
+
+    load_verify_locations.__doc__ = original.__doc__
+    load_verify_locations.__name__ = original.__name__
+    load_verify_locations.__qualname__ = f"{cls.__name__}.{original.__name__}"
+    setattr(load_verify_locations, MARK, original)
+    own = cls.__dict__.get("load_verify_locations", _INHERITED)
+    cls.load_verify_locations = load_verify_locations
+    patched.append((cls, "load_verify_locations", own))
 
 
 def _inject_truststore() -> bool:
@@ -325,6 +391,9 @@ def undo_all() -> None:
         if original is None:
             continue
         try:
+            if original is _INHERITED:
+                delattr(owner, attribute)
+                continue
             setattr(owner, attribute, original)
         except (AttributeError, TypeError) as exc:
             failures.append(f"could not restore {attribute} on {owner!r}: {exc}")

@@ -97,9 +97,9 @@ _MAX_UNKNOWN_REPORTED = 16
 
 _APP = "castore-hook"
 _FILE_NAME = "config.toml"
-_BOOL_KEYS = ("enabled", "patch", "certifi")
+_BOOL_KEYS = ("enabled", "patch", "certifi", "fast_contexts")
 _LIST_KEYS = ("sources", "extra", "export")
-_KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi")
+_KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi", "fast_contexts")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -158,6 +158,7 @@ class Config(Record):
         "enabled",
         "export",
         "extra",
+        "fast_contexts",
         "files_read",
         "origins",
         "patch",
@@ -173,6 +174,7 @@ class Config(Record):
         export: tuple[str, ...] = DEFAULT_EXPORT,
         patch: bool = True,
         certifi: bool = True,
+        fast_contexts: bool = True,
         candidates: Optional[list[str]] = None,
         files_read: Optional[list[str]] = None,
         problems: Optional[list[Problem]] = None,
@@ -184,6 +186,8 @@ class Config(Record):
         self.export = export
         self.patch = patch
         self.certifi = certifi
+        # Contexts loading the hook's own bundle get its lazy, hashed-folder form instead.
+        self.fast_contexts = fast_contexts
         self.candidates: list[str] = [] if candidates is None else candidates
         self.files_read: list[str] = [] if files_read is None else files_read
         self.problems: list[Problem] = [] if problems is None else problems

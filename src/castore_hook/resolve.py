@@ -248,8 +248,9 @@ def _decide_trust(
     certifi_own = from_certifi and bool(material.cafile) and not extra_blocks
     certifi_needs_bundle = cfg.certifi and not certifi_own
     bundle_path: Optional[str] = None
+    bundle_roots: frozenset[bytes] = frozenset()
     if export_needs_bundle or certifi_needs_bundle:
-        bundle_path = _complete_bundle(material, env, extra_blocks, folder, decision)
+        bundle_path, bundle_roots = _complete_bundle(material, env, extra_blocks, folder, decision)
         info["bundle"] = bundle_path
     file_value: Optional[str] = None
     dir_value: Optional[str] = None
@@ -286,11 +287,20 @@ def _decide_trust(
         if path:
             decision.look([path])
     fast_capath = _equivalent_folder(material, decision)
-    return {
+    trust = {
         "cafile": None if fast_capath else material.cafile,
         "capath": fast_capath or material.capath,
         "cadata": material.cadata,
         "extra_pem": "".join(b for b in extra_blocks),
+    }
+    lazy_files: tuple[tuple[str, Any], ...] = ()
+    if cfg.fast_contexts and cfg.patch and not material.native:
+        lazy_files = _lazy_stand_ins(
+            trust, extra_blocks, {bundle_path: bundle_roots, file_value: None}, decision
+        )
+    return {
+        **trust,
+        "lazy_files": lazy_files,
         "certifi_file": certifi_file,
         "native": material.native,
         "patch": cfg.patch,
@@ -304,17 +314,56 @@ def _complete_bundle(
     extra_blocks: list[str],
     folder: Optional[str],
     decision: _Decision,
-) -> Optional[str]:
-    """Write the bundle of every root of ``material`` plus the extras; its path, or ``None``
-    (with the reason in ``decision``) when it cannot be complete or cannot be written."""
+) -> tuple[Optional[str], frozenset[bytes]]:
+    """Write the bundle of every root of ``material`` plus the extras; its path and roots, or
+    ``None`` (with the reason in ``decision``) when it cannot be complete or be written."""
     try:
         ders = certset.of_material(material, dict(env))
     except certset.Unavailable as exc:
         decision.problem(f"cannot build a complete bundle of the chosen source: {exc}")
-        return None
-    extra_ders = certset.of_text("".join(extra_blocks))
-    pem = certset.to_pem(certset.unique([*ders, *extra_ders]))
-    return _materialise(folder, pem, decision)
+        return None, frozenset()
+    roots = certset.unique([*ders, *certset.of_text("".join(extra_blocks))])
+    path = _materialise(folder, certset.to_pem(roots), decision)
+    return path, frozenset(roots) if path else frozenset()
+
+
+def _lazy_stand_ins(
+    trust: dict[str, Any],
+    extra_blocks: list[str],
+    files: dict[Optional[str], Optional[frozenset[bytes]]],
+    decision: _Decision,
+) -> tuple[tuple[str, Any], ...]:
+    """The files the hook hands out (its bundle, the exported ``SSL_CERT_FILE``) that hold
+    exactly what the in-process trust holds, with their stat signatures.
+
+    When the in-process trust is a hashed folder (plus extras as data), a context that loads
+    one of these files by path (requests, httpx, urllib3, pip all load ``certifi.where()`` or
+    ``SSL_CERT_FILE``) may load the folder instead: the same roots, looked up lazily, instead
+    of a bundle parsed for every context. Compared by content, never assumed.
+    """
+    if not trust["capath"] or trust["cafile"] or trust["cadata"]:
+        return ()
+    try:
+        lazy = set(certset.of_folder(trust["capath"]))
+    except certset.Unavailable:
+        return ()
+    lazy.update(certset.of_text("".join(extra_blocks)))
+    stand_ins = []
+    for path, roots in files.items():
+        if not path:
+            continue
+        if roots is None:
+            try:
+                roots = frozenset(certset.of_file(path))
+            except certset.Unavailable:
+                continue
+        if roots == lazy:
+            stand_ins.append((path, stat_signature(path)))
+            decision.trail.append(
+                f"contexts loading {path} get the folder {trust['capath']} instead "
+                "(the same certificates, looked up lazily)"
+            )
+    return tuple(stand_ins)
 
 
 def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optional[str]:

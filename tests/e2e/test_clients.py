@@ -512,3 +512,47 @@ def test_export_ld_preload_is_refused(tmp_path: Path, client_venv: Venv, site: S
     texts: List[str] = [f"{p['where']} {p['message']}" for p in status["problems"]]
     assert any("LD_PRELOAD" in t for t in texts), texts
     assert "LD_PRELOAD" not in status["exported"], status
+
+
+# --------------------------------------------------------------------------------------------
+# fast contexts: the clients' own context set-up loads the lazy form of the hook's bundle
+# --------------------------------------------------------------------------------------------
+
+FAST_PROBE = """
+import json, ssl, certifi, requests, httpx, urllib3
+from urllib3.util.ssl_ import create_urllib3_context
+def roots(ctx):
+    return ctx.cert_store_stats()["x509_ca"]
+u3 = create_urllib3_context()
+u3.load_verify_locations(certifi.where())
+adapter = requests.adapters.HTTPAdapter()
+out = {
+    "where": certifi.where(),
+    "httpx_roots": roots(httpx.create_ssl_context()),
+    "urllib3_roots": roots(u3),
+    "requests": requests.get(URL, timeout=20).text,
+    "httpx": httpx.get(URL, timeout=20).text,
+    "urllib3": urllib3.PoolManager(ca_certs=certifi.where()).request("GET", URL).data.decode(),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "fast_contexts=false"])
+def test_clients_load_the_lazy_form_of_the_hooks_bundle(
+    tmp_path: Path, client_venv: Venv, site: Site, fast: bool
+) -> None:
+    """requests, httpx and urllib3 build their contexts from certifi.where(): with
+    ``fast_contexts`` (the default) that load is the system folder, looked up lazily, plus the
+    one extra root; with ``fast_contexts = false`` the whole bundle is parsed. Either way the
+    handshakes succeed (the root is an extra) — the same trust, in two forms."""
+    more = "" if fast else "fast_contexts = false\n"
+    env = make_env(tmp_path / "h", client_venv, site, more)
+    head = f"URL = {site.url!r}\n"
+    out = json.loads(fetch(client_venv, env, head + FAST_PROBE))
+    for client in ("requests", "httpx", "urllib3"):
+        assert out[client] == BODY, out
+    bundle_roots = count_pem_certs(out["where"])
+    assert bundle_roots > 2, out
+    expected = 1 if fast else bundle_roots  # the extra as data; the folder is lazy
+    assert out["httpx_roots"] == expected and out["urllib3_roots"] == expected, out

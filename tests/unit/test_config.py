@@ -485,9 +485,11 @@ def test_full_valid_file(tmp_path: Path) -> None:
         'export = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]\n'
         "patch = false\n"
         "certifi = false\n"
+        "fast_contexts = false\n"
     )
     cfg = load_text(tmp_path, text)
     assert cfg.problems == []
+    assert cfg.fast_contexts is False
     assert cfg.enabled is False
     assert cfg.sources == ("native", "openssl", "env")
     assert cfg.extra == ("/etc/corp/root-ca.pem",)

@@ -1,0 +1,147 @@
+"""Unit tests of the lazy form of the hook's own bundle (``fast_contexts``).
+
+A context that loads exactly a file the plan produced (its bundle, or the exported
+``SSL_CERT_FILE``) and proved to hold the same certificates as its hashed folder plus extras
+gets the folder (looked up lazily) and the extras instead. Everything else is untouched.
+Verification results must be identical: real in-memory handshakes show the same roots accepted
+and refused either way.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Dict, Iterator
+
+import pytest
+from tests.unit.test_hooks import Site, handshake, rehashed_folder
+
+from castore_hook import _hooks, resolve
+
+trustme = pytest.importorskip("trustme")
+
+STDLIB_CONTEXT = ssl.SSLContext
+
+
+@pytest.fixture(autouse=True)
+def restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    _hooks.undo_all()
+    _hooks.failures.clear()
+    yield
+    _hooks.undo_all()
+    _hooks.failures.clear()
+    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Dict[str, Any]:
+    """Roots A (in a hashed folder), B (an extra), X (trusted by nobody); a decided plan."""
+    a, b, x = Site(tmp_path, "a"), Site(tmp_path, "b"), Site(tmp_path, "x")
+    folder = rehashed_folder(tmp_path / "store", a)
+    return {"a": a, "b": b, "x": x, "folder": folder, "tmp": tmp_path}
+
+
+def plan_for(world: Dict[str, Any], *, fast: bool = True) -> Dict[str, Any]:
+    tmp = world["tmp"]
+    conf = tmp / "config.toml"
+    conf.write_text("" if fast else "fast_contexts = false\n")
+    os.chmod(conf, 0o644)
+    env = {
+        "HOME": str(tmp),
+        "CASTORE_HOOK_CONFIG": str(conf),
+        "CASTORE_HOOK_SOURCES": f"dir:{world['folder']}",
+        "CASTORE_HOOK_EXTRA": str(world["b"].pem),
+    }
+    return resolve.build_plan(env, str(tmp / "cache"), False)
+
+
+def reach(ctx: ssl.SSLContext, world: Dict[str, Any]) -> list:
+    return [handshake(ctx, world[name].server) is None for name in ("a", "b", "x")]
+
+
+def test_the_hooks_bundle_is_loaded_lazily_with_the_same_result(world: Dict[str, Any]) -> None:
+    plan = plan_for(world)
+    hooks = plan["hooks"]
+    bundle = hooks["certifi_file"]
+    assert [path for path, _sig in hooks["lazy_files"]] == [bundle]
+    stock = ssl.create_default_context(cafile=bundle)
+    assert stock.cert_store_stats()["x509_ca"] == 2  # parsed whole
+    assert _hooks.patch_ssl(ssl, _hooks.Trust({**hooks, "patch": True}))
+    fast = ssl.create_default_context(cafile=bundle)
+    # Only the extra is parsed; the folder's root is looked up when a handshake needs it.
+    assert fast.cert_store_stats()["x509_ca"] == 1
+    assert reach(fast, world) == reach(stock, world) == [True, True, False]
+    positional = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    positional.load_verify_locations(bundle)
+    assert positional.cert_store_stats()["x509_ca"] == 1
+
+
+def test_anything_else_is_untouched(world: Dict[str, Any]) -> None:
+    plan = plan_for(world)
+    hooks = plan["hooks"]
+    bundle = hooks["certifi_file"]
+    _hooks.patch_ssl(ssl, _hooks.Trust({**hooks, "patch": True}))
+    a = world["a"]
+    for kwargs in (
+        {"cafile": str(a.pem)},
+        {"cadata": a.text},
+        {"cafile": bundle, "capath": str(world["folder"])},
+        {"cafile": Path(bundle)},  # not the exact string the plan handed out
+    ):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(**kwargs)
+        assert ctx.cert_store_stats()["x509_ca"] >= 1, kwargs
+        if "cadata" in kwargs or kwargs.get("cafile") == str(a.pem):
+            assert reach(ctx, world) == [True, False, False], kwargs
+    with pytest.raises(TypeError):
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations()
+
+
+def test_a_changed_bundle_is_loaded_as_it_is_now(world: Dict[str, Any]) -> None:
+    """A program appended a root to certifi.where(): the file no longer matches the plan, so
+    the context loads the file itself (with the appended root), exactly as stock would."""
+    plan = plan_for(world)
+    hooks = plan["hooks"]
+    bundle = hooks["certifi_file"]
+    _hooks.patch_ssl(ssl, _hooks.Trust({**hooks, "patch": True}))
+    with open(bundle, "a", encoding="ascii") as handle:
+        handle.write(world["x"].text)
+    ctx = ssl.create_default_context(cafile=bundle)
+    assert ctx.cert_store_stats()["x509_ca"] == 3
+    assert reach(ctx, world) == [True, True, True]
+
+
+def test_fast_contexts_false_turns_it_off(world: Dict[str, Any]) -> None:
+    plan = plan_for(world, fast=False)
+    assert plan["hooks"]["lazy_files"] == ()
+    _hooks.patch_ssl(ssl, _hooks.Trust({**plan["hooks"], "patch": True}))
+    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+
+
+def test_a_folder_that_differs_from_the_bundle_is_never_a_stand_in(
+    world: Dict[str, Any],
+) -> None:
+    """A file of the right name but other roots (a planted or stale plan) stays as it is."""
+    hooks = plan_for(world)["hooks"]
+    hostile = dict(hooks, lazy_files=((str(world["x"].pem), (0, 0, 0, 0, 0)),), patch=True)
+    _hooks.patch_ssl(ssl, _hooks.Trust(hostile))
+    ctx = ssl.create_default_context(cafile=str(world["x"].pem))
+    assert reach(ctx, world) == [False, False, True]  # signature mismatch: the real file
+
+
+def test_hostile_lazy_files_are_ignored(world: Dict[str, Any]) -> None:
+    for hostile in (None, "x", (("a",),), ((1, (1, 2, 3, 4, 5)),), (("/p", (1, 2)),)):
+        assert _hooks.Trust({"lazy_files": hostile}).lazy_files == {}, hostile
+
+
+def test_undo_restores_the_inherited_method(world: Dict[str, Any]) -> None:
+    hooks = plan_for(world)["hooks"]
+    _hooks.patch_ssl(ssl, _hooks.Trust({**hooks, "patch": True}))
+    assert "load_verify_locations" in STDLIB_CONTEXT.__dict__
+    _hooks.undo_all()
+    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+    ctx = ssl.create_default_context(cafile=hooks["certifi_file"])
+    assert ctx.cert_store_stats()["x509_ca"] == 2
