@@ -11,18 +11,28 @@ test and make it pass (or fail) for the wrong reason.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
+import functools
+import hashlib
 import http.server
 import json
 import os
+import shlex
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
+import threading
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "HOOK_FILES",
+    "OS_BUNDLE",
     "PROBE",
     "REPO_ROOT",
     "Venv",
@@ -30,14 +40,21 @@ __all__ = [
     "base_python",
     "count_pem_certs",
     "create_venv",
+    "hashed_folder",
     "hermetic_env",
     "make_ca",
     "probe",
+    "run_in_ssl_namespace",
     "run_python",
+    "serve_https",
     "site_config_path",
+    "ssl_namespace_problem",
     "status_json",
+    "subject_hash",
+    "tiny_wheel",
     "user_config_path",
     "write_ca_pem",
+    "write_index_docroot",
     "write_site_config",
     "write_user_config",
 ]
@@ -380,6 +397,78 @@ def count_pem_certs(path: Union[Path, str]) -> int:
     )
 
 
+def _der_tlv(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        head = bytes([size])
+    else:
+        raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+        head = bytes([0x80 | len(raw)]) + raw
+    return bytes([tag]) + head + body
+
+
+def _der_oid(dotted: str) -> bytes:
+    parts = [int(p) for p in dotted.split(".")]
+    body = bytes([parts[0] * 40 + parts[1]])
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        part >>= 7
+        while part:
+            chunk.append(0x80 | (part & 0x7F))
+            part >>= 7
+        body += bytes(reversed(chunk))
+    return _der_tlv(0x06, body)
+
+
+def subject_hash(pem: Union[bytes, str]) -> str:
+    """OpenSSL's ``X509_NAME_hash`` of a certificate's subject (``openssl x509 -hash``), the
+    name of its ``<hash>.0`` entry in a hashed CA folder, computed without a subprocess so
+    unit tests can build folders.
+
+    The canonical form OpenSSL hashes: every RDN's attribute values as UTF8String, ASCII
+    lower-cased, surrounding white space stripped and inner runs collapsed, the RDN SETs
+    concatenated without the outer SEQUENCE; then the first four bytes of its SHA-1, little
+    endian. Enough for trustme's ASCII names (checked against the openssl CLI in
+    tests/unit/test_trust_property.py).
+    """
+    from cryptography import x509
+
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    cert = x509.load_pem_x509_certificate(data)
+    body = b""
+    for rdn in cert.subject.rdns:
+        avas = []
+        for attr in rdn:
+            value = attr.value
+            text = " ".join(value.split()).lower() if isinstance(value, str) else ""
+            avas.append(
+                _der_tlv(0x30, _der_oid(attr.oid.dotted_string) + _der_tlv(0x0C, text.encode()))
+            )
+        body += _der_tlv(0x31, b"".join(sorted(avas)))
+    digest = hashlib.sha1(body, usedforsecurity=False).digest()  # a name, not security
+    return f"{int.from_bytes(digest[:4], 'little'):08x}"
+
+
+def hashed_folder(folder: Path, pems: Sequence[Union[Path, bytes]]) -> Path:
+    """A hashed CA folder (what ``openssl rehash`` makes): each PEM copied to ``<hash>.<n>``.
+
+    Folder mode 0755, files 0644, so castore-hook's ownership checks accept it.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o755)
+    for pem in pems:
+        data = Path(pem).read_bytes() if isinstance(pem, Path) else pem
+        stem = subject_hash(data)
+        counter = 0
+        while (folder / f"{stem}.{counter}").exists():
+            counter += 1
+        entry = folder / f"{stem}.{counter}"
+        entry.write_bytes(data)
+        os.chmod(entry, 0o644)
+    return folder
+
+
 # --------------------------------------------------------------------------------------------
 # Local HTTPS servers
 # --------------------------------------------------------------------------------------------
@@ -404,3 +493,201 @@ class TLSServer(http.server.ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # failed handshakes are the expected outcome of the negative controls
+
+
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_https(ca: Any, docroot: Path) -> Iterator[int]:
+    """Serve *docroot* over TLS on 127.0.0.1 with a leaf of *ca* (for 127.0.0.1 and
+    localhost) until the block ends; yields the port."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    server = TLSServer(("127.0.0.1", 0), functools.partial(_SiteHandler, directory=str(docroot)))
+    server.ssl_context = context
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+#: The package of the tiny private index :func:`write_index_docroot` serves to pip.
+INDEX_PACKAGE = "tinypkg"
+INDEX_WHEEL = f"{INDEX_PACKAGE}-0.1-py3-none-any.whl"
+
+
+def tiny_wheel(path: Path, package: str = INDEX_PACKAGE) -> Path:
+    """A valid, empty pure-Python wheel, written by hand (no build backend needed)."""
+    dist = f"{package}-0.1.dist-info"
+    files = {
+        f"{package}/__init__.py": b"",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n".encode(),
+        f"{dist}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: castore-hook-tests\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def write_index_docroot(docroot: Path, body: str) -> Path:
+    """A site's files: ``/`` answers *body*; ``/simple/`` is a PEP 503 index of one tiny
+    wheel (:data:`INDEX_WHEEL`), for ``pip download``."""
+    (docroot / "packages").mkdir(parents=True, exist_ok=True)
+    (docroot / "index.html").write_text(body)
+    wheel = tiny_wheel(docroot / "packages" / INDEX_WHEEL)
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (docroot / "simple" / INDEX_PACKAGE).mkdir(parents=True, exist_ok=True)
+    (docroot / "simple" / INDEX_PACKAGE / "index.html").write_text(
+        f'<!DOCTYPE html><html><body><a href="../../packages/{INDEX_WHEEL}#sha256={sha}">'
+        f"{INDEX_WHEEL}</a></body></html>\n"
+    )
+    (docroot / "simple" / "index.html").write_text(
+        f'<!DOCTYPE html><html><body><a href="{INDEX_PACKAGE}/">{INDEX_PACKAGE}</a></body></html>\n'
+    )
+    return docroot
+
+
+# --------------------------------------------------------------------------------------------
+# A private view of /etc/ssl (mount namespace + overlay), as root
+# --------------------------------------------------------------------------------------------
+
+#: The Debian OS bundle; OpenSSL's compiled-in default file (/usr/lib/ssl/cert.pem) links here
+#: and its default folder (/usr/lib/ssl/certs) links to /etc/ssl/certs.
+OS_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+OS_FOLDER = "/etc/ssl/certs"
+
+_NS_DRIVER = r"""
+import hashlib, json, subprocess, sys
+spec = json.load(open(sys.argv[1]))
+def digest(path):
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError as exc:
+        return "unreadable: %s" % (exc.strerror or exc)
+out = {"os_bundle_before": digest(spec["os_bundle"]), "steps": []}
+for step in spec["steps"]:
+    try:
+        proc = subprocess.run(step["argv"], env=step["env"], cwd=step["cwd"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=step["timeout"])
+        out["steps"].append({"rc": proc.returncode, "stdout": proc.stdout,
+                             "stderr": proc.stderr, "argv": step["argv"]})
+    except subprocess.TimeoutExpired as exc:
+        out["steps"].append({"rc": None, "stdout": str(exc.stdout), "stderr": "timeout",
+                             "argv": step["argv"]})
+out["os_bundle_after"] = digest(spec["os_bundle"])
+print(json.dumps(out))
+"""
+
+
+def real_etc_ssl_fingerprint() -> Tuple[str, Tuple[Tuple[str, str], ...]]:
+    """The real OS bundle's SHA-256 and the real folder's listing (names and link targets)."""
+    digest = hashlib.sha256(Path(OS_BUNDLE).read_bytes()).hexdigest()
+    entries = []
+    for entry in sorted(os.listdir(OS_FOLDER)):
+        path = os.path.join(OS_FOLDER, entry)
+        entries.append((entry, os.readlink(path) if os.path.islink(path) else ""))
+    return digest, tuple(entries)
+
+
+def _overlay_script(upper: Path, work: Path, setup: str) -> str:
+    options = f"lowerdir=/etc/ssl,upperdir={upper},workdir={work}"
+    return (
+        f'set -e\nmount -t overlay overlay -o {shlex.quote(options)} /etc/ssl\n{setup}\nexec "$@"\n'
+    )
+
+
+@functools.cache
+def ssl_namespace_problem() -> Optional[str]:
+    """Why a private, writable view of /etc/ssl cannot be made here, or ``None``.
+
+    It needs root, ``unshare`` and overlayfs; the real /etc is never written either way.
+    """
+    if sys.platform != "linux":
+        return "needs Linux mount namespaces"
+    if os.geteuid() != 0:
+        return "needs root (unshare -m and an overlay mount on /etc/ssl)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    if not os.path.isfile(OS_BUNDLE) or not os.path.isdir(OS_FOLDER):
+        return f"{OS_BUNDLE} and {OS_FOLDER} are needed (a Debian-like OS store)"
+    with tempfile.TemporaryDirectory() as tmp:
+        upper, work = Path(tmp, "upper"), Path(tmp, "work")
+        upper.mkdir()
+        work.mkdir()
+        script = _overlay_script(upper, work, f"echo probe >> {OS_BUNDLE}")
+        args = ["unshare", "-m", "--propagation", "private", "/bin/bash", "-c", script, "ns"]
+        proc = subprocess.run(
+            [*args, "/bin/true"], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        if proc.returncode != 0:
+            return f"unshare -m + overlay on /etc/ssl failed: {proc.stderr.strip()[:300]}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One program run inside the namespace."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Optional[str] = None
+    timeout: float = 180
+
+
+def run_in_ssl_namespace(work: Path, setup: str, steps: Sequence[Step]) -> Dict[str, Any]:
+    """Run *steps* one after the other in ONE private mount namespace whose /etc/ssl is an
+    overlay of the real one, after the shell commands *setup* changed it.
+
+    Returns ``{"os_bundle_before"/"os_bundle_after": sha256 of /etc/ssl/certs/ca-certificates.crt
+    inside the namespace before the first and after the last step, "steps": [{rc, stdout,
+    stderr, argv}]}``. Asserts that the real /etc/ssl is the same afterwards.
+    """
+    work = Path(work)
+    upper, overlay_work = work / "upper", work / "work"
+    upper.mkdir(parents=True)
+    overlay_work.mkdir()
+    spec = {
+        "os_bundle": OS_BUNDLE,
+        "steps": [
+            {"argv": list(s.argv), "env": dict(s.env), "cwd": s.cwd, "timeout": s.timeout}
+            for s in steps
+        ],
+    }
+    spec_file = work / "steps.json"
+    spec_file.write_text(json.dumps(spec))
+    # The driver runs isolated (-I -S): never hooked, whatever the test Python has installed.
+    driver = [sys.executable, "-I", "-S", "-c", _NS_DRIVER, str(spec_file)]
+    script = _overlay_script(upper, overlay_work, setup)
+    before = real_etc_ssl_fingerprint()
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "/bin/bash", "-c", script, "ns", *driver],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60 + sum(s.timeout for s in steps),
+    )
+    assert real_etc_ssl_fingerprint() == before, "the real /etc/ssl changed"
+    assert proc.returncode == 0, describe(proc)
+    result: Dict[str, Any] = json.loads(proc.stdout)
+    return result

@@ -9,6 +9,9 @@ API (all paths are ``pathlib.Path``):
   Shared by many tests: never install into it or write into it from a test.
 * ``bare_venv`` (session) -> ``Venv`` with only platformdirs + certifi (no hook): the negative
   control.
+* ``client_venv`` (session) -> ``Venv`` with the wheel and the real clients: requests, httpx,
+  aiohttp, urllib3 (installed with the ambient environment: pip needs the network). Shared:
+  never modify it in a test.
 * ``throwaway_venv`` (function) -> a fresh ``Venv`` (with pip) that a test may modify.
 * ``https_server`` (function) -> ``HTTPSServer(url, ca, ca_pem_path, host, port)``: a
   ``ThreadingHTTPServer`` on 127.0.0.1, TLS with a trustme leaf for 127.0.0.1/localhost,
@@ -90,6 +93,14 @@ def hooked_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> 
 def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     venv = create_venv(tmp_path_factory.mktemp("bare") / "venv")
     pip_install(venv, "platformdirs", "certifi")
+    return venv
+
+
+@pytest.fixture(scope="session")
+def client_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Venv:
+    venv = create_venv(tmp_path_factory.mktemp("clients") / "venv")
+    pip_install(venv, str(built_wheel), "requests", "httpx", "aiohttp", "urllib3")
+    assert (venv.site_packages / "castore_hook.pth").is_file()
     return venv
 
 

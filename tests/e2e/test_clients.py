@@ -1,6 +1,6 @@
 """End-to-end: every client in a hooked venv trusts a private root given only as ``extra``.
 
-One venv per module (the built wheel plus requests, httpx, aiohttp and urllib3, installed with
+One venv per session (``client_venv`` in conftest.py: the built wheel plus requests, httpx, aiohttp and urllib3, installed with
 the ambient environment because pip needs the network) and one local HTTPS site per module,
 signed by a private ``trustme`` root. The site serves ``/`` (body ``castore-ok``) and a PEP 503
 simple index with one tiny hand-made wheel, for ``pip download``.
@@ -13,26 +13,20 @@ verification: the negative control that shows the success is the hook's doing.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import functools
-import hashlib
-import http.server
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
-import threading
-import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
 from tests.helpers import (
-    TLSServer,
+    INDEX_PACKAGE,
+    INDEX_WHEEL,
     Venv,
     ambient_env_for_pip,
     count_pem_certs,
@@ -40,11 +34,12 @@ from tests.helpers import (
     describe,
     hermetic_env,
     make_ca,
-    pip_install,
     run_python,
+    serve_https,
     status_json,
     toml_list,
     write_ca_pem,
+    write_index_docroot,
     write_user_config,
 )
 
@@ -66,50 +61,13 @@ ALL_EXPORTS = (
     "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
     "HTTPLIB2_CA_CERTS",
 )
-PACKAGE = "tinypkg"
-WHEEL_NAME = f"{PACKAGE}-0.1-py3-none-any.whl"
+PACKAGE = INDEX_PACKAGE
+WHEEL_NAME = INDEX_WHEEL
 
 
 # --------------------------------------------------------------------------------------------
-# module fixtures: the client venv, the HTTPS site, the hermetic environments
+# module fixtures: the HTTPS site, the hermetic environments (client_venv: conftest.py)
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Venv:
-    """The built wheel and the real clients. Shared by the module: never modify it in a test."""
-    venv = create_venv(tmp_path_factory.mktemp("clients") / "venv")
-    pip_install(venv, str(built_wheel), "requests", "httpx", "aiohttp", "urllib3")
-    assert (venv.site_packages / "castore_hook.pth").is_file()
-    return venv
-
-
-def _tiny_wheel(path: Path) -> Path:
-    """A valid, empty pure-Python wheel, written by hand (no build backend needed)."""
-    dist = f"{PACKAGE}-0.1.dist-info"
-    files = {
-        f"{PACKAGE}/__init__.py": b"",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: 0.1\n".encode(),
-        f"{dist}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: castore-hook-tests\n"
-            b"Root-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = []
-    for name, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{name},sha256={digest},{len(data)}")
-    record.append(f"{dist}/RECORD,,")
-    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,28 +86,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     os.chmod(base, 0o755)
     ca_pem = write_ca_pem(ca, base / "ca" / "private-root.pem")
     os.chmod(ca_pem.parent, 0o755)
-    docroot = base / "docroot"
-    (docroot / "packages").mkdir(parents=True)
-    (docroot / "index.html").write_text(BODY)
-    wheel = _tiny_wheel(docroot / "packages" / WHEEL_NAME)
-    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    (docroot / "simple" / PACKAGE).mkdir(parents=True)
-    (docroot / "simple" / PACKAGE / "index.html").write_text(
-        f'<!DOCTYPE html><html><body><a href="../../packages/{WHEEL_NAME}#sha256={sha}">'
-        f"{WHEEL_NAME}</a></body></html>\n"
-    )
-    (docroot / "simple" / "index.html").write_text(
-        f'<!DOCTYPE html><html><body><a href="{PACKAGE}/">{PACKAGE}</a></body></html>\n'
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    server = TLSServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(docroot)))
-    server.ssl_context = context
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
+    docroot = write_index_docroot(base / "docroot", BODY)
+    with serve_https(ca, docroot) as port:
         yield Site(
             url=f"https://127.0.0.1:{port}/",
             # By name: pip >= 24.2 verifies through truststore, and its vendored urllib3 1.26
@@ -159,10 +97,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             port=port,
             ca_pem=ca_pem,
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def make_env(base: Path, venv: Venv, site: Site, more: str = "") -> Dict[str, str]:
