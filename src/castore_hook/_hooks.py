@@ -213,7 +213,7 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     setattr(load_default_certs, MARK, original)
     cls.load_default_certs = load_default_certs
     patched.append((cls, "load_default_certs", original))
-    if trust.lazy_files or (trust.own_files and not trust.x509_strict):
+    if trust.own_files:
         _patch_load_verify_locations(cls, trust, relax)
     return True
 
@@ -239,6 +239,19 @@ def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], 
 
     lazy = trust.lazy_files
     own = trust.own_files
+    environ = os.environ
+    accepted = trust.default_env
+    exported_files = {pair[0] for pair in accepted if pair[0]}
+
+    def program_folder(cafile: str) -> Optional[str]:
+        # A library that reads SSL_CERT_FILE before SSL_CERT_DIR (httpx) found the hook's
+        # export although the program set its own SSL_CERT_DIR: OpenSSL would combine the
+        # two, so the program's folder joins (never replaces) what the library asked for.
+        pair = (environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR"))
+        if pair[0] == cafile and cafile in exported_files and pair[1] and pair not in accepted:
+            _note_program_choice(pair)
+            return pair[1]
+        return None
 
     def load_verify_locations(
         self: Any, cafile: Any = None, capath: Any = None, cadata: Any = None
@@ -250,14 +263,18 @@ def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], 
             and cafile in own
             and stat_signature(cafile) == own[cafile]
         ):
+            folder = program_folder(cafile)
+            loaded = False
             if cafile in lazy:
                 try:
                     trust.load_into(self)
-                    relax(self)
-                    return None
+                    loaded = True
                 except Exception as exc:
                     failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
-            original(self, cafile, capath, cadata)
+            if not loaded:
+                original(self, cafile, capath, cadata)
+            if folder:
+                original(self, None, folder, None)
             relax(self)
             return None
         return original(self, cafile, capath, cadata)  # type: ignore[no-any-return]

@@ -118,7 +118,9 @@ def test_fast_contexts_false_turns_it_off(world: Dict[str, Any]) -> None:
     plan = plan_for(world, fast=False)
     assert plan["hooks"]["lazy_files"] == ()
     _hooks.patch_ssl(ssl, _hooks.Trust({**plan["hooks"], "patch": True}))
-    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+    ctx = ssl.create_default_context(cafile=plan["hooks"]["certifi_file"])
+    assert ctx.cert_store_stats()["x509_ca"] == 2  # the whole file, parsed as stock does
+    assert reach(ctx, world) == [True, True, False]
 
 
 def test_a_folder_that_differs_from_the_bundle_is_never_a_stand_in(
@@ -130,6 +132,28 @@ def test_a_folder_that_differs_from_the_bundle_is_never_a_stand_in(
     _hooks.patch_ssl(ssl, _hooks.Trust(hostile))
     ctx = ssl.create_default_context(cafile=str(world["x"].pem))
     assert reach(ctx, world) == [False, False, True]  # signature mismatch: the real file
+
+
+def test_program_folder_joins_when_a_library_finds_the_hooks_export(
+    world: Dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx reads SSL_CERT_FILE before SSL_CERT_DIR: a program that set only SSL_CERT_DIR
+    would find the hook's export there instead of its folder. As OpenSSL would combine the
+    two, the program's folder joins what the library loads (never replaces it)."""
+    plan = plan_for(world)
+    hooks = plan["hooks"]
+    bundle = hooks["certifi_file"]
+    exported = dict(plan["set"])["SSL_CERT_FILE"]
+    assert exported == bundle
+    monkeypatch.setenv("SSL_CERT_FILE", exported)
+    _hooks.patch_ssl(ssl, _hooks.Trust({**hooks, "patch": True}))
+    x_folder = rehashed_folder(world["tmp"] / "program-folder", world["x"])
+    monkeypatch.setenv("SSL_CERT_DIR", str(x_folder))  # the program's own choice, in code
+    ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])  # what httpx does
+    assert reach(ctx, world) == [True, True, True]
+    monkeypatch.delenv("SSL_CERT_DIR")
+    ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    assert reach(ctx, world) == [True, True, False]
 
 
 def test_hostile_lazy_files_are_ignored(world: Dict[str, Any]) -> None:
