@@ -19,9 +19,10 @@ import ssl
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
+from tests.unit.conftest import fake_ssl
 from tests.unit.test_hooks import Site, handshake, rehashed_folder
 
 from castore_hook import _envstate, _hooks, _slowpath, bundle, certset, resolve, sources
@@ -32,18 +33,7 @@ STDLIB_CONTEXT = ssl.SSLContext
 STOCK_LOAD = STDLIB_CONTEXT.__dict__["load_default_certs"]
 
 
-@pytest.fixture(autouse=True)
-def restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    _hooks.program_choices.clear()
-    yield
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    _hooks.program_choices.clear()
-    assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
+pytestmark = pytest.mark.usefixtures("stock_ssl")
 
 
 @pytest.fixture
@@ -121,26 +111,7 @@ def test_windows_keeps_store_loading_with_the_callers_purpose() -> None:
     """On Windows the original (store loading + default paths) runs first, with ``purpose``."""
     calls: List[Any] = []
     loaded: List[Dict[str, Any]] = []
-
-    class FakePurpose:
-        SERVER_AUTH = "server-auth"
-        CLIENT_AUTH = "client-auth"
-
-    class FakeContext:
-        __module__ = "ssl"
-
-        def load_default_certs(self, purpose: Any = FakePurpose.SERVER_AUTH) -> None:
-            calls.append(purpose)
-
-        def load_verify_locations(self, **kwargs: Any) -> None:
-            loaded.append(kwargs)
-
-    from types import ModuleType
-
-    fake = ModuleType("ssl")
-    fake.SSLContext = FakeContext  # type: ignore[attr-defined]
-    fake.Purpose = FakePurpose  # type: ignore[attr-defined]
-    fake._ASN1Object = str  # type: ignore[attr-defined]
+    fake = fake_ssl(calls, lambda **kwargs: loaded.append(kwargs))
     trust = _hooks.Trust({"cadata": "PEM", "patch": True, "default_env": ((None, None),)})
     original_platform = sys.platform
     try:
@@ -148,7 +119,7 @@ def test_windows_keeps_store_loading_with_the_callers_purpose() -> None:
         assert _hooks.patch_ssl(fake, trust)
     finally:
         sys.platform = original_platform
-    FakeContext().load_default_certs(FakePurpose.CLIENT_AUTH)
+    fake.SSLContext().load_default_certs(fake.Purpose.CLIENT_AUTH)
     assert calls == ["client-auth"]
     assert loaded == [{"cadata": "PEM"}]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import ssl
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 from tests.unit.test_hooks import Site, handshake, rehashed_folder
@@ -24,16 +24,7 @@ trustme = pytest.importorskip("trustme")
 STDLIB_CONTEXT = ssl.SSLContext
 
 
-@pytest.fixture(autouse=True)
-def restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    yield
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+pytestmark = pytest.mark.usefixtures("stock_ssl")
 
 
 @pytest.fixture

@@ -19,9 +19,10 @@ import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Optional
 
 import pytest
+from tests.unit.conftest import fake_ssl
 
 from castore_hook import _hooks
 
@@ -37,18 +38,7 @@ STOCK_LOAD = STDLIB_CONTEXT.__dict__["load_default_certs"]
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def restore(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts and ends with a stock ``ssl`` and empty ``_hooks`` records."""
-    # OpenSSL's default paths must not hand the test roots to a context by accident.
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    yield
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
+pytestmark = pytest.mark.usefixtures("stock_ssl")
 
 
 class Site:
@@ -255,26 +245,13 @@ def test_load_failure_keeps_the_purpose_for_stock_loading() -> None:
     """On failure the original is called with the caller's ``purpose`` (fake ssl module)."""
     calls: list[Any] = []
 
-    class FakePurpose:
-        SERVER_AUTH = "server-auth"
-        CLIENT_AUTH = "client-auth"
+    def boom(**kwargs: Any) -> None:
+        raise OSError("boom")
 
-    class FakeContext:
-        __module__ = "ssl"
-
-        def load_default_certs(self, purpose: Any = FakePurpose.SERVER_AUTH) -> None:
-            calls.append(purpose)
-
-        def load_verify_locations(self, **kwargs: Any) -> None:
-            raise OSError("boom")
-
-    fake = ModuleType("ssl")
-    fake.SSLContext = FakeContext  # type: ignore[attr-defined]
-    fake.Purpose = FakePurpose  # type: ignore[attr-defined]
-    fake._ASN1Object = str  # type: ignore[attr-defined]  # what the purpose is checked against
+    fake = fake_ssl(calls, boom)
     assert _hooks.patch_ssl(fake, trust(cafile="/nowhere.pem"))
-    FakeContext().load_default_certs(FakePurpose.CLIENT_AUTH)
-    FakeContext().load_default_certs()
+    fake.SSLContext().load_default_certs(fake.Purpose.CLIENT_AUTH)
+    fake.SSLContext().load_default_certs()
     assert calls == ["client-auth", "server-auth"]
     assert len(_hooks.failures) == 2
 

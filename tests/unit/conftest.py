@@ -1,0 +1,55 @@
+"""Fixtures shared by the unit tests of the in-process trust (``castore_hook._hooks``)."""
+
+from __future__ import annotations
+
+import ssl
+from types import ModuleType
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+from castore_hook import _hooks
+
+STDLIB_CONTEXT = ssl.SSLContext
+STOCK_LOAD = STDLIB_CONTEXT.__dict__["load_default_certs"]
+
+
+@pytest.fixture
+def stock_ssl(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test starts and ends with a stock ``ssl`` and empty ``_hooks`` records, and no
+    ``SSL_CERT_*`` (OpenSSL's default paths must not hand test roots to a context)."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    _hooks.undo_all()
+    _hooks.failures.clear()
+    _hooks.program_choices.clear()
+    yield
+    _hooks.undo_all()
+    _hooks.failures.clear()
+    _hooks.program_choices.clear()
+    assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
+    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+
+
+def fake_ssl(calls: List[Any], load: Callable[..., None]) -> ModuleType:
+    """A stand-in ``ssl`` module: ``load_default_certs`` records its ``purpose`` in ``calls``,
+    ``load_verify_locations`` is ``load``; purposes are plain strings."""
+
+    class FakePurpose:
+        SERVER_AUTH = "server-auth"
+        CLIENT_AUTH = "client-auth"
+
+    class FakeContext:
+        __module__ = "ssl"
+
+        def load_default_certs(self, purpose: Any = FakePurpose.SERVER_AUTH) -> None:
+            calls.append(purpose)
+
+        def load_verify_locations(self, **kwargs: Any) -> None:
+            load(**kwargs)
+
+    fake = ModuleType("ssl")
+    fake.SSLContext = FakeContext  # type: ignore[attr-defined]
+    fake.Purpose = FakePurpose  # type: ignore[attr-defined]
+    fake._ASN1Object = str  # type: ignore[attr-defined]  # what the purpose is checked against
+    return fake
