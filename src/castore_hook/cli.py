@@ -2,8 +2,8 @@
 
 Exit codes are a contract: 0 fine, 1 problems found (for commands that check), 2 usage.
 Text output fits 80 columns; colour when stdout is a terminal or ``FORCE_COLOR`` is set, never
-when ``NO_COLOR`` is set (nor with ``--json``). Heavy modules (``ssl``, ``tomlkit``, the doctor and verify modules)
-are imported inside the command that needs them.
+when ``NO_COLOR`` is set (nor with ``--json``). Heavy modules (``ssl``, ``tomlkit``, the doctor
+and verify modules) are imported inside the command that needs them.
 """
 
 from __future__ import annotations

@@ -511,7 +511,9 @@ def test_config_show_round_trips_non_bmp_path(hooked_venv: Venv, scratch: Any) -
     shown = proc.stdout.decode("utf-8")
     assert proc.returncode == 0, proc
     assert "\\ud83d" not in shown and str(pem) in shown
-    values = json.loads(cli(hooked_venv, ["config", "show", "--json"], scratch.env).stdout)["values"]
+    values = json.loads(cli(hooked_venv, ["config", "show", "--json"], scratch.env).stdout)[
+        "values"
+    ]
     assert values["extra"] == [str(pem)]
     assert _toml_loads(shown) == values
 
