@@ -85,8 +85,12 @@ problem, a fix. The checks:
                plan is fresh
   cost         the measured start-up (hot-path) cost in this process, next
                to a bare `python -c pass`
-  conflicts    pip-system-certs, certifi-linux, python-certifi-win32, an
-               injected truststore, other .pth files touching CA variables
+  conflicts    every peer that also decides trust (pip-system-certs,
+               auto-truststore, certifi-linux, python-certifi-win32,
+               certifi-system-store, httpx-system-certs, truststore): what it
+               does, which one wins, the order site runs the two .pth files,
+               the fix; an injected truststore; other .pth files touching CA
+               settings
   openssl      an OpenSSL that ignores SSL_CERT_* (LibreSSL)
 """
 _DOCTOR_EPILOG = (

@@ -526,6 +526,78 @@ def test_pth_mentions() -> None:
     assert doctor.pth_mentions(text) == ["import os; os.environ.setdefault('SSL_CERT_FILE', '/x')"]
 
 
+def test_pth_mentions_peer_lines() -> None:
+    assert doctor.pth_mentions("import httpx_system_certs\n") == ["import httpx_system_certs"]
+    assert doctor.pth_mentions("import pip_system_certs.bootstrap\n") != []
+
+
+def test_startup_order(tmp_path: Path) -> None:
+    """site reads a folder's .pth files sorted by name, and the user site before the
+    prefixes' site-packages (site.main adds it first)."""
+    user, venv = tmp_path / "user-site", tmp_path / "site-packages"
+    for folder in (user, venv):
+        folder.mkdir()
+    (venv / "castore_hook.pth").write_text("import _castore_hook\n")
+    order = [str(user), str(venv)]
+    assert doctor.startup_order(str(venv / "auto_truststore.pth"), order) == (
+        "site runs auto_truststore.pth before castore_hook.pth (same folder, sorted by name)"
+    )
+    assert doctor.startup_order(str(venv / "pip_system_certs.pth"), order) == (
+        "site runs pip_system_certs.pth after castore_hook.pth (same folder, sorted by name)"
+    )
+    assert doctor.startup_order(str(user / "zz.pth"), order) == (
+        "site runs zz.pth before castore_hook.pth (its folder is processed first)"
+    )
+    assert "does not process" in doctor.startup_order(str(tmp_path / "elsewhere/x.pth"), order)
+    assert "not processed here" in doctor.startup_order(str(user / "x.pth"), [str(user)])
+
+
+def test_peers_table_is_complete() -> None:
+    names = [p.name for p in doctor.PEERS]
+    assert names == [
+        "pip-system-certs",
+        "auto-truststore",
+        "certifi-linux",
+        "python-certifi-win32",
+        "certifi-system-store",
+        "httpx-system-certs",
+        "truststore",
+    ]
+    for peer in doctor.PEERS:
+        assert peer.does and peer.interacts, peer
+        assert peer.fix or peer.verdict == doctor.INFO, peer
+    assert set(doctor.CONFLICTING_DISTRIBUTIONS) == {
+        "pip-system-certs",
+        "auto-truststore",
+        "certifi-linux",
+        "python-certifi-win32",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "expected"),
+    [
+        ("certifi", "2025.1.31", None),
+        ("certifi", "3023.7.0", "certifi 3023.7.0 (provided by certifi)"),
+        (
+            "certifi_system_store",
+            "3021.3.16",
+            "certifi 3021.3.16 (provided by certifi_system_store)",
+        ),
+    ],
+)
+def test_certifi_replaced_by(
+    monkeypatch: pytest.MonkeyPatch, name: str, version: str, expected: Optional[str]
+) -> None:
+    """certifi-system-store's fake certifi dist-info names itself, or carries 3000+."""
+
+    import types
+
+    dist = types.SimpleNamespace(metadata={"Name": name}, version=version)
+    monkeypatch.setattr(doctor, "_distribution", lambda n, path=None: dist)
+    assert doctor._certifi_replaced_by() == expected
+
+
 def test_summary_counts() -> None:
     checks = [doctor.Check("a", v, "t") for v in ("ok", "ok", "warn", "fail", "info")]
     assert doctor.summary(checks) == {"ok": 2, "warn": 1, "fail": 1, "info": 1}
