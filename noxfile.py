@@ -50,7 +50,9 @@ nox.options.error_on_missing_interpreters = True
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "no" if IN_CI else "yes"
 
-TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "tomlkit"]
+#: uv is test tooling like pytest: the installer tests (tests/e2e/test_installers_e2e.py) run
+#: `uv venv` and `uv pip install` with this copy, never one fetched at run time.
+TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "tomlkit", "uv"]
 
 #: Tests marked ``slow`` (building PyInstaller/shiv/pex apps and the like) run on these Pythons
 #: only, to keep the whole ``nox`` run well inside CI's time; ``CASTORE_HOOK_SLOW_EVERYWHERE=1``
