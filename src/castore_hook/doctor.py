@@ -696,15 +696,6 @@ def check_cost(ctx: Context) -> list[Check]:
 # Conflicts and OpenSSL
 
 
-def _installed(name: str) -> Optional[str]:
-    try:
-        from importlib import metadata
-
-        return metadata.version(name)
-    except Exception:
-        return None
-
-
 def _distribution(name: str, path: Optional[list[str]] = None) -> Any:
     """The installed distribution called ``name`` (on ``path``, default ``sys.path``), or
     ``None``."""
