@@ -162,7 +162,7 @@ def toml_value(value: Any) -> str:
 
     if isinstance(value, tuple):
         value = list(value)
-    return tomlkit.item(value).as_string()
+    return str(tomlkit.item(value).as_string())
 
 
 #: Characters TOML forbids in a comment: controls other than tab (toml.io, "Comment").
