@@ -1,6 +1,6 @@
 """Nox sessions of castore-hook.
 
-``nox`` runs them all: ``tests-3.9`` … ``tests-3.13``, ``lint`` and ``types``.
+``nox`` runs them all: ``tests-3.9`` … ``tests-3.13``, ``lint``, ``types`` and ``package``.
 
 Each test session builds the wheel once (``pip wheel --no-deps``), installs that very wheel into
 the session's venv (so the unit tests import the installed package) and hands its path to the
@@ -50,7 +50,9 @@ nox.options.error_on_missing_interpreters = True
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "no" if IN_CI else "yes"
 
-TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "tomlkit"]
+#: uv is test tooling like pytest: the installer tests (tests/e2e/test_installers_e2e.py) run
+#: `uv venv` and `uv pip install` with this copy, never one fetched at run time.
+TEST_DEPS = ["pytest", "trustme", "hypothesis", "platformdirs", "certifi", "tomlkit", "uv"]
 
 #: Tests marked ``slow`` (building PyInstaller/shiv/pex apps and the like) run on these Pythons
 #: only, to keep the whole ``nox`` run well inside CI's time; ``CASTORE_HOOK_SLOW_EVERYWHERE=1``
@@ -136,6 +138,34 @@ def types(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("mypy==2.4.1", "platformdirs", "tomlkit")  # pinned, like ruff
     session.run("mypy", "--strict", "src")
+
+
+@nox.session(python="3.11")
+def package(session: nox.Session) -> None:
+    """sdist and wheel as an index would get them: ``python -m build``, ``twine check``, and
+    the wheel rebuilt from the sdist compared with the one built from the checkout
+    (``tests/check_dist.py`` lists every check)."""
+    session.install("build>=1.2", "twine>=6.1")
+    tmp = Path(session.create_tmp()).resolve()
+    direct, via_sdist = tmp / "dist-direct", tmp / "dist-via-sdist"
+    for folder in (direct, via_sdist):
+        if folder.exists():
+            for old in folder.iterdir():
+                old.unlink()
+    # --sdist --wheel: both straight from the checkout. No flag: the sdist, then the wheel
+    # built from that sdist (what pip does with an sdist from an index).
+    session.run("python", "-m", "build", "--sdist", "--wheel", "-o", str(direct), str(ROOT))
+    session.run("python", "-m", "build", "-o", str(via_sdist), str(ROOT))
+    built = sorted(str(p) for folder in (direct, via_sdist) for p in folder.iterdir())
+    session.run("twine", "check", "--strict", *built)
+    session.run(
+        "python",
+        str(ROOT / "tests" / "check_dist.py"),
+        "--pythons",
+        ",".join(PYTHONS),
+        str(direct),
+        str(via_sdist),
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` convenience

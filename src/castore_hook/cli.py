@@ -1,9 +1,9 @@
 """The ``castore-hook`` command (also ``python -m castore_hook``).
 
 Exit codes are a contract: 0 fine, 1 problems found (for commands that check), 2 usage.
-Text output fits 80 columns; colour only when stdout is a terminal and ``NO_COLOR`` is unset
-(never with ``--json``). Heavy modules (``ssl``, ``tomlkit``, the doctor and verify modules)
-are imported inside the command that needs them.
+Text output fits 80 columns; colour when stdout is a terminal or ``FORCE_COLOR`` is set, never
+when ``NO_COLOR`` is set (nor with ``--json``). Heavy modules (``ssl``, ``tomlkit``, the doctor
+and verify modules) are imported inside the command that needs them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ authorities your configuration names, with no application change. It runs at sta
 from castore_hook.pth; these commands show and steer what it does.
 
 commands that only read accept --json: status, doctor, verify, bundle, config path,
-config show, refresh. Colour is used only on a terminal, and never when NO_COLOR is set.
+config show, refresh. Colour is used on a terminal or when FORCE_COLOR is set, and never
+when NO_COLOR is set (NO_COLOR wins).
 """
 
 _MAIN_EPILOG = (
@@ -84,8 +85,12 @@ problem, a fix. The checks:
                plan is fresh
   cost         the measured start-up (hot-path) cost in this process, next
                to a bare `python -c pass`
-  conflicts    pip-system-certs, certifi-linux, python-certifi-win32, an
-               injected truststore, other .pth files touching CA variables
+  conflicts    every peer that also decides trust (pip-system-certs,
+               auto-truststore, certifi-linux, python-certifi-win32,
+               certifi-system-store, httpx-system-certs, truststore): what it
+               does, which one wins, the order site runs the two .pth files,
+               the fix; an injected truststore; other .pth files touching CA
+               settings
   openssl      an OpenSSL that ignores SSL_CERT_* (LibreSSL)
 """
 _DOCTOR_EPILOG = (
@@ -216,10 +221,14 @@ _STYLES = {
 
 
 def colour_enabled(stream: TextIO, environ: Optional[dict[str, str]] = None) -> bool:
-    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    """Colour on a terminal, or anywhere when ``FORCE_COLOR`` is set (force-color.org: any
+    non-empty value, so CI logs that render ANSI get it); never when ``NO_COLOR`` is set
+    (no-color.org): a user's refusal wins over a blanket forcing."""
     env = os.environ if environ is None else environ
     if env.get("NO_COLOR", ""):
         return False
+    if env.get("FORCE_COLOR", ""):
+        return True
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -679,13 +688,16 @@ def _scope(args: argparse.Namespace) -> Optional[str]:
 def format_config_show(
     values: dict[str, Any], origins: dict[str, str], problems: Sequence[Any]
 ) -> list[str]:
-    """``key = value  # origin`` lines (valid TOML), origin on its own line when too long."""
+    """``key = value  # origin`` lines, origin on its own line when too long.
+
+    The output is a TOML document that reads back as ``values`` (values written by tomlkit,
+    comments stripped of what TOML forbids in them), so it can be saved as a config file."""
     from castore_hook import configfile
 
     lines = ["# effective castore-hook configuration; each value's origin in a comment"]
     for key in configfile.KEYS:
         assignment = f"{key} = {configfile.toml_value(values[key])}"
-        comment = f"# {origins[key]}"
+        comment = configfile.toml_comment(origins[key])
         aligned = f"{assignment.ljust(32)}  {comment}"
         if len(aligned) <= WIDTH:
             lines.append(aligned)
@@ -699,7 +711,10 @@ def format_config_show(
         lines.append("# problems:")
         for problem in problems:
             where = problem.where()
-            lines.extend(wrap(f"{where + ': ' if where else ''}{problem.message}", 4, "#   ! "))
+            text = configfile.toml_comment(f"{where + ': ' if where else ''}{problem.message}")
+            body = wrap(text[2:], 6, "#   ! ")
+            # Continuation lines stay comments, or the document would not parse.
+            lines.extend([body[0], *("#" + line[1:] for line in body[1:])])
     return lines
 
 

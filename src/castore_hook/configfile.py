@@ -151,14 +151,28 @@ def effective(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], c
 
 
 def toml_value(value: Any) -> str:
-    """A value as it would be written in TOML (for ``config show``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    import json
+    """A value as TOML (for ``config show``), written by tomlkit.
 
-    return json.dumps(str(value))
+    tomlkit's basic strings escape exactly what TOML requires (quote, backslash, control
+    characters) and keep every other character as itself, so any string ``tomllib`` can read
+    comes back identical. ``json.dumps`` wrote a non-BMP character as a surrogate pair
+    (``"\\ud83d\\ude00"``), which TOML forbids.
+    """
+    import tomlkit
+
+    if isinstance(value, tuple):
+        value = list(value)
+    return str(tomlkit.item(value).as_string())
+
+
+#: Characters TOML forbids in a comment: controls other than tab (toml.io, "Comment").
+_COMMENT_FORBIDDEN = {c: f"\\x{c:02x}" for c in [*range(0x09), *range(0x0A, 0x20), 0x7F]}
+
+
+def toml_comment(text: str) -> str:
+    """``# text`` as a TOML comment: a control character (a newline in a path) is shown as
+    ``\\xNN``, so the comment never ends early or makes the document invalid."""
+    return "# " + text.translate(_COMMENT_FORBIDDEN)
 
 
 # --------------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ _VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
 _LINUX_FILES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch (compat link)
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora, RHEL 7+
+    "/etc/pki/tls/cert.pem",  # Fedora, RHEL, CentOS (link; truststore's order)
     "/etc/pki/tls/certs/ca-bundle.crt",  # older Fedora, RHEL 6
     "/etc/ssl/ca-bundle.pem",  # openSUSE
     "/etc/pki/tls/cacert.pem",  # OpenELEC

@@ -164,6 +164,19 @@ def test_status_text_and_json_keys(hooked_venv: Venv, scratch: Any) -> None:
     assert set(json.loads(proc.stdout)) == set(data)
 
 
+def test_force_color_and_no_color(hooked_venv: Venv, scratch: Any) -> None:
+    """FORCE_COLOR colours output that is not a terminal (CI logs); NO_COLOR wins over it;
+    --json is never coloured."""
+    forced = cli(hooked_venv, ["status"], scratch.with_(FORCE_COLOR="1"))
+    assert forced.returncode == 0, describe(forced)
+    assert "\033[32mactive\033[0m" in forced.stdout, describe(forced)
+    both = cli(hooked_venv, ["status"], scratch.with_(FORCE_COLOR="1", NO_COLOR="1"))
+    assert both.returncode == 0 and "\033[" not in both.stdout, describe(both)
+    as_json = cli(hooked_venv, ["status", "--json"], scratch.with_(FORCE_COLOR="1"))
+    assert "\033[" not in as_json.stdout
+    json.loads(as_json.stdout)
+
+
 @pytest.mark.parametrize(
     "command",
     [
@@ -463,6 +476,55 @@ def test_config_path_show_init(hooked_venv: Venv, scratch: Any) -> None:
     assert 'sources = ["certifi"]' in proc.stdout and f"# {user}" in proc.stdout
     assert "# CASTORE_HOOK_EXTRA" in proc.stdout
     assert "enabled = true" in proc.stdout and "# default" in proc.stdout
+
+
+def _toml_loads(text: str) -> Dict[str, Any]:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    data: Dict[str, Any] = tomllib.loads(text)
+    return data
+
+
+def test_config_show_round_trips_non_bmp_path(hooked_venv: Venv, scratch: Any) -> None:
+    """`config show` prints TOML that tomllib reads back as the effective values, also for a
+    path with a non-BMP character (json.dumps wrote it as a surrogate pair tomllib rejects),
+    and saved as a config file it gives the same configuration."""
+    folder = scratch.base / "ca-\U0001f600 \u00e9"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    pem = write_ca_pem(make_ca(), folder / "root-\U0001f600.pem")
+    config = user_config_path(scratch.env)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'sources = ["certifi"]\nextra = ["{pem}"]\n', encoding="utf-8")
+    os.chmod(config, 0o644)
+
+    proc = subprocess.run(
+        [str(hooked_venv.bin / "castore-hook"), "config", "show"],
+        env=scratch.env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        cwd=scratch.env["HOME"],
+    )
+    shown = proc.stdout.decode("utf-8")
+    assert proc.returncode == 0, proc
+    assert "\\ud83d" not in shown and str(pem) in shown
+    values = json.loads(cli(hooked_venv, ["config", "show", "--json"], scratch.env).stdout)[
+        "values"
+    ]
+    assert values["extra"] == [str(pem)]
+    assert _toml_loads(shown) == values
+
+    saved = scratch.base / "saved.toml"
+    saved.write_bytes(proc.stdout)
+    os.chmod(saved, 0o644)
+    again = cli(
+        hooked_venv, ["config", "show", "--json"], scratch.with_(CASTORE_HOOK_CONFIG=str(saved))
+    )
+    assert again.returncode == 0, describe(again)
+    assert json.loads(again.stdout)["values"] == values
 
 
 def test_config_show_broken_exits_1(hooked_venv: Venv, scratch: Any) -> None:

@@ -9,9 +9,11 @@ import socket
 import ssl
 import stat
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from castore_hook import cli, configfile, doctor, verify
 
@@ -287,6 +289,12 @@ def test_starter_sets_nothing_and_is_valid_toml() -> None:
     import tomlkit
 
     assert dict(tomlkit.parse(configfile.STARTER)) == {}
+    assert _loads(configfile.STARTER) == {}
+    # Each commented-out example, uncommented, is valid TOML too.
+    keys = tuple(f"# {key} = " for key in configfile.KEYS)
+    examples = [line[2:] for line in configfile.STARTER.splitlines() if line.startswith(keys)]
+    assert len(examples) == 6
+    assert set(_loads("\n".join(examples))) == set(configfile.KEYS)
     assert all(len(line) <= 80 for line in configfile.STARTER.splitlines())
 
 
@@ -305,7 +313,80 @@ def test_target_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_toml_value() -> None:
     assert configfile.toml_value(True) == "true"
     assert configfile.toml_value(["a", "b"]) == '["a", "b"]'
+    assert configfile.toml_value(("a",)) == '["a"]'
+    assert configfile.toml_value([]) == "[]"
     assert configfile.toml_value("/x") == '"/x"'
+    # json.dumps wrote "\ud83d\ude00", a surrogate pair that TOML (and tomllib) rejects.
+    assert configfile.toml_value("/home/\U0001f600/ca.pem") == '"/home/\U0001f600/ca.pem"'
+    assert _loads("k = " + configfile.toml_value("/home/\U0001f600/ca.pem")) == {
+        "k": "/home/\U0001f600/ca.pem"
+    }
+
+
+def _loads(text: str) -> Dict[str, Any]:
+    """The standard reader: tomllib (3.11+) or its backport tomli, which the slow path uses."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    data: Dict[str, Any] = tomllib.loads(text)
+    return data
+
+
+#: Any string TOML can hold: every Unicode scalar value (hypothesis' text() never draws the
+#: surrogates, which TOML, UTF-8 and tomllib all exclude), controls, quotes and backslashes
+#: drawn often.
+_TOML_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(),
+        st.sampled_from(['"', "\\", "\n", "\r", "\t", "\x00", "\x7f", "\u2028", "\U0001f600"]),
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TOML_TEXT)
+def test_toml_value_round_trips_any_string(value: str) -> None:
+    assert _loads("k = " + configfile.toml_value(value))["k"] == value
+    assert _loads("k = " + configfile.toml_value([value, value]))["k"] == [value, value]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    extra=st.lists(_TOML_TEXT, max_size=3),
+    sources=st.lists(_TOML_TEXT, min_size=1, max_size=3),
+    origin=_TOML_TEXT,
+    problem=_TOML_TEXT,
+    enabled=st.booleans(),
+)
+def test_config_show_output_reads_back_as_the_values(
+    extra: List[str], sources: List[str], origin: str, problem: str, enabled: bool
+) -> None:
+    """``config show`` prints a TOML document equal to the effective values, whatever the
+    paths, origins (file names) and problem messages hold."""
+    values = {
+        "enabled": enabled,
+        "sources": sources,
+        "extra": extra,
+        "export": ["SSL_CERT_FILE"],
+        "patch": True,
+        "certifi": False,
+    }
+    origins = dict.fromkeys(values, origin)
+
+    class Problem:
+        message = problem
+
+        def where(self) -> str:
+            return origin
+
+    lines = cli.format_config_show(values, origins, [Problem()])
+    assert _loads("\n".join(lines) + "\n") == values
+
+
+def test_toml_comment_keeps_the_comment_one_line() -> None:
+    assert configfile.toml_comment("/a\nb = 1\tc") == "# /a\\x0ab = 1\tc"
+    assert _loads(configfile.toml_comment("x\x00\x7f\r\n") + "\nk = 1\n") == {"k": 1}
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +418,13 @@ def test_colour_rules() -> None:
     assert cli.colour_enabled(Tty(), {"NO_COLOR": "1"}) is False
     assert cli.colour_enabled(Tty(), {"NO_COLOR": ""}) is True
     assert cli.colour_enabled(io.StringIO(), {}) is False
+    # FORCE_COLOR (force-color.org): any non-empty value forces colour off a terminal ...
+    assert cli.colour_enabled(io.StringIO(), {"FORCE_COLOR": "1"}) is True
+    assert cli.colour_enabled(io.StringIO(), {"FORCE_COLOR": "0"}) is True
+    assert cli.colour_enabled(io.StringIO(), {"FORCE_COLOR": ""}) is False
+    # ... and NO_COLOR wins over it.
+    assert cli.colour_enabled(io.StringIO(), {"FORCE_COLOR": "1", "NO_COLOR": "1"}) is False
+    assert cli.colour_enabled(Tty(), {"FORCE_COLOR": "1", "NO_COLOR": "1"}) is False
     assert cli.paint("x", "ok", False) == "x"
     assert cli.paint("x", "ok", True) == "\033[32mx\033[0m"
 
@@ -436,6 +524,78 @@ def test_pth_mentions() -> None:
         "# import certifi\n"
     )
     assert doctor.pth_mentions(text) == ["import os; os.environ.setdefault('SSL_CERT_FILE', '/x')"]
+
+
+def test_pth_mentions_peer_lines() -> None:
+    assert doctor.pth_mentions("import httpx_system_certs\n") == ["import httpx_system_certs"]
+    assert doctor.pth_mentions("import pip_system_certs.bootstrap\n") != []
+
+
+def test_startup_order(tmp_path: Path) -> None:
+    """site reads a folder's .pth files sorted by name, and the user site before the
+    prefixes' site-packages (site.main adds it first)."""
+    user, venv = tmp_path / "user-site", tmp_path / "site-packages"
+    for folder in (user, venv):
+        folder.mkdir()
+    (venv / "castore_hook.pth").write_text("import _castore_hook\n")
+    order = [str(user), str(venv)]
+    assert doctor.startup_order(str(venv / "auto_truststore.pth"), order) == (
+        "site runs auto_truststore.pth before castore_hook.pth (same folder, sorted by name)"
+    )
+    assert doctor.startup_order(str(venv / "pip_system_certs.pth"), order) == (
+        "site runs pip_system_certs.pth after castore_hook.pth (same folder, sorted by name)"
+    )
+    assert doctor.startup_order(str(user / "zz.pth"), order) == (
+        "site runs zz.pth before castore_hook.pth (its folder is processed first)"
+    )
+    assert "does not process" in doctor.startup_order(str(tmp_path / "elsewhere/x.pth"), order)
+    assert "not processed here" in doctor.startup_order(str(user / "x.pth"), [str(user)])
+
+
+def test_peers_table_is_complete() -> None:
+    names = [p.name for p in doctor.PEERS]
+    assert names == [
+        "pip-system-certs",
+        "auto-truststore",
+        "certifi-linux",
+        "python-certifi-win32",
+        "certifi-system-store",
+        "httpx-system-certs",
+        "truststore",
+    ]
+    for peer in doctor.PEERS:
+        assert peer.does and peer.interacts, peer
+        assert peer.fix or peer.verdict == doctor.INFO, peer
+    assert set(doctor.CONFLICTING_DISTRIBUTIONS) == {
+        "pip-system-certs",
+        "auto-truststore",
+        "certifi-linux",
+        "python-certifi-win32",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "expected"),
+    [
+        ("certifi", "2025.1.31", None),
+        ("certifi", "3023.7.0", "certifi 3023.7.0 (provided by certifi)"),
+        (
+            "certifi_system_store",
+            "3021.3.16",
+            "certifi 3021.3.16 (provided by certifi_system_store)",
+        ),
+    ],
+)
+def test_certifi_replaced_by(
+    monkeypatch: pytest.MonkeyPatch, name: str, version: str, expected: Optional[str]
+) -> None:
+    """certifi-system-store's fake certifi dist-info names itself, or carries 3000+."""
+
+    import types
+
+    dist = types.SimpleNamespace(metadata={"Name": name}, version=version)
+    monkeypatch.setattr(doctor, "_distribution", lambda n, path=None: dist)
+    assert doctor._certifi_replaced_by() == expected
 
 
 def test_summary_counts() -> None:

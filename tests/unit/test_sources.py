@@ -102,7 +102,7 @@ def test_system_probe_paths_per_platform() -> None:
     assert "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem" in files
     assert files[-1] == "/opt/etc/ssl/certs/ca-certificates.crt"
     assert folders == ("/etc/ssl/certs", "/etc/pki/tls/certs", "/system/etc/security/cacerts")
-    assert len(set(files)) == len(files) == 7
+    assert len(set(files)) == len(files) == 8
     for bsd in ("freebsd14", "openbsd7", "netbsd10", "dragonfly6"):
         files, folders = system_probe_paths(bsd)
         assert files == (
@@ -119,6 +119,55 @@ def test_system_probe_paths_per_platform() -> None:
 # --------------------------------------------------------------------------------------------
 # system: fake roots
 # --------------------------------------------------------------------------------------------
+
+
+#: The peers that probe ``/etc/pki/tls/cert.pem`` (truststore's ``_CA_FILE_CANDIDATES``:
+#: ``tls-ca-bundle.pem``, then ``/etc/pki/tls/cert.pem``, then Debian's bundle) put it right
+#: after the extracted RHEL bundle it usually links to; castore-hook keeps Debian first (as
+#: Go's crypto/x509 does) and the two RHEL names in truststore's relative order.
+def test_system_probes_rhel_cert_pem_in_the_peers_order() -> None:
+    files, _folders = system_probe_paths("linux")
+    rhel = files.index("/etc/pki/tls/cert.pem")
+    assert files.index("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem") == rhel - 1
+    assert files.index("/etc/pki/tls/certs/ca-bundle.crt") == rhel + 1
+    assert files.index("/etc/ssl/certs/ca-certificates.crt") < rhel
+    for other in ("freebsd14", "darwin", "win32"):
+        assert "/etc/pki/tls/cert.pem" not in system_probe_paths(other)[0]
+
+
+def test_system_rhel_cert_pem_alone(tmp_path: Path, certs: List[bytes]) -> None:
+    """A RHEL-like image with only ``/etc/pki/tls/cert.pem`` (the extracted bundle and the
+    legacy ``ca-bundle.crt`` removed, as slimmed containers do): ``system`` now finds it."""
+    cert_pem = write(tmp_path / "etc/pki/tls/cert.pem", certs[0] + certs[1])
+    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
+    assert result.material == Material(cafile=str(cert_pem), count=2)
+    files, folders = system_probe_paths("linux")
+    upto = files.index("/etc/pki/tls/cert.pem") + 1
+    assert result.looked_at == [rooted(tmp_path, p) for p in files[:upto] + folders]
+    assert result.trail[upto - 1] == f"{cert_pem}: 2 certificates"
+    assert result.problems == []
+
+
+def test_system_rhel_cert_pem_is_a_link_to_the_extracted_bundle(
+    tmp_path: Path, certs: List[bytes]
+) -> None:
+    """On Fedora/RHEL ``cert.pem`` links to ``tls-ca-bundle.pem``: the real file comes first
+    and wins, so the plan names the file update-ca-trust rewrites."""
+    bundle = write(tmp_path / "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", certs[0])
+    link = tmp_path / "etc/pki/tls/cert.pem"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(os.path.relpath(bundle, link.parent))
+    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
+    assert result.material is not None
+    assert result.material.cafile == str(bundle)
+    assert str(link) not in result.looked_at
+    # Without the extracted bundle the link dangles and is passed over.
+    bundle.unlink()
+    write(tmp_path / "etc/ssl/cert.pem", certs[1])
+    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
+    assert result.material is not None
+    assert result.material.cafile == rooted(tmp_path, "/etc/ssl/cert.pem")
+    assert str(link) in result.looked_at
 
 
 def test_system_debian_layout(tmp_path: Path, certs: List[bytes]) -> None:
@@ -194,13 +243,13 @@ def test_system_nothing_found(tmp_path: Path) -> None:
 
 def test_system_probe_order_first_usable_wins(tmp_path: Path, certs: List[bytes]) -> None:
     files, _ = system_probe_paths("linux")
-    write(tmp_path / "etc/pki/tls/certs/ca-bundle.crt", certs[0])  # files[2]
-    write(tmp_path / "etc/ssl/cert.pem", certs[1] + certs[2])  # files[5]
+    write(tmp_path / "etc/pki/tls/certs/ca-bundle.crt", certs[0])  # files[3]
+    write(tmp_path / "etc/ssl/cert.pem", certs[1] + certs[2])  # files[6]
     result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
     assert result.material is not None
     assert result.material.cafile == rooted(tmp_path, "/etc/pki/tls/certs/ca-bundle.crt")
     assert result.material.count == 1
-    assert result.looked_at[:3] == [rooted(tmp_path, p) for p in files[:3]]
+    assert result.looked_at[:4] == [rooted(tmp_path, p) for p in files[:4]]
     assert rooted(tmp_path, "/etc/ssl/cert.pem") not in result.looked_at
 
 
