@@ -56,14 +56,19 @@ KERNEL_ROOTS = ("/proc/", "/sys/", "/dev/")
 
 
 def is_kernel_path(path: str) -> bool:
-    """Whether ``path`` (after resolving symlinks) lies in ``/proc``, ``/sys`` or ``/dev``."""
+    """Whether ``path``, as given or after resolving symlinks, is or lies in ``/proc``,
+    ``/sys`` or ``/dev``: the one test of this kind (config files, CA files and folders)."""
     if sys.platform == "win32":
         return False
     try:
-        real = os.path.realpath(path)
+        candidates = (path, os.path.realpath(path))
     except (OSError, ValueError):
         return True
-    return any(real.startswith(root) or real + "/" == root for root in KERNEL_ROOTS)
+    return any(
+        candidate.startswith(root) or candidate + "/" == root
+        for candidate in candidates
+        for root in KERNEL_ROOTS
+    )
 
 
 _kernel_devices: Optional[frozenset[int]] = None

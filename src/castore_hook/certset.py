@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
-from castore_hook import sources
+from castore_hook import cafiles, pem, sources
 from castore_hook._safefile import (
     CA_LIMIT,
     UnsafeFile,
@@ -62,7 +62,7 @@ def unique(ders: Iterable[bytes]) -> list[bytes]:
 
 def to_pem(ders: Iterable[bytes]) -> str:
     """Normalised PEM text of ``ders`` (64-column base64, ``\\n`` line ends)."""
-    return "".join(sources.der_to_pem(der) for der in ders)
+    return "".join(pem.der_to_pem(der) for der in ders)
 
 
 def of_file(path: str, *, resolve_path: bool = True) -> list[bytes]:
@@ -71,12 +71,12 @@ def of_file(path: str, *, resolve_path: bool = True) -> list[bytes]:
         data = read_regular_file(path, CA_LIMIT, resolve_path=resolve_path)
     except (OSError, UnsafeFile, ValueError) as exc:
         raise Unavailable(f"cannot read {path}: {exc}") from None
-    return sources.der_certificates(data, remember=resolve_path)
+    return pem.der_certificates(data, remember=resolve_path)
 
 
 def of_text(text: str) -> list[bytes]:
     """Every certificate in PEM text (in-memory material, ``extra`` roots)."""
-    return sources.der_certificates(text.encode("ascii", "replace"))
+    return pem.der_certificates(text.encode("ascii", "replace"))
 
 
 #: Folders read in this process, by path and stat signature: the resolver needs a folder's
@@ -109,7 +109,7 @@ def _read_folder(folder: str) -> list[bytes]:
     if is_kernel_path(folder):
         raise Unavailable(f"{folder} is inside /proc, /sys or /dev")
     try:
-        names = sorted(name for name in os.listdir(folder) if sources.is_hash_name(name))
+        names = sorted(name for name in os.listdir(folder) if cafiles.is_hash_name(name))
     except OSError as exc:
         raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
     ders: list[bytes] = []
@@ -143,7 +143,7 @@ def linux_native_locations(
     dir_ok = False
     if capath and os.path.isdir(capath):
         try:
-            dir_ok = any(sources.is_hash_name(name) for name in os.listdir(capath))
+            dir_ok = any(cafiles.is_hash_name(name) for name in os.listdir(capath))
         except OSError:
             dir_ok = False
     if file_ok or dir_ok:
@@ -164,7 +164,7 @@ def macos_keychain(run: Optional[Runner] = None) -> list[bytes]:
             out = runner(["/usr/bin/security", "find-certificate", "-a", "-p", keychain])
         except (OSError, subprocess.SubprocessError) as exc:
             raise Unavailable(f"cannot export the keychain {keychain}: {exc}") from None
-        ders.extend(sources.der_certificates(out))
+        ders.extend(pem.der_certificates(out))
     if not ders:
         raise Unavailable("the macOS keychains exported no certificate")
     return unique(ders)

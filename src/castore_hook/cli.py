@@ -453,13 +453,13 @@ def _positive_float(text: str) -> float:
 
 
 def _extra_pems(paths: Sequence[str]) -> list[tuple[str, list[str]]]:
-    from castore_hook import sources
+    from castore_hook import pem
     from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file
 
     result = []
     for path in paths:
         try:
-            blocks = sources.pem_certificates(read_regular_file(path, CA_LIMIT))
+            blocks = pem.pem_certificates(read_regular_file(path, CA_LIMIT))
         except (OSError, UnsafeFile, ValueError):
             continue
         if blocks:

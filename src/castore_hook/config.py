@@ -26,7 +26,7 @@ import sys
 from typing import Any, Callable, Mapping, Optional
 
 from castore_hook._record import FrozenRecord, Record
-from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
+from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, is_kernel_path, read_regular_file
 
 __all__ = [
     "DEFAULT_EXPORT",
@@ -589,15 +589,6 @@ def _toml_error(exc: Exception, text: str) -> tuple[str, Optional[int]]:
     return message, line
 
 
-def _is_pseudo_file(path: str) -> bool:
-    """True for kernel pseudo-files (``/proc``, ``/sys``): they report size 0, may block or
-    change on every read, and are never a real config file."""
-    if not sys.platform.startswith("linux"):
-        return False
-    real = os.path.realpath(path)
-    return real.startswith(("/proc/", "/sys/"))
-
-
 def _read_toml(path: str, problems: list[Problem]) -> Optional[tuple[dict[str, Any], str]]:
     """Read and parse one config file: ``(table, text)``, or ``None`` if absent or unusable.
 
@@ -623,7 +614,7 @@ def _read_toml(path: str, problems: list[Problem]) -> Optional[tuple[dict[str, A
         fatal("the config path is a directory, not a file")
         return None
     try:
-        if _is_pseudo_file(path):
+        if is_kernel_path(path):
             fatal("the config path is a kernel pseudo-file, not a config file")
             return None
         data = read_regular_file(path, CONFIG_LIMIT)

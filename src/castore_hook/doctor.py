@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, _slowpath, config, sources
+from castore_hook import _envstate, _plancache, _slowpath, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
 OK = "ok"
@@ -540,7 +540,7 @@ def _check_extras(ctx: Context) -> list[Check]:
                 )
             )
             continue
-        found = sources.pem_certificates(data)
+        found = pem.pem_certificates(data)
         if not found:
             checks.append(
                 Check(

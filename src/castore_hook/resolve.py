@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, bundle, certset, config, sources
+from castore_hook import _envstate, _plancache, bundle, cafiles, certset, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 
@@ -71,7 +71,7 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
         except ValueError as exc:
             decision.problem(f"extra {path!r} is not a usable path ({exc}); ignored", path)
             continue
-        found = sources.pem_certificates(data)
+        found = pem.pem_certificates(data)
         if not found:
             decision.problem(f"extra {path} holds no certificate; ignored", path)
             continue
@@ -85,7 +85,7 @@ def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
     decision.look([value])
     if not os.path.isabs(value):
         return True
-    check = sources.check_ca_dir if name == "SSL_CERT_DIR" else sources.check_ca_file
+    check = cafiles.check_ca_dir if name == "SSL_CERT_DIR" else cafiles.check_ca_file
     _count, reason = check(value)
     return reason is not None
 

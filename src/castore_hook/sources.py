@@ -23,19 +23,14 @@ as ``SSL_CERT_FILE`` would leave the process with *no* trust at all.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import io
 import os
-import stat
 import sys
 from typing import (
     Any,
     Callable,
     Dict,
     Iterable,
-    Iterator,
     List,
     Mapping,
     Optional,
@@ -43,76 +38,24 @@ from typing import (
     Tuple,
 )
 
+from castore_hook import cafiles, certifi_locate, pem
 from castore_hook._record import FrozenRecord, Record
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
+from castore_hook._safefile import CA_LIMIT, UnsafeFile
 
 __all__ = [
     "Material",
     "Probe",
-    "certifi_location",
-    "check_ca_dir",
-    "check_ca_file",
-    "der_certificates",
-    "der_to_pem",
-    "is_hash_name",
-    "pem_certificates",
+    "openssl_defaults",
     "probe",
     "system_probe_paths",
 ]
 
-#: Largest zip file on ``sys.path`` we read to find a zipped certifi. Zipped applications and
-#: embedded stdlib zips are a few MB; this only guards against reading something absurd.
-ZIP_LIMIT = 256 << 20
 
 #: OID of the "server authentication" extended key usage (Windows store trust filter).
 SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
 
 _WINDOWS_STORES = ("CA", "ROOT")
 
-#: OpenSSL's ``c_rehash`` names: 8 lowercase hex digits of the subject hash, a dot, a counter.
-_HEX_DIGITS = "0123456789abcdef"
-
-
-def _is_hash_name(name: str) -> bool:
-    """``c_rehash`` names (8 lowercase hex digits, a dot, a counter), without a regex: a
-    compile costs ~1 ms of every cold start, and a folder has hundreds of entries."""
-    head, dot, counter = name.partition(".")
-    return (
-        len(head) == 8
-        and bool(dot)
-        and counter.isascii()
-        and counter.isdigit()
-        and not head.strip(_HEX_DIGITS)
-    )
-
-
-_BEGIN = b"-----BEGIN CERTIFICATE-----"
-# A block body never contains "-": base64 has none, so a BEGIN without END cannot swallow
-# the next, well-formed block.
-_END = b"-----END CERTIFICATE-----"
-
-
-def _pem_bodies(data: bytes) -> Iterator[bytes]:
-    """The base64 body of every ``BEGIN``/``END CERTIFICATE`` pair. A body never contains
-    ``-`` (base64 has none), so a BEGIN without END cannot swallow the next, well-formed
-    block: the scan restarts at the next BEGIN. No regex (see ``_is_hash_name``)."""
-    start = data.find(_BEGIN)
-    while start >= 0:
-        body_start = start + len(_BEGIN)
-        end = data.find(_END, body_start)
-        if end < 0:
-            return
-        body = data[body_start:end]
-        dash = body.find(b"-")
-        if dash < 0:
-            yield body
-            start = data.find(_BEGIN, end + len(_END))
-        else:
-            start = data.find(_BEGIN, body_start + dash)
-
-
-#: Pseudo filesystems whose "files" are never CA material and may hang or fail oddly on read.
-_VIRTUAL_ROOTS = ("/proc", "/sys", "/dev")
 
 # System probe lists (DESIGN §2). Order matters: the first usable entry wins.
 _LINUX_FILES = (
@@ -220,411 +163,6 @@ class Probe(Record):
 # --------------------------------------------------------------------------------------------
 # Certificates: recognising them without a full X.509 parser
 # --------------------------------------------------------------------------------------------
-
-
-def _tlv(data: bytes, pos: int, end: int) -> Optional[Tuple[int, int, int]]:
-    """Parse one DER tag-length-value at ``pos``: ``(tag, content_start, content_end)``."""
-    if pos + 2 > end:
-        return None
-    tag = data[pos]
-    first = data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        nbytes = first & 0x7F
-        if nbytes == 0 or nbytes > 4 or pos + nbytes > end:
-            return None
-        length = int.from_bytes(data[pos : pos + nbytes], "big")
-        pos += nbytes
-    if pos + length > end:
-        return None
-    return tag, pos, pos + length
-
-
-def _is_certificate_der(der: bytes) -> bool:
-    """Whether ``der`` has the outer shape of an X.509 certificate, exactly and nothing more.
-
-    Checked: ``SEQUENCE { tbs SEQUENCE, sigAlg SEQUENCE, sig BIT STRING }`` filling the whole
-    input, and a ``tbs`` that starts ``[0] version? INTEGER serial, SEQUENCE x 5``. That is
-    enough to tell a certificate from a private key, a CRL or random bytes, which is all we
-    need: a block that OpenSSL then still refuses is vanishingly unlikely, and catching the
-    common mistakes (a key file, a truncated paste) is what keeps an empty trust store away.
-    """
-    outer = _tlv(der, 0, len(der))
-    if outer is None or outer[0] != 0x30 or outer[2] != len(der):
-        return False
-    tbs = _tlv(der, outer[1], outer[2])
-    if tbs is None or tbs[0] != 0x30:
-        return False
-    alg = _tlv(der, tbs[2], outer[2])
-    if alg is None or alg[0] != 0x30:
-        return False
-    sig = _tlv(der, alg[2], outer[2])
-    if sig is None or sig[0] != 0x03 or sig[2] != outer[2]:
-        return False
-    # tbsCertificate: [0] version (optional), serial INTEGER, signature, issuer, validity,
-    # subject, subjectPublicKeyInfo (all SEQUENCEs), then optional extras.
-    pos = tbs[1]
-    item = _tlv(der, pos, tbs[2])
-    if item is not None and item[0] == 0xA0:
-        pos = item[2]
-        item = _tlv(der, pos, tbs[2])
-    if item is None or item[0] != 0x02:
-        return False
-    pos = item[2]
-    for _ in range(5):
-        item = _tlv(der, pos, tbs[2])
-        if item is None or item[0] != 0x30:
-            return False
-        pos = item[2]
-    return True
-
-
-def _to_pem(der: bytes) -> str:
-    b64 = base64.b64encode(der).decode("ascii")
-    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
-
-
-#: Parses of recent inputs, by content: the resolver re-reads the chosen bundle to merge it
-#: with extras, and checking 150 certificates in Python costs milliseconds of a cold start.
-_PARSED: Dict[bytes, Tuple[List[bytes], int, bool]] = {}
-
-
-def _parse_certificates(data: bytes) -> Tuple[List[bytes], int, bool]:
-    """``(DER of each well-formed certificate, corrupt CERTIFICATE blocks, input was bare
-    DER)``. DER, not PEM: re-encoding is only needed when certificates are merged or served
-    from memory, not to count a bundle (``_to_pem`` on demand)."""
-    cached = _PARSED.get(data)
-    if cached is None:
-        cached = _parse_certificates_uncached(data)
-        if len(_PARSED) >= 8:
-            _PARSED.clear()
-        _PARSED[data] = cached
-    return list(cached[0]), cached[1], cached[2]
-
-
-def _parse_certificates_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
-    certs: List[bytes] = []
-    if _BEGIN not in data:
-        if _is_certificate_der(data):
-            return [data], 0, True
-        return [], 0, False
-    for raw in _pem_bodies(data):
-        body = b"".join(raw.split())
-        try:
-            der = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        if _is_certificate_der(der):
-            certs.append(der)
-    corrupt = data.count(_BEGIN) - len(certs)
-    return certs, corrupt, False
-
-
-def der_certificates(data: bytes, *, remember: bool = True) -> List[bytes]:
-    """Every well-formed certificate in ``data`` (a PEM bundle or one bare DER certificate) as
-    DER bytes, in order; comparing roots by their DER is how trust sets are compared.
-    ``remember=False`` for one-certificate files (a folder's entries), which would only evict
-    the bundles worth remembering."""
-    try:
-        if not remember:
-            return _parse_certificates_uncached(bytes(data))[0]
-        return _parse_certificates(bytes(data))[0]
-    except Exception:
-        return []
-
-
-#: Public names for the certificate set module (``castore_hook.certset``).
-der_to_pem = _to_pem
-is_hash_name = _is_hash_name
-
-
-def pem_certificates(data: bytes) -> List[str]:
-    """Every well-formed certificate in ``data`` as normalised PEM text (trailing newline).
-
-    Accepts a PEM bundle (text between blocks is ignored, corrupt blocks are skipped) or one
-    bare DER certificate. Normalising (64-column base64, ``\\n`` line ends) lets the bundle
-    module hash and de-duplicate certificates whatever editor or tool wrote them.
-    """
-    try:
-        return [_to_pem(der) for der in _parse_certificates(bytes(data))[0]]
-    except Exception:
-        return []
-
-
-# --------------------------------------------------------------------------------------------
-# Checking one file or one folder
-# --------------------------------------------------------------------------------------------
-
-
-class _Check(Record):
-    """Internal verdict on one path; ``kind`` tells callers how loudly to report a failure.
-
-    kind: ``"ok"``; ``"missing"`` (normal while probing lists); ``"empty"`` (a folder without
-    hash names: normal on Fedora, where ``/etc/pki/tls/certs`` only holds a bundle);
-    ``"convertible"`` (certificates that OpenSSL cannot load from this file as it is, but that
-    ``pem`` holds cleanly); ``"bad"`` (everything the user should hear about).
-    """
-
-    __slots__ = ("count", "kind", "pem", "reason")
-
-    def __init__(
-        self, count: int, reason: Optional[str], kind: str, pem: Optional[List[str]] = None
-    ) -> None:
-        self.count = count
-        self.reason = reason
-        self.kind = kind
-        self.pem: List[str] = [] if pem is None else pem
-
-
-def _in_virtual_fs(path: str) -> bool:
-    for candidate in (path, os.path.realpath(path)):
-        for top in _VIRTUAL_ROOTS:
-            if candidate == top or candidate.startswith(top + "/"):
-                return True
-    return False
-
-
-def _describe_type(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder, not a file"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO, not a regular file"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device, not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not a regular file"
-    return "not a regular file"
-
-
-def _refusal(path: str, message: str) -> str:
-    """Turn ``_safefile``'s "<path> is writable by..." into "refused: writable by..."."""
-    for prefix in (path + " is ", path + " "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-            break
-    return "refused: " + message
-
-
-def _stat(path: str) -> Tuple[Optional[os.stat_result], Optional[_Check]]:
-    """``os.stat`` (following symlinks) or the verdict explaining why it failed."""
-    if not path or not os.path.isabs(path):
-        return None, _Check(0, "not an absolute path", "bad")
-    try:
-        return os.stat(path), None
-    except (FileNotFoundError, NotADirectoryError):
-        return None, _Check(0, "missing", "missing")
-    except OSError as exc:
-        return None, _Check(0, f"cannot be examined ({exc.strerror or exc})", "bad")
-    except ValueError:
-        return None, _Check(0, "not a valid path", "bad")
-
-
-def _inspect_file(path: str) -> _Check:
-    try:
-        st, failed = _stat(path)
-        if failed is not None or st is None:
-            return failed or _Check(0, "missing", "missing")
-        if not stat.S_ISREG(st.st_mode):
-            return _Check(0, _describe_type(st.st_mode), "bad")
-        if _in_virtual_fs(path):
-            return _Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
-        try:
-            data = read_regular_file(path, CA_LIMIT)
-        except UnsafeFile as exc:
-            return _Check(0, _refusal(path, str(exc)), "bad")
-        except (FileNotFoundError, NotADirectoryError):
-            return _Check(0, "missing", "missing")
-        except OSError as exc:
-            return _Check(0, f"unreadable ({exc.strerror or exc})", "bad")
-        certs, corrupt, was_der = _parse_certificates(data)
-        if not certs:
-            if corrupt:
-                return _Check(0, "holds no certificate (only corrupt certificate blocks)", "bad")
-            return _Check(0, "holds no certificate", "bad")
-        if was_der:
-            reason = "holds a DER certificate; OpenSSL loads only PEM from a CA file"
-            return _Check(len(certs), reason, "convertible", [_to_pem(d) for d in certs])
-        if corrupt:
-            reason = (
-                f"has {corrupt} corrupt certificate block(s) besides {len(certs)} good; "
-                "OpenSSL would reject the whole file"
-            )
-            return _Check(len(certs), reason, "convertible", [_to_pem(d) for d in certs])
-        return _Check(len(certs), None, "ok")
-    except Exception as exc:  # the failure policy: report, never raise
-        return _Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
-
-
-def _inspect_dir(path: str) -> _Check:
-    try:
-        st, failed = _stat(path)
-        if failed is not None or st is None:
-            return failed or _Check(0, "missing", "missing")
-        if not stat.S_ISDIR(st.st_mode):
-            return _Check(0, "not a folder", "bad")
-        if _in_virtual_fs(path):
-            return _Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
-        problem = ownership_problem(st, path)
-        if problem:
-            return _Check(0, _refusal(path, problem), "bad")
-        count = 0
-        resolves = False
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    if not _is_hash_name(entry.name):
-                        continue
-                    count += 1
-                    if not resolves:
-                        # One hash entry that is (or links to) a regular file shows the folder
-                        # is real; checking them all would cost a stat per certificate.
-                        with contextlib.suppress(OSError):
-                            resolves = entry.is_file(follow_symlinks=True)
-        except OSError as exc:
-            return _Check(0, f"unreadable ({exc.strerror or exc})", "bad")
-        if count == 0:
-            return _Check(
-                0, "has no hash-named entries (like 1a2b3c4d.0; see `openssl rehash`)", "empty"
-            )
-        if not resolves:
-            return _Check(count, f"all {count} hash-named entries dangle", "bad")
-        return _Check(count, None, "ok")
-    except Exception as exc:
-        return _Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
-
-
-def check_ca_file(path: str) -> Tuple[int, Optional[str]]:
-    """``(certificates, reason)``: ``reason`` is ``None`` iff OpenSSL can use ``path`` as is.
-
-    Usable means: absolute, exists (symlinks followed), a regular file outside /proc, /sys and
-    /dev, safe to read (``_safefile`` rules), and every ``CERTIFICATE`` block well-formed with
-    at least one present. A DER file or a PEM file with a corrupt block reports its good
-    certificates in the count *and* a reason, because OpenSSL would not load it as a file.
-    """
-    check = _inspect_file(path)
-    return check.count, check.reason
-
-
-def check_ca_dir(path: str) -> Tuple[int, Optional[str]]:
-    """``(hash-named entries, reason)``: ``reason`` is ``None`` iff ``path`` is a usable capath.
-
-    Usable means: an absolute path to a folder (symlinks followed) that no other user can
-    write, with at least one OpenSSL hash-named entry resolving to a file. Entries are counted
-    by name only; their contents are not read (OpenSSL reads them lazily, which is the point
-    of preferring a folder).
-    """
-    check = _inspect_dir(path)
-    return check.count, check.reason
-
-
-def _trail_line(path: str, check: _Check, unit: str) -> str:
-    if check.reason is None:
-        return f"{path}: {check.count} {unit}"
-    return f"{path}: {check.reason}"
-
-
-# --------------------------------------------------------------------------------------------
-# certifi, without importing it
-# --------------------------------------------------------------------------------------------
-
-
-class _CertifiFind(Record):
-    __slots__ = ("location", "looked_at", "trail", "zip_data")
-
-    def __init__(self) -> None:
-        self.location: Optional[Tuple[str, Optional[str]]] = None
-        self.zip_data: Optional[bytes] = None
-        self.looked_at: List[str] = []
-        self.trail: List[str] = []
-
-
-def _zip_base(entry: str) -> Optional[Tuple[str, str]]:
-    """For a ``sys.path`` entry inside a zip (``/app.zip`` or ``/app.zip/lib``): zip, prefix."""
-    inner: List[str] = []
-    path = entry
-    while True:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            parent, tail = os.path.split(path)
-            if not tail or parent == path:
-                return None
-            inner.insert(0, tail)
-            path = parent
-            continue
-        if stat.S_ISREG(st.st_mode):
-            return path, "".join(part + "/" for part in inner)
-        return None
-
-
-def _find_certifi(path_entries: Sequence[str]) -> _CertifiFind:
-    """Walk the entries like the import system would, recording every path we looked at."""
-    found = _CertifiFind()
-    for raw in path_entries:
-        if not isinstance(raw, str):
-            continue
-        entry = os.path.abspath(raw or os.curdir)
-        if os.path.isdir(entry):
-            pem = os.path.join(entry, "certifi", "cacert.pem")
-            found.looked_at.append(pem)
-            if not os.path.exists(pem):
-                continue
-            inits = [os.path.join(entry, "certifi", n) for n in ("__init__.py", "__init__.pyc")]
-            init = next((p for p in inits if os.path.isfile(p)), None)
-            found.looked_at.append(init or inits[0])
-            if init is None:
-                found.trail.append(f"certifi: {pem} exists but certifi/__init__.py does not")
-                continue
-            found.location = (pem, None)
-            return found
-        zipped = _zip_base(entry)
-        if zipped is None:
-            found.looked_at.append(entry)
-            continue
-        zip_path, prefix = zipped
-        found.looked_at.append(zip_path)
-        try:
-            import zipfile
-
-            data = read_regular_file(zip_path, ZIP_LIMIT)
-            if not zipfile.is_zipfile(io.BytesIO(data)):
-                continue
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = set(archive.namelist())
-        except UnsafeFile as exc:
-            found.trail.append(f"certifi: {_refusal(zip_path, str(exc))}")
-            continue
-        except Exception as exc:
-            found.trail.append(f"certifi: {zip_path}: unreadable zip ({exc})")
-            continue
-        member = prefix + "certifi/cacert.pem"
-        has_init = any(prefix + "certifi/" + n in names for n in ("__init__.py", "__init__.pyc"))
-        if member in names and has_init:
-            found.location = (zip_path, member)
-            found.zip_data = data
-            return found
-    return found
-
-
-def certifi_location(path_entries: Sequence[str]) -> Optional[Tuple[str, Optional[str]]]:
-    """Where ``import certifi`` would find ``cacert.pem``, without importing certifi.
-
-    Importing certifi pulls in importlib.resources (~35 ms); its location is all we need.
-    Returns ``(path, None)`` for a file on disk or ``(zip_path, member)`` when the first entry
-    holding certifi is a zip file. ``None`` when no entry holds both ``certifi/__init__.py``
-    (or ``.pyc``) and ``certifi/cacert.pem``. Relative entries (``""`` is the current folder)
-    are made absolute.
-    """
-    try:
-        return _find_certifi(path_entries).location
-    except Exception:
-        return None
-
-
-# --------------------------------------------------------------------------------------------
 # System probe lists
 # --------------------------------------------------------------------------------------------
 
@@ -656,6 +194,43 @@ def _rooted(root: str, path: str) -> str:
     return root.rstrip("/\\") + path
 
 
+def _first_usable(
+    result: Probe, files: Sequence[str], folders: Sequence[str], label: Tuple[str, str]
+) -> Optional[Material]:
+    """The first usable file and the first usable folder among candidates, as one material.
+
+    Every candidate looked at is recorded (present or absent: the plan notices when one
+    appears); unusable ones that are there are problems, named with ``label`` (what to call a
+    file and a folder of this source). ``None`` when neither kind has a usable candidate.
+    """
+    cafile: Optional[str] = None
+    capath: Optional[str] = None
+    count = 0
+    for path in files:
+        result.looked_at.append(path)
+        check = cafiles.inspect_file(path)
+        result.trail.append(cafiles.trail_line(path, check, "certificates"))
+        if check.kind == "ok":
+            cafile, count = path, check.count
+            break
+        if check.kind in ("bad", "convertible"):
+            result.problems.append(f"{label[0]} {path}: {check.reason}")
+    for path in folders:
+        result.looked_at.append(path)
+        check = cafiles.inspect_dir(path)
+        result.trail.append(cafiles.trail_line(path, check, "hash entries"))
+        if check.kind == "ok":
+            capath = path
+            if cafile is None:
+                count = check.count
+            break
+        if check.kind == "bad":
+            result.problems.append(f"{label[1]} {path}: {check.reason}")
+    if cafile is None and capath is None:
+        return None
+    return Material(cafile=cafile, capath=capath, count=count)
+
+
 def _probe_system(
     result: Probe,
     platform: str,
@@ -666,39 +241,18 @@ def _probe_system(
         _probe_windows(result, windows_enumerator)
         return
     files, folders = system_probe_paths(platform)
-    cafile: Optional[str] = None
-    capath: Optional[str] = None
-    count = 0
-    for raw in files:
-        path = _rooted(root, raw)
-        result.looked_at.append(path)
-        check = _inspect_file(path)
-        result.trail.append(_trail_line(path, check, "certificates"))
-        if check.kind == "ok":
-            cafile, count = path, check.count
-            break
-        if check.kind in ("bad", "convertible"):
-            result.problems.append(f"system CA file {path}: {check.reason}")
-    for raw in folders:
-        path = _rooted(root, raw)
-        result.looked_at.append(path)
-        check = _inspect_dir(path)
-        result.trail.append(_trail_line(path, check, "hash entries"))
-        if check.kind == "ok":
-            capath = path
-            if cafile is None:
-                count = check.count
-            break
-        if check.kind == "bad":
-            result.problems.append(f"system CA folder {path}: {check.reason}")
-    if cafile is None and capath is None:
+    result.material = _first_usable(
+        result,
+        [_rooted(root, path) for path in files],
+        [_rooted(root, path) for path in folders],
+        ("system CA file", "system CA folder"),
+    )
+    if result.material is None:
         if platform == "darwin":
             hint = "; the Keychain is reachable through the 'native' source"
         else:
             hint = "; install the distribution's ca-certificates package"
         result.problems.append(f"no usable system CA file or folder found{hint}")
-        return
-    result.material = Material(cafile=cafile, capath=capath, count=count)
 
 
 def _probe_windows(
@@ -733,7 +287,7 @@ def _probe_windows(
                 if der in seen:
                     continue
                 seen.add(der)
-                converted = pem_certificates(der)
+                converted = pem.pem_certificates(der)
                 if converted:
                     pems.extend(converted)
                     kept += 1
@@ -768,8 +322,8 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) 
     count = 0
     if cert_file:
         result.looked_at.append(cert_file)
-        check = _inspect_file(cert_file)
-        result.trail.append("SSL_CERT_FILE=" + _trail_line(cert_file, check, "certificates"))
+        check = cafiles.inspect_file(cert_file)
+        result.trail.append("SSL_CERT_FILE=" + cafiles.trail_line(cert_file, check, "certificates"))
         if check.kind == "ok":
             cafile, count = cert_file, check.count
         else:
@@ -785,8 +339,8 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) 
         failures: List[str] = []
         for part in [p for p in cert_dir.split(sep) if p]:
             result.looked_at.append(part)
-            check = _inspect_dir(part)
-            result.trail.append("SSL_CERT_DIR=" + _trail_line(part, check, "hash entries"))
+            check = cafiles.inspect_dir(part)
+            result.trail.append("SSL_CERT_DIR=" + cafiles.trail_line(part, check, "hash entries"))
             if check.kind == "ok":
                 usable.append(part)
                 if cafile is None:
@@ -814,15 +368,15 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) 
     default_file, default_dir = openssl_defaults(root)
     if cafile is not None and capath is None and not cert_dir and default_dir:
         result.looked_at.append(default_dir)
-        check = _inspect_dir(default_dir)
-        line = _trail_line(default_dir, check, "hash entries")
+        check = cafiles.inspect_dir(default_dir)
+        line = cafiles.trail_line(default_dir, check, "hash entries")
         result.trail.append("OpenSSL default folder " + line)
         if check.kind == "ok":
             capath, implicit = default_dir, (default_dir,)
     elif capath is not None and cafile is None and not cert_file and default_file:
         result.looked_at.append(default_file)
-        check = _inspect_file(default_file)
-        line = _trail_line(default_file, check, "certificates")
+        check = cafiles.inspect_file(default_file)
+        line = cafiles.trail_line(default_file, check, "certificates")
         result.trail.append("OpenSSL default file " + line)
         if check.kind == "ok":
             cafile, count, implicit = default_file, check.count, (default_file,)
@@ -840,108 +394,106 @@ def openssl_defaults(root: str = "") -> Tuple[str, str]:
     return (_rooted(root, raw_file) if raw_file else "", _rooted(root, raw_dir) if raw_dir else "")
 
 
-def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
-    def in_memory() -> bool:
-        """certifi served by an importer other than the path finder: PyOxidizer's
-        ``OxidizedFinder``, PyInstaller's PYZ, a zip on a relative ``sys.path`` entry.
+def _certifi_in_memory(result: Probe) -> bool:
+    """certifi served by an importer other than the path finder: PyOxidizer's
+    ``OxidizedFinder``, PyInstaller's PYZ, a zip on a relative ``sys.path`` entry.
 
-        Skipped when the path finder's own loaders serve it (a certifi on disk that the walk
-        did not find is broken or sits on an entry the resolver leaves out, like ``""``). A
-        lasting ``cacert.pem`` in a package folder the importer reports is used as a file;
-        otherwise ``certifi.contents()`` is kept in memory. Never ``certifi.where()``: with an
-        importer that has no files it is an ``importlib.resources.as_file`` temporary copy,
-        deleted at exit (DESIGN §3). Returns whether this settled the source.
-        """
-        import importlib.machinery
-        import importlib.util
+    Skipped when the path finder's own loaders serve it (a certifi on disk that the walk
+    did not find is broken or sits on an entry the resolver leaves out, like ``""``). A
+    lasting ``cacert.pem`` in a package folder the importer reports is used as a file;
+    otherwise ``certifi.contents()`` is kept in memory. Never ``certifi.where()``: with an
+    importer that has no files it is an ``importlib.resources.as_file`` temporary copy,
+    deleted at exit (docs/architecture.md). Returns whether this settled the source.
+    """
+    import importlib.machinery
+    import importlib.util
 
-        from castore_hook import _hooks
+    from castore_hook import _hooks
 
-        module = sys.modules.get("certifi")
-        try:
-            spec = module.__spec__ if module is not None else importlib.util.find_spec("certifi")
-        except Exception as exc:
-            result.trail.append(f"certifi: cannot be looked up by the importers ({exc})")
-            return False
-        if spec is None:
-            return False
-        loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
-        origin = spec.origin if isinstance(spec.origin, str) else ""
-        path_loaders = (
-            importlib.machinery.SourceFileLoader,
-            importlib.machinery.SourcelessFileLoader,
-            importlib.machinery.ExtensionFileLoader,
-        )
-        if isinstance(spec.loader, path_loaders):
-            # The path finder's own loader: certifi sits on an entry the walk leaves out
-            # ("", a relative entry) or is broken; the current folder must not decide.
-            result.trail.append(
-                f"certifi: importable from {origin}, outside the probed path entries"
-            )
-            return False
-        # What may change certifi's content between runs: the executable that embeds it
-        # (PyOxidizer), and the package folders its importer reports (PyInstaller's
-        # _MEIPASS, PyOxidizer's filesystem-relative resources), where a real, lasting
-        # cacert.pem is used as a file.
-        folders = [
-            folder
-            for folder in (spec.submodule_search_locations or ())
-            if isinstance(folder, str) and os.path.isabs(folder)
-        ]
-        if sys.executable and os.path.isabs(sys.executable):
-            result.looked_at.append(sys.executable)
-        for folder in folders:
-            pem = os.path.join(folder, "cacert.pem")
-            result.looked_at.append(pem)
-            check = _inspect_file(pem)
-            if check.kind == "ok":
-                result.trail.append(
-                    f"certifi ({loader}): " + _trail_line(pem, check, "certificates")
-                )
-                result.material = Material(cafile=pem, count=check.count)
-                return True
-        where = f"certifi ({loader})"
-        try:
-            if module is None:
-                module = importlib.import_module("certifi")
-            contents = getattr(module, "contents", None)
-            # castore-hook's own redirect (an earlier activation) keeps the original underneath.
-            contents = getattr(contents, _hooks.MARK, None) or contents
-            if not callable(contents):
-                raise TypeError("certifi has no contents() function")
-            text = contents()
-            data = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
-            if len(data) > CA_LIMIT:
-                raise UnsafeFile(f"{len(data)} bytes, larger than the {CA_LIMIT}-byte limit")
-        except Exception as exc:
-            result.trail.append(f"{where}: unreadable ({type(exc).__name__}: {exc})")
-            result.problems.append(f"certifi is importable but its bundle cannot be read: {exc}")
+    module = sys.modules.get("certifi")
+    try:
+        spec = module.__spec__ if module is not None else importlib.util.find_spec("certifi")
+    except Exception as exc:
+        result.trail.append(f"certifi: cannot be looked up by the importers ({exc})")
+        return False
+    if spec is None:
+        return False
+    loader = type(spec.loader).__name__ if spec.loader is not None else "no loader"
+    origin = spec.origin if isinstance(spec.origin, str) else ""
+    path_loaders = (
+        importlib.machinery.SourceFileLoader,
+        importlib.machinery.SourcelessFileLoader,
+        importlib.machinery.ExtensionFileLoader,
+    )
+    if isinstance(spec.loader, path_loaders):
+        # The path finder's own loader: certifi sits on an entry the walk leaves out
+        # ("", a relative entry) or is broken; the current folder must not decide.
+        result.trail.append(f"certifi: importable from {origin}, outside the probed path entries")
+        return False
+    # What may change certifi's content between runs: the executable that embeds it
+    # (PyOxidizer), and the package folders its importer reports (PyInstaller's
+    # _MEIPASS, PyOxidizer's filesystem-relative resources), where a real, lasting
+    # cacert.pem is used as a file.
+    folders = [
+        folder
+        for folder in (spec.submodule_search_locations or ())
+        if isinstance(folder, str) and os.path.isabs(folder)
+    ]
+    if sys.executable and os.path.isabs(sys.executable):
+        result.looked_at.append(sys.executable)
+    for folder in folders:
+        bundle_file = os.path.join(folder, "cacert.pem")
+        result.looked_at.append(bundle_file)
+        check = cafiles.inspect_file(bundle_file)
+        if check.kind == "ok":
+            line = cafiles.trail_line(bundle_file, check, "certificates")
+            result.trail.append(f"certifi ({loader}): {line}")
+            result.material = Material(cafile=bundle_file, count=check.count)
             return True
-        certs = pem_certificates(data)
-        if not certs:
-            result.trail.append(f"{where}: contents() holds no certificate")
-            result.problems.append("certifi's contents() holds no certificate")
-            return True
-        result.trail.append(
-            f"{where}: {len(certs)} certificates from certifi.contents() (in memory, no file)"
-        )
-        result.material = Material(cadata="".join(certs), count=len(certs))
+    where = f"certifi ({loader})"
+    try:
+        if module is None:
+            module = importlib.import_module("certifi")
+        contents = getattr(module, "contents", None)
+        # castore-hook's own redirect (an earlier activation) keeps the original underneath.
+        contents = getattr(contents, _hooks.MARK, None) or contents
+        if not callable(contents):
+            raise TypeError("certifi has no contents() function")
+        text = contents()
+        data = text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+        if len(data) > CA_LIMIT:
+            raise UnsafeFile(f"{len(data)} bytes, larger than the {CA_LIMIT}-byte limit")
+    except Exception as exc:
+        result.trail.append(f"{where}: unreadable ({type(exc).__name__}: {exc})")
+        result.problems.append(f"certifi is importable but its bundle cannot be read: {exc}")
         return True
+    certs = pem.pem_certificates(data)
+    if not certs:
+        result.trail.append(f"{where}: contents() holds no certificate")
+        result.problems.append("certifi's contents() holds no certificate")
+        return True
+    result.trail.append(
+        f"{where}: {len(certs)} certificates from certifi.contents() (in memory, no file)"
+    )
+    result.material = Material(cadata="".join(certs), count=len(certs))
+    return True
 
+
+def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
     entries = list(sys.path if path_entries is None else path_entries)
-    found = _find_certifi(entries)
+    found = certifi_locate.find_certifi(entries)
     result.looked_at.extend(found.looked_at)
     result.trail.extend(found.trail)
     if found.location is None:
         result.trail.append("certifi: not found on the path")
-        if in_memory():
+        if _certifi_in_memory(result):
             return
         result.problems.append("certifi is not installed (pip install certifi)")
         return
     path, member = found.location
     if member is None:
-        check = _inspect_file(path)
-        result.trail.append("certifi: " + _trail_line(path, check, "certificates"))
+        check = cafiles.inspect_file(path)
+        result.trail.append("certifi: " + cafiles.trail_line(path, check, "certificates"))
         if check.kind == "ok":
             result.material = Material(cafile=path, count=check.count)
         else:
@@ -960,7 +512,7 @@ def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None
         result.trail.append(f"certifi: {where}: unreadable ({exc})")
         result.problems.append(f"certifi's bundle {where} is unreadable: {exc}")
         return
-    certs = pem_certificates(data)
+    certs = pem.pem_certificates(data)
     if not certs:
         result.trail.append(f"certifi: {where}: holds no certificate")
         result.problems.append(f"certifi's bundle {where} holds no certificate")
@@ -970,38 +522,15 @@ def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None
 
 
 def _probe_openssl(result: Probe, root: str) -> None:
-    import ssl
-
-    paths = ssl.get_default_verify_paths()
-    cafile: Optional[str] = None
-    capath: Optional[str] = None
-    count = 0
-    raw_file = getattr(paths, "openssl_cafile", None)
-    raw_dir = getattr(paths, "openssl_capath", None)
-    if raw_file:
-        path = _rooted(root, raw_file)
-        result.looked_at.append(path)
-        check = _inspect_file(path)
-        result.trail.append("OpenSSL default file " + _trail_line(path, check, "certificates"))
-        if check.kind == "ok":
-            cafile, count = path, check.count
-        elif check.kind in ("bad", "convertible"):
-            result.problems.append(f"OpenSSL's default CA file {path}: {check.reason}")
-    if raw_dir:
-        path = _rooted(root, raw_dir)
-        result.looked_at.append(path)
-        check = _inspect_dir(path)
-        result.trail.append("OpenSSL default folder " + _trail_line(path, check, "hash entries"))
-        if check.kind == "ok":
-            capath = path
-            if cafile is None:
-                count = check.count
-        elif check.kind == "bad":
-            result.problems.append(f"OpenSSL's default CA folder {path}: {check.reason}")
-    if cafile is None and capath is None:
+    default_file, default_dir = openssl_defaults(root)
+    result.material = _first_usable(
+        result,
+        [default_file] if default_file else [],
+        [default_dir] if default_dir else [],
+        ("OpenSSL's default CA file", "OpenSSL's default CA folder"),
+    )
+    if result.material is None:
         result.trail.append("OpenSSL's compiled-in CA locations hold nothing usable")
-        return
-    result.material = Material(cafile=cafile, capath=capath, count=count)
 
 
 def _probe_native(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
@@ -1038,8 +567,8 @@ def _probe_native(result: Probe, path_entries: Optional[Sequence[str]]) -> None:
 
 def _probe_explicit_file(result: Probe, path: str) -> None:
     result.looked_at.append(path)
-    check = _inspect_file(path)
-    result.trail.append(_trail_line(path, check, "certificates"))
+    check = cafiles.inspect_file(path)
+    result.trail.append(cafiles.trail_line(path, check, "certificates"))
     if check.kind == "ok":
         result.material = Material(cafile=path, count=check.count)
     elif check.kind == "convertible":
@@ -1056,8 +585,8 @@ def _probe_explicit_file(result: Probe, path: str) -> None:
 
 def _probe_explicit_dir(result: Probe, path: str) -> None:
     result.looked_at.append(path)
-    check = _inspect_dir(path)
-    result.trail.append(_trail_line(path, check, "hash entries"))
+    check = cafiles.inspect_dir(path)
+    result.trail.append(cafiles.trail_line(path, check, "hash entries"))
     if check.kind == "ok":
         result.material = Material(capath=path, count=check.count)
     elif check.kind == "missing":

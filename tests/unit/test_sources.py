@@ -18,16 +18,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 import pytest
 
 from castore_hook import sources
-from castore_hook.sources import (
-    Material,
-    Probe,
-    certifi_location,
-    check_ca_dir,
-    check_ca_file,
-    pem_certificates,
-    probe,
-    system_probe_paths,
-)
+from castore_hook.cafiles import check_ca_dir, check_ca_file
+from castore_hook.certifi_locate import certifi_location
+from castore_hook.pem import pem_certificates
+from castore_hook.sources import Material, Probe, probe, system_probe_paths
 
 trustme = pytest.importorskip("trustme")
 
@@ -888,13 +882,7 @@ def test_module_exports() -> None:
     assert set(sources.__all__) == {
         "Material",
         "Probe",
-        "certifi_location",
-        "check_ca_dir",
-        "check_ca_file",
-        "der_certificates",
-        "der_to_pem",
-        "is_hash_name",
-        "pem_certificates",
+        "openssl_defaults",
         "probe",
         "system_probe_paths",
     }

@@ -1,0 +1,202 @@
+"""Whether one file or one folder is usable CA material, and why not.
+
+One job: the verdict on a path (a ``cafile`` OpenSSL would load whole, a ``capath`` with
+hash-named entries), with a reason fit for ``status`` and a kind that tells callers how loudly
+to report it. Hostile paths (FIFOs, ``/proc`` files, files other users can write) are refused
+through ``castore_hook._safefile``. Never raises. Slow-path code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from typing import List, Optional, Tuple
+
+from castore_hook import pem
+from castore_hook._record import Record
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    is_kernel_path,
+    ownership_problem,
+    read_regular_file,
+)
+
+#: OpenSSL's ``c_rehash`` names: 8 lowercase hex digits of the subject hash, a dot, a counter.
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def is_hash_name(name: str) -> bool:
+    """``c_rehash`` names (8 lowercase hex digits, a dot, a counter), without a regex: a
+    compile costs ~1 ms of every cold start, and a folder has hundreds of entries."""
+    head, dot, counter = name.partition(".")
+    return (
+        len(head) == 8
+        and bool(dot)
+        and counter.isascii()
+        and counter.isdigit()
+        and not head.strip(_HEX_DIGITS)
+    )
+
+
+#: Pseudo filesystems whose "files" are never CA material and may hang or fail oddly on read.
+
+
+class Check(Record):
+    """Internal verdict on one path; ``kind`` tells callers how loudly to report a failure.
+
+    kind: ``"ok"``; ``"missing"`` (normal while probing lists); ``"empty"`` (a folder without
+    hash names: normal on Fedora, where ``/etc/pki/tls/certs`` only holds a bundle);
+    ``"convertible"`` (certificates that OpenSSL cannot load from this file as it is, but that
+    ``pem`` holds cleanly); ``"bad"`` (everything the user should hear about).
+    """
+
+    __slots__ = ("count", "kind", "pem", "reason")
+
+    def __init__(
+        self, count: int, reason: Optional[str], kind: str, pem: Optional[List[str]] = None
+    ) -> None:
+        self.count = count
+        self.reason = reason
+        self.kind = kind
+        self.pem: List[str] = [] if pem is None else pem
+
+
+def _describe_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "not a regular file"
+
+
+def refusal(path: str, message: str) -> str:
+    """Turn ``_safefile``'s "<path> is writable by..." into "refused: writable by..."."""
+    for prefix in (path + " is ", path + " "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    return "refused: " + message
+
+
+def _stat(path: str) -> Tuple[Optional[os.stat_result], Optional[Check]]:
+    """``os.stat`` (following symlinks) or the verdict explaining why it failed."""
+    if not path or not os.path.isabs(path):
+        return None, Check(0, "not an absolute path", "bad")
+    try:
+        return os.stat(path), None
+    except (FileNotFoundError, NotADirectoryError):
+        return None, Check(0, "missing", "missing")
+    except OSError as exc:
+        return None, Check(0, f"cannot be examined ({exc.strerror or exc})", "bad")
+    except ValueError:
+        return None, Check(0, "not a valid path", "bad")
+
+
+def inspect_file(path: str) -> Check:
+    try:
+        st, failed = _stat(path)
+        if failed is not None or st is None:
+            return failed or Check(0, "missing", "missing")
+        if not stat.S_ISREG(st.st_mode):
+            return Check(0, _describe_type(st.st_mode), "bad")
+        if is_kernel_path(path):
+            return Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
+        try:
+            data = read_regular_file(path, CA_LIMIT)
+        except UnsafeFile as exc:
+            return Check(0, refusal(path, str(exc)), "bad")
+        except (FileNotFoundError, NotADirectoryError):
+            return Check(0, "missing", "missing")
+        except OSError as exc:
+            return Check(0, f"unreadable ({exc.strerror or exc})", "bad")
+        certs, corrupt, was_der = pem.parse_certificates(data)
+        if not certs:
+            if corrupt:
+                return Check(0, "holds no certificate (only corrupt certificate blocks)", "bad")
+            return Check(0, "holds no certificate", "bad")
+        if was_der:
+            reason = "holds a DER certificate; OpenSSL loads only PEM from a CA file"
+            return Check(len(certs), reason, "convertible", [pem.der_to_pem(d) for d in certs])
+        if corrupt:
+            reason = (
+                f"has {corrupt} corrupt certificate block(s) besides {len(certs)} good; "
+                "OpenSSL would reject the whole file"
+            )
+            return Check(len(certs), reason, "convertible", [pem.der_to_pem(d) for d in certs])
+        return Check(len(certs), None, "ok")
+    except Exception as exc:  # the failure policy: report, never raise
+        return Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
+
+
+def inspect_dir(path: str) -> Check:
+    try:
+        st, failed = _stat(path)
+        if failed is not None or st is None:
+            return failed or Check(0, "missing", "missing")
+        if not stat.S_ISDIR(st.st_mode):
+            return Check(0, "not a folder", "bad")
+        if is_kernel_path(path):
+            return Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
+        problem = ownership_problem(st, path)
+        if problem:
+            return Check(0, refusal(path, problem), "bad")
+        count = 0
+        resolves = False
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if not is_hash_name(entry.name):
+                        continue
+                    count += 1
+                    if not resolves:
+                        # One hash entry that is (or links to) a regular file shows the folder
+                        # is real; checking them all would cost a stat per certificate.
+                        with contextlib.suppress(OSError):
+                            resolves = entry.is_file(follow_symlinks=True)
+        except OSError as exc:
+            return Check(0, f"unreadable ({exc.strerror or exc})", "bad")
+        if count == 0:
+            return Check(
+                0, "has no hash-named entries (like 1a2b3c4d.0; see `openssl rehash`)", "empty"
+            )
+        if not resolves:
+            return Check(count, f"all {count} hash-named entries dangle", "bad")
+        return Check(count, None, "ok")
+    except Exception as exc:
+        return Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
+
+
+def check_ca_file(path: str) -> Tuple[int, Optional[str]]:
+    """``(certificates, reason)``: ``reason`` is ``None`` iff OpenSSL can use ``path`` as is.
+
+    Usable means: absolute, exists (symlinks followed), a regular file outside /proc, /sys and
+    /dev, safe to read (``_safefile`` rules), and every ``CERTIFICATE`` block well-formed with
+    at least one present. A DER file or a PEM file with a corrupt block reports its good
+    certificates in the count *and* a reason, because OpenSSL would not load it as a file.
+    """
+    check = inspect_file(path)
+    return check.count, check.reason
+
+
+def check_ca_dir(path: str) -> Tuple[int, Optional[str]]:
+    """``(hash-named entries, reason)``: ``reason`` is ``None`` iff ``path`` is a usable capath.
+
+    Usable means: an absolute path to a folder (symlinks followed) that no other user can
+    write, with at least one OpenSSL hash-named entry resolving to a file. Entries are counted
+    by name only; their contents are not read (OpenSSL reads them lazily, which is the point
+    of preferring a folder).
+    """
+    check = inspect_dir(path)
+    return check.count, check.reason
+
+
+def trail_line(path: str, check: Check, unit: str) -> str:
+    if check.reason is None:
+        return f"{path}: {check.count} {unit}"
+    return f"{path}: {check.reason}"

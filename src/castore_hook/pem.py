@@ -1,0 +1,167 @@
+"""Recognising certificates in bytes: PEM bundles and bare DER, without an X.509 parser.
+
+One job: turn bytes from a CA file (or a config's ``extra``, or certifi's ``contents()``) into
+the DER of each well-formed certificate. "Well-formed" is the outer X.509 shape, enough to tell
+a certificate from a key, a CRL or a truncated paste: a file OpenSSL would reject whole must
+never be offered as a CA file (``castore_hook.cafiles``). Slow-path code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Dict, Iterator, List, Optional, Tuple
+
+_BEGIN = b"-----BEGIN CERTIFICATE-----"
+# A block body never contains "-": base64 has none, so a BEGIN without END cannot swallow
+# the next, well-formed block.
+_END = b"-----END CERTIFICATE-----"
+
+
+def _pem_bodies(data: bytes) -> Iterator[bytes]:
+    """The base64 body of every ``BEGIN``/``END CERTIFICATE`` pair. A body never contains
+    ``-`` (base64 has none), so a BEGIN without END cannot swallow the next, well-formed
+    block: the scan restarts at the next BEGIN. No regex (see ``_is_hash_name``)."""
+    start = data.find(_BEGIN)
+    while start >= 0:
+        body_start = start + len(_BEGIN)
+        end = data.find(_END, body_start)
+        if end < 0:
+            return
+        body = data[body_start:end]
+        dash = body.find(b"-")
+        if dash < 0:
+            yield body
+            start = data.find(_BEGIN, end + len(_END))
+        else:
+            start = data.find(_BEGIN, body_start + dash)
+
+
+def _tlv(data: bytes, pos: int, end: int) -> Optional[Tuple[int, int, int]]:
+    """Parse one DER tag-length-value at ``pos``: ``(tag, content_start, content_end)``."""
+    if pos + 2 > end:
+        return None
+    tag = data[pos]
+    first = data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        nbytes = first & 0x7F
+        if nbytes == 0 or nbytes > 4 or pos + nbytes > end:
+            return None
+        length = int.from_bytes(data[pos : pos + nbytes], "big")
+        pos += nbytes
+    if pos + length > end:
+        return None
+    return tag, pos, pos + length
+
+
+def _is_certificate_der(der: bytes) -> bool:
+    """Whether ``der`` has the outer shape of an X.509 certificate, exactly and nothing more.
+
+    Checked: ``SEQUENCE { tbs SEQUENCE, sigAlg SEQUENCE, sig BIT STRING }`` filling the whole
+    input, and a ``tbs`` that starts ``[0] version? INTEGER serial, SEQUENCE x 5``. That is
+    enough to tell a certificate from a private key, a CRL or random bytes, which is all we
+    need: a block that OpenSSL then still refuses is vanishingly unlikely, and catching the
+    common mistakes (a key file, a truncated paste) is what keeps an empty trust store away.
+    """
+    outer = _tlv(der, 0, len(der))
+    if outer is None or outer[0] != 0x30 or outer[2] != len(der):
+        return False
+    tbs = _tlv(der, outer[1], outer[2])
+    if tbs is None or tbs[0] != 0x30:
+        return False
+    alg = _tlv(der, tbs[2], outer[2])
+    if alg is None or alg[0] != 0x30:
+        return False
+    sig = _tlv(der, alg[2], outer[2])
+    if sig is None or sig[0] != 0x03 or sig[2] != outer[2]:
+        return False
+    # tbsCertificate: [0] version (optional), serial INTEGER, signature, issuer, validity,
+    # subject, subjectPublicKeyInfo (all SEQUENCEs), then optional extras.
+    pos = tbs[1]
+    item = _tlv(der, pos, tbs[2])
+    if item is not None and item[0] == 0xA0:
+        pos = item[2]
+        item = _tlv(der, pos, tbs[2])
+    if item is None or item[0] != 0x02:
+        return False
+    pos = item[2]
+    for _ in range(5):
+        item = _tlv(der, pos, tbs[2])
+        if item is None or item[0] != 0x30:
+            return False
+        pos = item[2]
+    return True
+
+
+def der_to_pem(der: bytes) -> str:
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+#: Parses of recent inputs, by content: the resolver re-reads the chosen bundle to merge it
+#: with extras, and checking 150 certificates in Python costs milliseconds of a cold start.
+_PARSED: Dict[bytes, Tuple[List[bytes], int, bool]] = {}
+
+
+def parse_certificates(data: bytes) -> Tuple[List[bytes], int, bool]:
+    """``(DER of each well-formed certificate, corrupt CERTIFICATE blocks, input was bare
+    DER)``. DER, not PEM: re-encoding is only needed when certificates are merged or served
+    from memory, not to count a bundle (``der_to_pem`` on demand)."""
+    cached = _PARSED.get(data)
+    if cached is None:
+        cached = _parse_uncached(data)
+        if len(_PARSED) >= 8:
+            _PARSED.clear()
+        _PARSED[data] = cached
+    return list(cached[0]), cached[1], cached[2]
+
+
+def _parse_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
+    certs: List[bytes] = []
+    if _BEGIN not in data:
+        if _is_certificate_der(data):
+            return [data], 0, True
+        return [], 0, False
+    for raw in _pem_bodies(data):
+        body = b"".join(raw.split())
+        try:
+            der = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if _is_certificate_der(der):
+            certs.append(der)
+    corrupt = data.count(_BEGIN) - len(certs)
+    return certs, corrupt, False
+
+
+def der_certificates(data: bytes, *, remember: bool = True) -> List[bytes]:
+    """Every well-formed certificate in ``data`` (a PEM bundle or one bare DER certificate) as
+    DER bytes, in order; comparing roots by their DER is how trust sets are compared.
+    ``remember=False`` for one-certificate files (a folder's entries), which would only evict
+    the bundles worth remembering."""
+    try:
+        if not remember:
+            return _parse_uncached(bytes(data))[0]
+        return parse_certificates(bytes(data))[0]
+    except Exception:
+        return []
+
+
+def pem_certificates(data: bytes) -> List[str]:
+    """Every well-formed certificate in ``data`` as normalised PEM text (trailing newline).
+
+    Accepts a PEM bundle (text between blocks is ignored, corrupt blocks are skipped) or one
+    bare DER certificate. Normalising (64-column base64, ``\\n`` line ends) lets the bundle
+    module hash and de-duplicate certificates whatever editor or tool wrote them.
+    """
+    try:
+        return [der_to_pem(der) for der in parse_certificates(bytes(data))[0]]
+    except Exception:
+        return []
+
+
+# --------------------------------------------------------------------------------------------
