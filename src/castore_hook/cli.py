@@ -1030,7 +1030,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
-        if os.environ.get("CASTORE_HOOK_DEBUG"):
+        from castore_hook.config import flag
+
+        if flag(os.environ, "CASTORE_HOOK_DEBUG"):
             raise
         sys.stderr.write(
             f"castore-hook: internal error: {type(exc).__name__}: {exc} "

@@ -95,11 +95,13 @@ MAX_PATH = 4096
 #: After this many unknown keys in one file we summarise instead of listing each one.
 _MAX_UNKNOWN_REPORTED = 16
 
-_APP = "castore-hook"
-_FILE_NAME = "config.toml"
+#: The application name platformdirs places files under, and the config file's name.
+APP = "castore-hook"
+FILE_NAME = "config.toml"
 _BOOL_KEYS = ("enabled", "patch", "certifi", "fast_contexts", "x509_strict")
 _LIST_KEYS = ("sources", "extra", "export")
-_KEYS = (
+#: Every key, in the order documented and printed by ``config show``.
+KEYS = (
     "enabled",
     "sources",
     "extra",
@@ -209,7 +211,7 @@ class Config(Record):
         self.files_read: list[str] = [] if files_read is None else files_read
         self.problems: list[Problem] = [] if problems is None else problems
         self.origins: dict[str, str] = (
-            dict.fromkeys(_KEYS, "default") if origins is None else origins
+            dict.fromkeys(KEYS, "default") if origins is None else origins
         )
 
     @property
@@ -461,8 +463,8 @@ def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem
     try:
         import platformdirs
 
-        site = platformdirs.site_config_dir(_APP, appauthor=False, multipath=True)
-        user = platformdirs.user_config_dir(_APP, appauthor=False)
+        site = platformdirs.site_config_dir(APP, appauthor=False, multipath=True)
+        user = platformdirs.user_config_dir(APP, appauthor=False)
     except Exception as exc:
         problems.append(
             Problem(
@@ -478,7 +480,7 @@ def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem
     dirs = [*[d for d in site.split(os.pathsep) if d][::-1], user]
     paths: list[str] = []
     for directory in dirs:
-        candidate = os.path.join(directory, _FILE_NAME)
+        candidate = os.path.join(directory, FILE_NAME)
         if not os.path.isabs(candidate):
             # A relative XDG entry would make the working directory choose our CAs; the XDG
             # spec itself says such entries are invalid and must be ignored.
@@ -675,10 +677,10 @@ def _apply_table(
     unknown = 0
     for key, value in table.items():
         line = key_lines.get(key) if isinstance(key, str) else None
-        if key not in _KEYS:
+        if key not in KEYS:
             unknown += 1
             if unknown <= _MAX_UNKNOWN_REPORTED:
-                hint = _suggest(key, _KEYS) if isinstance(key, str) else ""
+                hint = _suggest(key, KEYS) if isinstance(key, str) else ""
                 problems.append(Problem(f"unknown key {_show(key)}{hint}; ignored", path, line))
             continue
         if key in _BOOL_KEYS:

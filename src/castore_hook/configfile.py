@@ -16,10 +16,8 @@ from typing import Any, Optional
 from castore_hook import config
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
 
-_APP = "castore-hook"
-_FILE_NAME = "config.toml"
-#: Keys in the order ``config show`` prints them.
-KEYS = ("enabled", "sources", "extra", "export", "patch", "certifi")
+#: Keys in the order ``config show`` prints them (owned by castore_hook.config).
+KEYS = config.KEYS
 
 STARTER = """\
 # castore-hook configuration (TOML). Every key is optional; a key left out keeps
@@ -57,6 +55,15 @@ STARTER = """\
 
 # In-process: certifi.where()/contents() return the chosen trust.
 # certifi = true
+
+# In-process: contexts loading castore-hook's own bundle (requests, httpx,
+# urllib3, pip) get it as a hashed folder looked up lazily, when that folder
+# holds the same roots.
+# fast_contexts = true
+
+# Python 3.13+: false drops VERIFY_X509_STRICT (only that check) for the trust
+# castore-hook supplies, for non-conforming corporate roots. Always warned.
+# x509_strict = true
 """
 
 
@@ -82,21 +89,21 @@ def site_path() -> str:
     ``$XDG_CONFIG_DIRS`` entry, default ``/etc/xdg``) — the one ``--site`` edits."""
     import platformdirs
 
-    folders = platformdirs.site_config_dir(_APP, appauthor=False, multipath=True)
+    folders = platformdirs.site_config_dir(config.APP, appauthor=False, multipath=True)
     first = next((f for f in folders.split(os.pathsep) if f), "")
     if not first or not os.path.isabs(first):
         raise ConfigFileError(f"no usable site config folder (platformdirs gave {folders!r})")
-    return os.path.join(first, _FILE_NAME)
+    return os.path.join(first, config.FILE_NAME)
 
 
 def user_path() -> str:
     """The user file (``user_config_dir/config.toml``) — the one ``--user`` edits."""
     import platformdirs
 
-    folder = platformdirs.user_config_dir(_APP, appauthor=False)
+    folder = platformdirs.user_config_dir(config.APP, appauthor=False)
     if not folder or not os.path.isabs(folder):
         raise ConfigFileError(f"no usable user config folder (platformdirs gave {folder!r})")
-    return os.path.join(folder, _FILE_NAME)
+    return os.path.join(folder, config.FILE_NAME)
 
 
 def override_path(env: Mapping[str, str]) -> Optional[str]:

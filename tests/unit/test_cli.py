@@ -293,7 +293,7 @@ def test_starter_sets_nothing_and_is_valid_toml() -> None:
     # Each commented-out example, uncommented, is valid TOML too.
     keys = tuple(f"# {key} = " for key in configfile.KEYS)
     examples = [line[2:] for line in configfile.STARTER.splitlines() if line.startswith(keys)]
-    assert len(examples) == 6
+    assert len(examples) == len(configfile.KEYS) == 8
     assert set(_loads("\n".join(examples))) == set(configfile.KEYS)
     assert all(len(line) <= 80 for line in configfile.STARTER.splitlines())
 
@@ -371,6 +371,8 @@ def test_config_show_output_reads_back_as_the_values(
         "export": ["SSL_CERT_FILE"],
         "patch": True,
         "certifi": False,
+        "fast_contexts": True,
+        "x509_strict": enabled,
     }
     origins = dict.fromkeys(values, origin)
 
@@ -498,6 +500,8 @@ def test_format_config_show() -> None:
         "export": ["SSL_CERT_FILE"],
         "patch": True,
         "certifi": False,
+        "fast_contexts": True,
+        "x509_strict": True,
     }
     origins = dict.fromkeys(values, "default")
     origins["sources"] = "/home/u/.config/castore-hook/config.toml"
