@@ -4,11 +4,12 @@
 Every HTTPS client builds an ``ssl.SSLContext`` and loads trust into it: the standard library
 (urllib, http.client, asyncio, aiohttp) through ``load_default_certs``, requests, urllib3 and
 httpx through ``load_verify_locations(certifi.where())`` (or ``SSL_CERT_FILE``). Stock Python on
-OpenSSL 3 parses the whole bundle (~150 roots) for each one. castore-hook loads the plan's
-trust through a complete hashed folder (``capath``) when the system has one, so OpenSSL looks
-roots up lazily; and a context loading exactly a file the plan produced or exported (its
+OpenSSL 3 parses the whole bundle (117 to 144 roots here) for each one. castore-hook loads the
+plan's trust through a complete hashed folder (``capath``) when the system has one, so OpenSSL
+looks roots up lazily; and a context loading exactly a file the plan produced or exported (its
 bundle behind ``certifi.where()``, the exported ``SSL_CERT_FILE``), unchanged since, gets that
-same lazy form instead of the parse ("fast contexts", docs/architecture.md).
+same lazy form instead of the parse (``castore_hook._hooks._patch_load_verify_locations``;
+why a folder may stand in for a bundle: docs/architecture.md, "A hashed folder stands in").
 
 One venv with the castore-hook wheel and requests, urllib3, httpx, aiohttp and certifi; five
 cases, each run as fresh processes of that venv in an environment built from scratch (no
@@ -499,7 +500,10 @@ def main() -> None:
                 continue
             med = statistics.median(samples[case][key])
             rounds = per_round[case][key]
-            trust = f"{info['roots']} roots parsed" + (" + hashed folder" if info["folder"] else "")
+            plural = "" if info["roots"] == 1 else "s"
+            trust = f"{info['roots']} root{plural} parsed" + (
+                " + hashed folder" if info["folder"] else ""
+            )
             rows.append(
                 (
                     label,
