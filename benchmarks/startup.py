@@ -42,7 +42,7 @@ from typing import Callable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Budgets from DESIGN.md section 1, in percent of bare start-up instructions.
+#: Budgets from docs/architecture.md, "Two paths", in percent of bare start-up instructions.
 WARM_BUDGET_PCT = 4.0
 WARM_AIM_PCT = 2.5
 DISABLED_BUDGET_PCT = 0.3

@@ -3,7 +3,7 @@
 Imported lazily by the hot path's post-import finder (``_castore_hook.find_spec``) at the
 moment ``ssl``, ``certifi`` or ``pip._vendor.certifi`` is first imported — never at start-up
 unless one of them already is. Exports reach OpenSSL's default paths and child processes;
-these patches reach what exports can't (DESIGN §3):
+these patches reach what exports can't (docs/architecture.md, "Applying a plan"):
 
 * default contexts whose library loads trust with ``load_default_certs`` (urllib,
   http.client, asyncio, aiohttp, urllib3), LibreSSL builds that ignore ``SSL_CERT_*``, and

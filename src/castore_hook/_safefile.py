@@ -3,7 +3,7 @@
 Every file castore-hook reads on the slow path (config, CA files, the plan cache) may be
 hostile: a FIFO that blocks ``open()`` forever, ``/proc/self/mem``, a 10 GB file, a file that
 another user can rewrite. This module is the one place that opens them, so the rules
-(DESIGN §5) are enforced once:
+(docs/architecture.md, "Failure policy") are enforced once:
 
 * only regular files are read; the file is opened with ``O_NONBLOCK`` so a FIFO that raced
   in between ``stat`` and ``open`` cannot hang us, and is then re-checked with ``fstat``;

@@ -1,8 +1,9 @@
 """Configuration: which CA sources castore-hook uses, from TOML files and the environment.
 
-This is slow-path code (DESIGN §4): it runs when the plan cache is missing or stale, and from
-``castore-hook doctor``/``status``. Its answer decides which certificate authorities every
-Python in the environment trusts, so it is written to one rule (DESIGN §5): **it never raises**.
+This is slow-path code (docs/architecture.md, "Configuration"): it runs when the plan cache is
+missing or stale, and from ``castore-hook doctor``/``status``. Its answer decides which
+certificate authorities every Python in the environment trusts, so it is written to one rule
+(docs/architecture.md, "Failure policy"): **it never raises**.
 Whatever the files or variables contain, the result is a ``Config`` whose ``problems`` say, in
 plain sentences with file and line, what was wrong:
 

@@ -235,7 +235,8 @@ def _write(path: str, text: str, mode: int) -> None:
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, mode=0o755, exist_ok=True)
-        # Never group/other-writable: castore-hook refuses such files (DESIGN §5).
+        # Never group/other-writable: castore-hook refuses such files
+        # (docs/architecture.md, "Failure policy").
         write_atomic(folder, os.path.basename(path), text.encode("utf-8"), mode & 0o755)
     except OSError as exc:
         raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -132,7 +132,7 @@ PTH_MARKERS = (
     "truststore",
     "system_certs",
 )
-#: Hot-path budget (DESIGN §1): share of bare interpreter start-up.
+#: Hot-path budget (docs/architecture.md, "Two paths"): share of bare interpreter start-up.
 BUDGET = 0.04
 TIMING_RUNS = 20
 

@@ -1,9 +1,10 @@
 """Probing CA sources: which certificate material each source token would give, and why.
 
-This is slow-path code (DESIGN §1): it runs only when the plan is missing or stale, so it may
-import ``ssl``, ``zipfile`` and friends. Its job is to answer, for one token of the ``sources``
-list (DESIGN §2), "is this source usable, and in which form?" together with everything the
-rest of castore-hook needs to explain and cache that answer:
+This is slow-path code (docs/architecture.md, "Two paths"): it runs only when the plan is
+missing or stale, so it may import ``ssl``, ``zipfile`` and friends. Its job is to answer, for
+one token of the ``sources`` list (docs/architecture.md, "Sources"), "is this source usable,
+and in which form?" together with everything the rest of castore-hook needs to explain and
+cache that answer:
 
 * ``Probe.material`` is what the plan applies (``None`` means "skip me, try the next source");
 * ``Probe.looked_at`` lists every path whose existence or content decided the answer, present
@@ -11,9 +12,9 @@ rest of castore-hook needs to explain and cache that answer:
 * ``Probe.trail`` is for ``castore-hook status`` ("why this file and not that one");
 * ``Probe.problems`` is for ``castore-hook doctor`` (things the user should fix).
 
-Failure policy (DESIGN §5): nothing here raises, whatever the input. Hostile files (FIFOs,
-``/proc/self/mem``, files other users can write) are refused through ``_safefile``; every
-failure becomes a trail line or a problem.
+Failure policy (docs/architecture.md, "Failure policy"): nothing here raises, whatever the
+input. Hostile files (FIFOs, ``/proc/self/mem``, files other users can write) are refused
+through ``_safefile``; every failure becomes a trail line or a problem.
 
 "Usable" is deliberately stricter than "OpenSSL can open it": a file is only offered as
 ``cafile`` when OpenSSL would load it whole. OpenSSL rejects an entire PEM file when one
@@ -57,7 +58,7 @@ SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
 _WINDOWS_STORES = ("CA", "ROOT")
 
 
-# System probe lists (DESIGN §2). Order matters: the first usable entry wins.
+# System probe lists (docs/architecture.md, "Sources"). Order matters: the first usable entry wins.
 _LINUX_FILES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch (compat link)
     "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora, RHEL 7+
@@ -604,7 +605,7 @@ def probe(
     path_entries: Optional[Sequence[str]] = None,
     windows_enumerator: Optional[Callable[[str], Iterable[Tuple[bytes, str, Any]]]] = None,
 ) -> Probe:
-    """Probe one source token (DESIGN §2) and say whether, and how, it is usable.
+    """Probe one source token (docs/architecture.md, "Sources"): is it usable, and how.
 
     ``env`` is the environment to read ``SSL_CERT_*`` from (never ``os.environ`` implicitly,
     so the resolver decides which variables count, e.g. ignoring the hook's own exports).

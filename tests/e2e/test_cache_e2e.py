@@ -657,7 +657,7 @@ def test_child_of_a_parent_whose_dangling_ssl_cert_file_was_repaired(
         write_user_config(env, extra_config(roots.new.pem))
     else:
         # A hashed folder as the only source: SSL_CERT_FILE has no value to export, so the
-        # user's dangling one is removed (DESIGN §5: never export a path that does not exist).
+        # user's dangling one is removed (docs/architecture.md, "Failure policy": never export a path that does not exist).
         if shutil.which("openssl") is None:
             pytest.skip("needs the openssl command to hash a CA folder")
         folder = Path(env["HOME"]) / "hashed"

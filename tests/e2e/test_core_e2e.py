@@ -235,7 +235,7 @@ def test_console_script_matches_module(hooked_venv: Venv, scratch: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# the three mechanisms (DESIGN §3): exports, in-process patch, certifi redirect
+# the three mechanisms (docs/architecture.md, "Applying a plan"): exports, in-process patch, certifi redirect
 # --------------------------------------------------------------------------------------------
 
 
@@ -775,7 +775,7 @@ def test_cache_dir_override(hooked_venv: Venv, https_server: Any, scratch: Any) 
 def test_warm_start_imports_nothing_heavy(
     hooked_venv: Venv, bare_venv: Venv, https_server: Any, scratch: Any
 ) -> None:
-    """DESIGN §1: the hot path imports nothing beyond sys, os, marshal."""
+    """docs/architecture.md, "Two paths": the hot path imports nothing beyond sys, os, marshal."""
     env = scratch.env
     write_user_config(env, extra_config(https_server.ca_pem_path))
     code = (

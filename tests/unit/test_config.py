@@ -1,7 +1,7 @@
 """Unit tests for castore_hook.config: file locations, precedence, validation, failure policy.
 
 The config decides which CAs every interpreter trusts, so the tests pin the failure policy
-(DESIGN §5) as much as the happy path: unreadable or unparsable files are fatal, bad entries
+(docs/architecture.md, "Failure policy") as much as the happy path: unreadable or unparsable files are fatal, bad entries
 are dropped with file and line, and nothing ever raises.
 """
 

@@ -17,7 +17,9 @@ def _castore_hook_rthook() -> None:
         import _castore_hook
 
         _castore_hook.run()
-    except BaseException:  # start-up never fails (castore-hook DESIGN §5)
+    except (
+        BaseException
+    ):  # start-up never fails (castore-hook docs/architecture.md, "Failure policy")
         pass
 
 
