@@ -3,9 +3,9 @@
 The slow path runs at the first start after a change, inside some user's interpreter start-up;
 its budget is "no more than importing platformdirs, tomllib and ssl" (docs/architecture.md,
 "Two paths"). Importing ``dataclasses`` pulls in ``inspect``, ``ast``, ``dis`` and
-``tokenize``: ~28 M instructions, about a fifth of that budget, for records that need nothing but ``__init__``, ``==`` and a
-readable ``repr``. Subclasses list their fields in ``__slots__`` and write a typed
-``__init__``; this base supplies the rest.
+``tokenize``: ~28 M instructions, about a fifth of that budget, for records that need nothing
+but ``__init__``, ``==`` and a readable ``repr``. Subclasses list their fields in
+``__slots__`` and write a typed ``__init__``; this base supplies the rest.
 """
 
 from __future__ import annotations
