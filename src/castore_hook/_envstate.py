@@ -116,7 +116,7 @@ def applied_user_values(
     ignore_env: bool,
     to_set: Sequence[tuple[str, str]],
     to_unset: Sequence[str],
-) -> tuple[tuple[Optional[str], ...], ...]:
+) -> tuple[tuple[Optional[str], Optional[str]], ...]:
     """The ``(SSL_CERT_FILE, SSL_CERT_DIR)`` pairs ``os.environ`` holds right after this plan
     is applied, for every state its key accepts (see ``plan_key``): what the plan set or
     removed, else the value the interpreter started with, with or without a parent hook's
@@ -125,11 +125,11 @@ def applied_user_values(
     changes.update(dict.fromkeys(to_unset))
     raw = {name: environ.get(name) for name in USER_CA_VARS}
     pristine = {**raw, **parent_originals(environ, ignore_env)}
-    pairs = []
+    pairs: list[tuple[Optional[str], Optional[str]]] = []
     for state in (raw, pristine):
-        pair = tuple(changes[name] if name in changes else state[name] for name in USER_CA_VARS)
-        if pair not in pairs:
-            pairs.append(pair)
+        cafile, capath = (changes[n] if n in changes else state[n] for n in USER_CA_VARS)
+        if (cafile, capath) not in pairs:
+            pairs.append((cafile, capath))
     return tuple(pairs)
 
 

@@ -78,7 +78,9 @@ def _lazy_files(value: object) -> dict[str, tuple[int, ...]]:
 
 
 class Trust:
-    """The plan's in-process trust, validated: the cache is treated as hostile input."""
+    """The plan's in-process trust (``castore_hook._contracts.Trust``), validated: the cache is
+    treated as hostile input, so every field is checked and a bad one means "not there". The
+    one reader of that section: start-up's patches, ``castore-hook bundle`` and ``verify``."""
 
     def __init__(self, hooks: Mapping[str, Any]) -> None:
         self.cafile = _text(hooks.get("cafile"))
@@ -113,6 +115,16 @@ class Trust:
             raise ValueError("the plan names no CA material")
         if self.extra_pem:
             context.load_verify_locations(cadata=self.extra_pem)
+
+    def pem(self) -> str:
+        """Every root this trust loads, as PEM (the material's, then the extras). Raises
+        ``castore_hook.certset.Unavailable`` when the material cannot be read whole."""
+        from castore_hook import certset, sources
+
+        material = sources.Material(cafile=self.cafile, capath=self.capath, cadata=self.cadata)
+        roots = certset.of_material(material, {})
+        roots += certset.of_text(self.extra_pem or "")
+        return certset.to_pem(certset.unique(roots))
 
     def bundle_text(self) -> Optional[str]:
         """The text of the file certifi is redirected to, for ``certifi.contents()``."""

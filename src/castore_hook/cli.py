@@ -603,26 +603,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
     """The plan's in-process trust as PEM text (every root of the material, then the extras),
-    or ``(None, why not)``. Read by ``castore_hook.certset``, the reader the resolver uses to
-    build bundles, so ``bundle`` prints what the hook trusts."""
-    from castore_hook import _plancache, certset, sources
+    or ``(None, why not)``: ``bundle`` prints what the hook trusts."""
+    from castore_hook import _hooks, _plancache, certset
 
     hooks = _plancache.hooks_of(plan)
     if hooks is None:
         return None, "castore-hook changes nothing in this interpreter (see castore-hook status)"
-    if hooks.get("native"):
+    trust = _hooks.Trust(hooks)
+    if trust.native:
         return None, "the 'native' source is the OS verifier; it has no PEM form"
-    material = sources.Material(
-        cafile=hooks.get("cafile") or None,
-        capath=hooks.get("capath") or None,
-        cadata=hooks.get("cadata") or None,
-    )
     try:
-        ders = certset.of_material(material, {})
+        pem = trust.pem()
     except certset.Unavailable as exc:
         return None, str(exc)
-    ders += certset.of_text(str(hooks.get("extra_pem") or ""))
-    pem = certset.to_pem(certset.unique(ders))
     if not pem:
         return None, "the plan's CA material holds no certificate"
     return pem, ""

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _envstate, _plancache, bundle, cafiles, certset, config, pem, sources
+from castore_hook._contracts import Signature, Trust
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 
@@ -170,7 +171,7 @@ def build_plan(
         "decided_at": time.time(),
         "python": sys.executable,
     }
-    hooks: Optional[dict[str, Any]] = None
+    hooks: Optional[Trust] = None
     if not cfg.usable:
         decision.trail.append("the configuration cannot be used; Python is left as it was")
         # A slow path that could not import its own dependencies (pex adds distributions one
@@ -246,7 +247,7 @@ def _decide_trust(
     folder: Optional[str],
     decision: _Decision,
     info: dict[str, Any],
-) -> Optional[dict[str, Any]]:
+) -> Optional[Trust]:
     """Choose the source, merge extras, and fill exports; return the in-process trust.
 
     The contract (docs/architecture.md, "Do no harm"): whatever file the hook exports or hands
@@ -318,30 +319,36 @@ def _decide_trust(
         if path:
             decision.look([path])
     fast_capath = _equivalent_folder(material, decision)
-    trust = {
+    trust: Trust = {
         "cafile": None if fast_capath else material.cafile,
         "capath": fast_capath or material.capath,
         "cadata": material.cadata,
         "extra_pem": "".join(b for b in extra_blocks),
-    }
-    lazy_files: tuple[tuple[str, Any], ...] = ()
-    if cfg.fast_contexts and cfg.patch and not material.native:
-        lazy_files = _lazy_stand_ins(
-            trust, extra_blocks, {bundle_path: bundle_roots, file_value: None}, decision
-        )
-    handed_out = {path for path in (certifi_file, bundle_path if file_value else None) if path}
-    return {
-        **trust,
-        "lazy_files": lazy_files,
-        # Files the hook hands out (certifi.where(), an exported bundle): contexts loading
-        # them get the hook's trust, and with x509_strict = false its relaxation too.
-        "own_files": tuple((path, stat_signature(path)) for path in sorted(handed_out)),
+        "lazy_files": (),
+        "own_files": (),
         "x509_strict": cfg.x509_strict,
         "certifi_file": certifi_file,
         "native": material.native,
         "patch": cfg.patch,
         "certifi": cfg.certifi and certifi_file is not None,
+        "default_env": (),  # filled by build_plan, once the plan's key is known
     }
+    if cfg.fast_contexts and cfg.patch and not material.native:
+        trust["lazy_files"] = _lazy_stand_ins(
+            trust, extra_blocks, {bundle_path: bundle_roots, file_value: None}, decision
+        )
+    # Files the hook hands out (certifi.where(), an exported bundle): contexts loading them
+    # get the hook's trust, and with x509_strict = false its relaxation too.
+    handed_out = {path for path in (certifi_file, bundle_path if file_value else None) if path}
+    trust["own_files"] = tuple(_signed(path) for path in sorted(handed_out))
+    return trust
+
+
+def _signed(path: str) -> tuple[str, Signature]:
+    signature = stat_signature(path)
+    if signature is None:
+        raise FileNotFoundError(path)
+    return path, signature
 
 
 def _complete_bundle(
@@ -364,11 +371,11 @@ def _complete_bundle(
 
 
 def _lazy_stand_ins(
-    trust: dict[str, Any],
+    trust: Trust,
     extra_blocks: list[str],
     files: dict[Optional[str], Optional[frozenset[bytes]]],
     decision: _Decision,
-) -> tuple[tuple[str, Any], ...]:
+) -> tuple[tuple[str, Signature], ...]:
     """The files the hook hands out (its bundle, the exported ``SSL_CERT_FILE``) that hold
     exactly what the in-process trust holds, with their stat signatures.
 
@@ -394,7 +401,7 @@ def _lazy_stand_ins(
             except certset.Unavailable:
                 continue
         if roots == lazy:
-            stand_ins.append((path, stat_signature(path)))
+            stand_ins.append(_signed(path))
             decision.trail.append(
                 f"contexts loading {path} get the folder {trust['capath']} instead "
                 "(the same certificates, looked up lazily)"
