@@ -11,7 +11,6 @@ would only look up lazily.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
@@ -157,6 +156,8 @@ def linux_native_locations(
 def macos_keychain(run: Optional[Runner] = None) -> list[bytes]:
     """Certificates of the system keychains, as ``security find-certificate -a -p`` exports
     them. Raises :class:`Unavailable` when the tool fails (then nothing is exported)."""
+    import subprocess  # macOS only, and only on the slow path: it costs ~8 ms to import
+
     runner = run or _run
     ders: list[bytes] = []
     for keychain in MACOS_KEYCHAINS:
@@ -171,6 +172,8 @@ def macos_keychain(run: Optional[Runner] = None) -> list[bytes]:
 
 
 def _run(argv: Sequence[str]) -> bytes:
+    import subprocess
+
     return subprocess.run(
         list(argv), capture_output=True, check=True, timeout=30, stdin=subprocess.DEVNULL
     ).stdout
