@@ -89,17 +89,13 @@ def on_kernel_filesystem(st: os.stat_result) -> bool:
     return sys.platform != "win32" and st.st_dev in _kernel_devices
 
 
-def read_regular_file(
-    path: str, limit: int, *, check_owner: bool = True, resolve_path: bool = True
-) -> bytes:
+def read_regular_file(path: str, limit: int, *, check_owner: bool = True) -> bytes:
     """Return the bytes of ``path`` if it is a safe, regular file of at most ``limit`` bytes.
 
     Raises ``UnsafeFile`` (with a sentence fit for ``status``) or ``OSError`` (missing,
-    unreadable). Never blocks on FIFOs or devices. ``resolve_path=False`` skips resolving
-    symlinks to test the path against ``/proc``, ``/sys`` and ``/dev`` (~0.2 ms a file):
-    for the hundreds of entries of a hashed folder, whose device is still checked.
+    unreadable). Never blocks on FIFOs or devices.
     """
-    if resolve_path and is_kernel_path(path):
+    if is_kernel_path(path):
         raise UnsafeFile(f"{path} is a kernel or device file, not a certificate file")
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):

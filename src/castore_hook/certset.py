@@ -11,6 +11,7 @@ would only look up lazily.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
@@ -20,6 +21,8 @@ from castore_hook._safefile import (
     CA_LIMIT,
     UnsafeFile,
     is_kernel_path,
+    on_kernel_filesystem,
+    ownership_problem,
     read_regular_file,
     stat_signature,
 )
@@ -64,13 +67,13 @@ def to_pem(ders: Iterable[bytes]) -> str:
     return "".join(pem.der_to_pem(der) for der in ders)
 
 
-def of_file(path: str, *, resolve_path: bool = True) -> list[bytes]:
+def of_file(path: str) -> list[bytes]:
     """Every certificate in the CA file ``path``. Raises :class:`Unavailable`."""
     try:
-        data = read_regular_file(path, CA_LIMIT, resolve_path=resolve_path)
+        data = read_regular_file(path, CA_LIMIT)
     except (OSError, UnsafeFile, ValueError) as exc:
         raise Unavailable(f"cannot read {path}: {exc}") from None
-    return pem.der_certificates(data, remember=resolve_path)
+    return pem.der_certificates(data)
 
 
 def of_text(text: str) -> list[bytes]:
@@ -105,19 +108,43 @@ def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
 
 
 def _read_folder(folder: str) -> list[bytes]:
+    """The roots behind ``folder``'s hash-named entries. The same rules as
+    ``_safefile.read_regular_file`` (regular files only, never blocking, not on the kernel's
+    file systems, not writable by others, size-capped), in one open and one ``fstat`` per
+    entry: a folder has hundreds of entries, and this runs in some user's cold start."""
     if is_kernel_path(folder):
         raise Unavailable(f"{folder} is inside /proc, /sys or /dev")
     try:
         names = sorted(name for name in os.listdir(folder) if cafiles.is_hash_name(name))
     except OSError as exc:
         raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     ders: list[bytes] = []
     for name in names:
         entry = os.path.join(folder, name)
-        if not os.path.exists(entry):
+        try:
+            fd = os.open(entry, flags)
+        except FileNotFoundError:
             continue  # a dangling link: OpenSSL finds nothing there either
-        # The folder passed the kernel test; each entry's file system is still checked.
-        ders.extend(of_file(entry, resolve_path=False))
+        except OSError as exc:
+            raise Unavailable(f"cannot read {entry}: {exc.strerror or exc}") from None
+        try:
+            st = os.fstat(fd)
+            problem = (
+                "not a regular file"
+                if not stat.S_ISREG(st.st_mode) or on_kernel_filesystem(st)
+                else ownership_problem(st, entry)
+            )
+            if problem is None and st.st_size > CA_LIMIT:
+                problem = "larger than the size limit"
+            if problem:
+                raise Unavailable(f"{entry}: {problem}")
+            data = os.read(fd, st.st_size + 1)
+        except OSError as exc:
+            raise Unavailable(f"cannot read {entry}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        ders.extend(pem.der_certificates(data, remember=False))
     return unique(ders)
 
 

@@ -132,10 +132,18 @@ def _parse_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
             der = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             continue
-        if _is_certificate_der(der):
+        if der in _WELL_FORMED or _is_certificate_der(der):
             certs.append(der)
+            if len(_WELL_FORMED) < _WELL_FORMED_KEPT:
+                _WELL_FORMED.add(der)
     corrupt = data.count(_BEGIN) - len(certs)
     return certs, corrupt, False
+
+
+#: DER already found well-formed in this process: a system folder's entries repeat its
+#: bundle's roots, and walking each certificate's structure again costs ~60 k instructions.
+_WELL_FORMED: set[bytes] = set()
+_WELL_FORMED_KEPT = 4096
 
 
 def der_certificates(data: bytes, *, remember: bool = True) -> List[bytes]:

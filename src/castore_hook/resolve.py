@@ -336,9 +336,9 @@ def _decide_trust(
         "default_env": (),  # filled by build_plan, once the plan's key is known
     }
     if cfg.fast_contexts and cfg.patch and not material.native:
-        trust["lazy_files"] = _lazy_stand_ins(
-            trust, extra_blocks, {bundle_path: bundle_roots, file_value: None}, decision
-        )
+        candidates: dict[Optional[str], Optional[frozenset[bytes]]] = {file_value: None}
+        candidates[bundle_path] = bundle_roots  # known: never re-read the bundle just written
+        trust["lazy_files"] = _lazy_stand_ins(trust, extra_blocks, candidates, decision)
     # Files the hook hands out (certifi.where(), an exported bundle): contexts loading them
     # get the hook's trust, and with x509_strict = false its relaxation too.
     handed_out = {path for path in (certifi_file, bundle_path if file_value else None) if path}
