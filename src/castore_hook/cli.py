@@ -685,12 +685,12 @@ def format_config_show(
 
     The output is a TOML document that reads back as ``values`` (values written by tomlkit,
     comments stripped of what TOML forbids in them), so it can be saved as a config file."""
-    from castore_hook import configfile
+    from castore_hook import configedit
 
     lines = ["# effective castore-hook configuration; each value's origin in a comment"]
-    for key in configfile.KEYS:
-        assignment = f"{key} = {configfile.toml_value(values[key])}"
-        comment = configfile.toml_comment(origins[key])
+    for key in configedit.KEYS:
+        assignment = f"{key} = {configedit.toml_value(values[key])}"
+        comment = configedit.toml_comment(origins[key])
         aligned = f"{assignment.ljust(32)}  {comment}"
         if len(aligned) <= WIDTH:
             lines.append(aligned)
@@ -704,7 +704,7 @@ def format_config_show(
         lines.append("# problems:")
         for problem in problems:
             where = problem.where()
-            text = configfile.toml_comment(f"{where + ': ' if where else ''}{problem.message}")
+            text = configedit.toml_comment(f"{where + ': ' if where else ''}{problem.message}")
             body = wrap(text[2:], 6, "#   ! ")
             # Continuation lines stay comments, or the document would not parse.
             lines.extend([body[0], *("#" + line[1:] for line in body[1:])])
@@ -712,13 +712,13 @@ def format_config_show(
 
 
 def _cmd_config_path(args: argparse.Namespace) -> int:
-    from castore_hook import configfile
+    from castore_hook import configedit
 
     env = _decision_env()
-    entries = configfile.locations(env)
+    entries = configedit.locations(env)
     try:
-        target: Optional[str] = configfile.target_path(env, None)
-    except configfile.ConfigFileError:
+        target: Optional[str] = configedit.target_path(env, None)
+    except configedit.ConfigFileError:
         target = None
     if args.json:
         _dump_json({"files": [e.as_json() for e in entries], "edit": target})
@@ -732,9 +732,9 @@ def _cmd_config_path(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
-    from castore_hook import configfile
+    from castore_hook import configedit
 
-    values, origins, cfg = configfile.effective(_decision_env())
+    values, origins, cfg = configedit.effective(_decision_env())
     if args.json:
         _dump_json(
             {
@@ -757,12 +757,12 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_init(args: argparse.Namespace) -> int:
-    from castore_hook import configfile
+    from castore_hook import configedit
 
     try:
-        path = configfile.target_path(_decision_env(), _scope(args))
-        configfile.init(path, args.force)
-    except configfile.ConfigFileError as exc:
+        path = configedit.target_path(_decision_env(), _scope(args))
+        configedit.init(path, args.force)
+    except configedit.ConfigFileError as exc:
         sys.stderr.write(f"castore-hook config init: {exc}\n")
         return EXIT_PROBLEMS
     sys.stdout.write(f"wrote {path} (every key commented out; edit it, then run doctor)\n")
@@ -770,14 +770,14 @@ def _cmd_config_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_enabled(args: argparse.Namespace) -> int:
-    from castore_hook import config, configfile
+    from castore_hook import config, configedit
 
     value: bool = args.value
     word = "enabled" if value else "disabled"
     try:
-        path = configfile.target_path(_decision_env(), _scope(args))
-        changed = configfile.set_enabled(path, value)
-    except configfile.ConfigFileError as exc:
+        path = configedit.target_path(_decision_env(), _scope(args))
+        changed = configedit.set_enabled(path, value)
+    except configedit.ConfigFileError as exc:
         sys.stderr.write(f"castore-hook {args.command}: {exc}\n")
         return EXIT_PROBLEMS
     written = "written" if changed else "already so"
