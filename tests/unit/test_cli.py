@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import ssl
 import stat
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from castore_hook import cli, configedit, doctor, verify
+from castore_hook import api, cli, configedit, doctor, verify
 
 TARGET = verify.Target("example.test", 443, "example.test")
 
@@ -650,6 +651,25 @@ def test_effective_pem_cadata_plus_extra() -> None:
 # Exit codes
 
 
+def test_help_lists_the_table_in_order() -> None:
+    """``cli.COMMANDS`` is the table: ``--help`` lists exactly its rows, in its order."""
+    names = [command.name for command in cli.COMMANDS]
+    assert names == [
+        "status",
+        "doctor",
+        "verify",
+        "bundle",
+        "config",
+        "enable",
+        "disable",
+        "refresh",
+    ]
+    listed = re.findall(r"^    (\S+)  +\S", cli.build_parser().format_help(), re.MULTILINE)
+    assert listed == names
+    config = next(c for c in cli.COMMANDS if c.name == "config")
+    assert [c.name for c in config.subcommands] == ["path", "show", "init"]
+
+
 def test_main_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == cli.EXIT_USAGE
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
@@ -667,10 +687,11 @@ def test_internal_error_is_one_line(
 ) -> None:
     monkeypatch.delenv("CASTORE_HOOK_DEBUG", raising=False)
 
-    def boom(args: Any) -> int:
+    def boom() -> Any:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(cli, "_cmd_status", boom)
+    # api.status() is the status handler's first call: an error inside a command.
+    monkeypatch.setattr(api, "status", boom)
     assert cli.main(["status"]) == cli.EXIT_PROBLEMS
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kaput" in err
