@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import ssl
 import stat
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from castore_hook import cli, configfile, doctor, verify
+from castore_hook import api, cli, configedit, doctor, verify
 
 TARGET = verify.Target("example.test", 443, "example.test")
 
@@ -226,7 +227,7 @@ def test_format_verify_fits_80_columns() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# configfile: tomlkit round trip
+# configedit: tomlkit round trip
 
 
 def test_set_enabled_preserves_comments_and_layout() -> None:
@@ -236,32 +237,32 @@ def test_set_enabled_preserves_comments_and_layout() -> None:
         'sources = ["system",\n           "certifi"]  # two\n'
         "\n[tool]\nx = 1\n"
     )
-    out = configfile.set_enabled_text(text, False)
+    out = configedit.set_enabled_text(text, False)
     assert out == text.replace("enabled = true", "enabled = false")
-    assert configfile.set_enabled_text(out, True) == text
+    assert configedit.set_enabled_text(out, True) == text
 
 
 def test_set_enabled_adds_key_among_top_level_keys() -> None:
     text = '# comment\nsources = ["env"]\n\n[tool]\nx = 1\n'
-    out = configfile.set_enabled_text(text, False)
+    out = configedit.set_enabled_text(text, False)
     assert out.startswith('# comment\nsources = ["env"]\nenabled = false\n')
     assert out.endswith("[tool]\nx = 1\n")
-    assert configfile.set_enabled_text("", True) == "enabled = true\n"
+    assert configedit.set_enabled_text("", True) == "enabled = true\n"
 
 
 def test_set_enabled_refuses_invalid_toml() -> None:
-    with pytest.raises(configfile.ConfigFileError, match="line 2"):
-        configfile.set_enabled_text("a = 1\nenabled = = true\n", True)
+    with pytest.raises(configedit.ConfigFileError, match="line 2"):
+        configedit.set_enabled_text("a = 1\nenabled = = true\n", True)
 
 
 def test_set_enabled_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.toml"
-    assert configfile.set_enabled(str(path), False) is True
+    assert configedit.set_enabled(str(path), False) is True
     assert path.read_text() == "enabled = false\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert configfile.set_enabled(str(path), False) is False
+    assert configedit.set_enabled(str(path), False) is False
     inode = path.stat().st_ino
-    assert configfile.set_enabled(str(path), True) is True
+    assert configedit.set_enabled(str(path), True) is True
     assert path.stat().st_ino != inode  # atomic replace: every cached plan goes stale
 
 
@@ -269,56 +270,56 @@ def test_set_enabled_strips_group_write(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("# mine\n")
     os.chmod(path, 0o664)
-    configfile.set_enabled(str(path), True)
+    configedit.set_enabled(str(path), True)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert path.read_text() == "# mine\nenabled = true\n"
 
 
 def test_init_refuses_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "castore-hook" / "config.toml"
-    configfile.init(str(path), force=False)
-    assert path.read_text() == configfile.STARTER
-    with pytest.raises(configfile.ConfigFileError, match="--force"):
-        configfile.init(str(path), force=False)
+    configedit.init(str(path), force=False)
+    assert path.read_text() == configedit.STARTER
+    with pytest.raises(configedit.ConfigFileError, match="--force"):
+        configedit.init(str(path), force=False)
     path.write_text("enabled = false\n")
-    configfile.init(str(path), force=True)
-    assert path.read_text() == configfile.STARTER
+    configedit.init(str(path), force=True)
+    assert path.read_text() == configedit.STARTER
 
 
 def test_starter_sets_nothing_and_is_valid_toml() -> None:
     import tomlkit
 
-    assert dict(tomlkit.parse(configfile.STARTER)) == {}
-    assert _loads(configfile.STARTER) == {}
+    assert dict(tomlkit.parse(configedit.STARTER)) == {}
+    assert _loads(configedit.STARTER) == {}
     # Each commented-out example, uncommented, is valid TOML too.
-    keys = tuple(f"# {key} = " for key in configfile.KEYS)
-    examples = [line[2:] for line in configfile.STARTER.splitlines() if line.startswith(keys)]
-    assert len(examples) == len(configfile.KEYS) == 8
-    assert set(_loads("\n".join(examples))) == set(configfile.KEYS)
-    assert all(len(line) <= 80 for line in configfile.STARTER.splitlines())
+    keys = tuple(f"# {key} = " for key in configedit.KEYS)
+    examples = [line[2:] for line in configedit.STARTER.splitlines() if line.startswith(keys)]
+    assert len(examples) == len(configedit.KEYS) == 8
+    assert set(_loads("\n".join(examples))) == set(configedit.KEYS)
+    assert all(len(line) <= 80 for line in configedit.STARTER.splitlines())
 
 
 def test_target_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "u"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", f"{tmp_path / 's1'}:{tmp_path / 's2'}")
-    assert configfile.target_path({}, "user") == str(tmp_path / "u/castore-hook/config.toml")
-    assert configfile.target_path({}, "site") == str(tmp_path / "s1/castore-hook/config.toml")
-    assert configfile.target_path({}, None) == str(tmp_path / "u/castore-hook/config.toml")
+    assert configedit.target_path({}, "user") == str(tmp_path / "u/castore-hook/config.toml")
+    assert configedit.target_path({}, "site") == str(tmp_path / "s1/castore-hook/config.toml")
+    assert configedit.target_path({}, None) == str(tmp_path / "u/castore-hook/config.toml")
     override = {"CASTORE_HOOK_CONFIG": "/etc/app.toml"}
-    assert configfile.target_path(override, None) == "/etc/app.toml"
-    with pytest.raises(configfile.ConfigFileError):
-        configfile.target_path({"CASTORE_HOOK_CONFIG": "rel.toml"}, None)
+    assert configedit.target_path(override, None) == "/etc/app.toml"
+    with pytest.raises(configedit.ConfigFileError):
+        configedit.target_path({"CASTORE_HOOK_CONFIG": "rel.toml"}, None)
 
 
 def test_toml_value() -> None:
-    assert configfile.toml_value(True) == "true"
-    assert configfile.toml_value(["a", "b"]) == '["a", "b"]'
-    assert configfile.toml_value(("a",)) == '["a"]'
-    assert configfile.toml_value([]) == "[]"
-    assert configfile.toml_value("/x") == '"/x"'
+    assert configedit.toml_value(True) == "true"
+    assert configedit.toml_value(["a", "b"]) == '["a", "b"]'
+    assert configedit.toml_value(("a",)) == '["a"]'
+    assert configedit.toml_value([]) == "[]"
+    assert configedit.toml_value("/x") == '"/x"'
     # json.dumps wrote "\ud83d\ude00", a surrogate pair that TOML (and tomllib) rejects.
-    assert configfile.toml_value("/home/\U0001f600/ca.pem") == '"/home/\U0001f600/ca.pem"'
-    assert _loads("k = " + configfile.toml_value("/home/\U0001f600/ca.pem")) == {
+    assert configedit.toml_value("/home/\U0001f600/ca.pem") == '"/home/\U0001f600/ca.pem"'
+    assert _loads("k = " + configedit.toml_value("/home/\U0001f600/ca.pem")) == {
         "k": "/home/\U0001f600/ca.pem"
     }
 
@@ -347,8 +348,8 @@ _TOML_TEXT = st.text(
 @settings(max_examples=300, deadline=None)
 @given(_TOML_TEXT)
 def test_toml_value_round_trips_any_string(value: str) -> None:
-    assert _loads("k = " + configfile.toml_value(value))["k"] == value
-    assert _loads("k = " + configfile.toml_value([value, value]))["k"] == [value, value]
+    assert _loads("k = " + configedit.toml_value(value))["k"] == value
+    assert _loads("k = " + configedit.toml_value([value, value]))["k"] == [value, value]
 
 
 @settings(max_examples=150, deadline=None)
@@ -387,8 +388,8 @@ def test_config_show_output_reads_back_as_the_values(
 
 
 def test_toml_comment_keeps_the_comment_one_line() -> None:
-    assert configfile.toml_comment("/a\nb = 1\tc") == "# /a\\x0ab = 1\tc"
-    assert _loads(configfile.toml_comment("x\x00\x7f\r\n") + "\nk = 1\n") == {"k": 1}
+    assert configedit.toml_comment("/a\nb = 1\tc") == "# /a\\x0ab = 1\tc"
+    assert _loads(configedit.toml_comment("x\x00\x7f\r\n") + "\nk = 1\n") == {"k": 1}
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +651,25 @@ def test_effective_pem_cadata_plus_extra() -> None:
 # Exit codes
 
 
+def test_help_lists_the_table_in_order() -> None:
+    """``cli.COMMANDS`` is the table: ``--help`` lists exactly its rows, in its order."""
+    names = [command.name for command in cli.COMMANDS]
+    assert names == [
+        "status",
+        "doctor",
+        "verify",
+        "bundle",
+        "config",
+        "enable",
+        "disable",
+        "refresh",
+    ]
+    listed = re.findall(r"^    (\S+)  +\S", cli.build_parser().format_help(), re.MULTILINE)
+    assert listed == names
+    config = next(c for c in cli.COMMANDS if c.name == "config")
+    assert [c.name for c in config.subcommands] == ["path", "show", "init"]
+
+
 def test_main_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == cli.EXIT_USAGE
     assert cli.main(["frobnicate"]) == cli.EXIT_USAGE
@@ -667,10 +687,11 @@ def test_internal_error_is_one_line(
 ) -> None:
     monkeypatch.delenv("CASTORE_HOOK_DEBUG", raising=False)
 
-    def boom(args: Any) -> int:
+    def boom() -> Any:
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(cli, "_cmd_status", boom)
+    # api.status() is the status handler's first call: an error inside a command.
+    monkeypatch.setattr(api, "status", boom)
     assert cli.main(["status"]) == cli.EXIT_PROBLEMS
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "kaput" in err

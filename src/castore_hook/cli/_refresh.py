@@ -1,0 +1,61 @@
+"""``castore-hook refresh``: decide the plan again and rewrite the cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from castore_hook.cli._output import EXIT_CODES, EXIT_OK, EXIT_PROBLEMS, wrap
+from castore_hook.cli._registry import Command
+
+HELP = """\
+Decide the plan again now and rewrite the plan cache, as the next interpreter would. Use it
+in image builds, or after changing a CA file in place.
+"""
+EPILOG = (
+    EXIT_CODES.format(
+        ok="the plan was written", problems="the plan has problems, or the cache cannot be written"
+    )
+    + """
+examples:
+  RUN castore-hook refresh        (in a Dockerfile, after installing CA files)
+"""
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from castore_hook import _slowpath, config
+
+    # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
+    # under start-up's rules) as a fresh start would.
+    plan, path, note = _slowpath.decide(dict(os.environ), config.hook_environ_ignored(), store=True)
+    problems = list(plan["info"]["problems"])
+    if args.json:
+        json.dump(
+            {
+                "cache_file": path,
+                "written": not note,
+                "note": note,
+                "problems": [{"where": w, "message": m} for w, m in problems],
+            },
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(f"plan cache: {path} ({note or 'written'})\n")
+        for where, message in problems:
+            for line in wrap(f"{where + ': ' if where else ''}{message}", 4, "  ! "):
+                sys.stdout.write(line + "\n")
+    return EXIT_PROBLEMS if (note or problems) else EXIT_OK
+
+
+COMMAND = Command(
+    "refresh",
+    "decide the plan again and rewrite the cache",
+    HELP,
+    EPILOG,
+    run,
+)
