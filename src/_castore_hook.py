@@ -95,41 +95,61 @@ def getenv(name):
     return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
+def home(get):
+    # type: (Getter) -> Optional[str]
+    # The home platformdirs uses: an absolute HOME, else (unset, empty or relative) the
+    # password database's entry for this user, as os.path.expanduser and platformdirs'
+    # expand_user do. pwd only then: a lookup costs ~0.1 M instructions (NSS).
+    value = get("HOME")
+    if value[:1] != "/" and _UID is not None:
+        try:
+            import pwd
+
+            value = pwd.getpwuid(_UID).pw_dir
+        except Exception:  # no entry (a uid from docker run -u), no pwd module
+            value = ""
+    return value.rstrip("/") if value[:1] == "/" else None
+
+
+def user_dir(get, platform=sys.platform, config=False):
+    # type: (Getter, str, bool) -> Optional[str]
+    # platformdirs.user_cache_dir("castore-hook", appauthor=False) (or user_config_dir with
+    # config), by hand: importing platformdirs costs ~30 ms. platformdirs 4: an absolute
+    # XDG_CACHE_HOME (XDG_CONFIG_HOME) wins on Linux and macOS, joined as os.path.join does;
+    # else the home's .cache (Library/Caches). test_user_dir_matches_platformdirs_* pin it.
+    if platform == "win32":
+        base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
+        return base + ("\\castore-hook" if config else "\\castore-hook\\Cache") if base else None
+    base = get("XDG_CONFIG_HOME" if config else "XDG_CACHE_HOME")
+    if base[:1] != "/":
+        base = home(get)
+        if base is None:
+            return None
+        mac = platform == "darwin"
+        base += (
+            ("/Library/Application Support" if mac else "/.config")
+            if config
+            else ("/Library/Caches" if mac else "/.cache")
+        )
+    return base + ("castore-hook" if base[-1] == "/" else "/castore-hook")
+
+
 def cache_dir(get, platform=sys.platform, ignore_env=False):
     # type: (Getter, str, bool) -> Optional[str]
-    # platformdirs.user_cache_dir("castore-hook", appauthor=False), by hand: importing
-    # platformdirs costs ~30 ms. test_cache_dir_matches_platformdirs_* pin it per platform.
-    # An absolute CASTORE_HOOK_CACHE_DIR overrides it.
+    # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else platformdirs'.
     if not ignore_env:
         override = get("CASTORE_HOOK_CACHE_DIR")
         if override and os.path.isabs(override):
             return override
-    if platform == "win32":
-        base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
-        return base + "\\castore-hook\\Cache" if base else None
-    # platformdirs 4: an absolute XDG_CACHE_HOME wins on Linux and macOS; relative ones and a
-    # relative HOME are ignored.
-    xdg = get("XDG_CACHE_HOME")
-    if xdg[:1] == "/":
-        return xdg + "/castore-hook"
-    home = get("HOME")
-    if home[:1] != "/":
-        return None
-    return home.rstrip("/") + (
-        "/Library/Caches/castore-hook" if platform == "darwin" else "/.cache/castore-hook"
-    )
+    return user_dir(get, platform)
 
 
-def plan_path(get, ignore_env):
-    # type: (Getter, bool) -> tuple[Optional[str], Optional[str]]
-    # (cache folder, plan file) of this interpreter: the one recipe that start-up, activate(),
-    # refresh, status and doctor share. One plan file per interpreter and isolation mode, so
-    # Pythons sharing a cache folder (and a python -E child of a normal parent) never evict
-    # each other's plans: cache tag + sys.prefix made into a file name (C-speed replace); a
-    # prefix too long for a file name gets a digest instead (no hashlib at start-up).
-    folder = cache_dir(get, sys.platform, ignore_env)
-    if not folder:
-        return None, None
+def plan_name(ignore_env):
+    # type: (bool) -> str
+    # One plan file per interpreter and isolation mode, so Pythons sharing a cache folder (and
+    # a python -E child of a normal parent) never evict each other's plans: cache tag +
+    # sys.prefix made into a file name (C-speed replace); a prefix too long for a file name
+    # gets a digest instead (no hashlib at start-up).
     name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
     name = name.replace(":", "%3A")
     if len(name) > 180:
@@ -138,7 +158,37 @@ def plan_path(get, ignore_env):
             hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
         )
     tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
-    return folder, folder + os.sep + "plan-" + tag + "-" + name + ".marshal"
+    return os.sep + "plan-" + tag + "-" + name + ".marshal"
+
+
+def plan_path(get, ignore_env):
+    # type: (Getter, bool) -> tuple[Optional[str], Optional[str]]
+    # (user cache folder, plan file) of this interpreter: the one recipe that start-up,
+    # activate(), refresh, status and doctor share.
+    folder = cache_dir(get, sys.platform, ignore_env)
+    if not folder:
+        return None, None
+    return folder, folder + plan_name(ignore_env)
+
+
+def fallback_dirs(get):
+    # type: (Getter) -> list[str]
+    # Where plans are cached when the user cache folder cannot be written (a service user's
+    # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
+    # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only.
+    # castore_hook._plancache.fallback_folder creates the first usable one, in this order.
+    if _UID is None:
+        return []
+    tail = "/castore-hook-" + str(_UID)
+    bases = (get("XDG_RUNTIME_DIR"), get("TMPDIR"), get("TEMP"), get("TMP"), "/tmp", "/var/tmp")
+    return [base.rstrip("/") + tail for base in bases + ("/usr/tmp",) if base[:1] == "/"]
+
+
+def shared_dir():
+    # type: () -> str
+    # The shared plan's folder (castore-hook refresh --shared): inside the environment, in
+    # the castore_hook package beside this module, so pip uninstall removes it too.
+    return os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
 
 
 def signature(path):
@@ -152,9 +202,9 @@ def signature(path):
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
 
-def read_plan(path):
-    # type: (str) -> tuple[Optional[Plan], str]
-    # The plan at path if it is ours and intact, else (None, reason). O_NONBLOCK: a FIFO
+def read_plan(path, owners=(_UID,)):
+    # type: (str, tuple[Optional[int], ...]) -> tuple[Optional[Plan], str]
+    # The plan at path if it is intact and owners has its owner, else (None, reason). O_NONBLOCK: a FIFO
     # planted at the path must not hang start-up. st_size + 1 (to notice growth), not
     # PLAN_LIMIT: os.read allocates what it is asked.
     try:
@@ -164,7 +214,7 @@ def read_plan(path):
     try:
         st = os.fstat(fd)
         data = b""
-        if st.st_mode & _FILE_MASK == 0o100000 and _UID in (None, st.st_uid):
+        if st.st_mode & _FILE_MASK == 0o100000 and (_UID is None or st.st_uid in owners):
             data = os.read(fd, st.st_size + 1) if st.st_size <= PLAN_LIMIT else b"too large"
     except OSError:
         data = b""
@@ -191,23 +241,25 @@ def read_plan(path):
     return plan, ""
 
 
-def cached_plan(lookup, ignore_env, folder, path):
-    # type: (Callable[[Any], Any], bool, Optional[str], Optional[str]) -> tuple[Optional[Plan], str]
+def cached_plan(lookup, ignore_env, folder, path, owners=(_UID,), stat=os.stat):
+    # type: (Callable[[Any], Any], bool, Optional[str], Optional[str], tuple[Optional[int], ...], Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts, and every path that decided
-    # it has the same signature. Whoever owns the folder could swap the exported bundle after
-    # our checks, hence its owner check. lookup reads variables in os.environ's own encoding:
-    # os.environ._data.get at start-up, a C call per name (castore_hook._envstate.native_lookup).
+    # it has the same signature. Whoever can write the folder could swap the exported bundle
+    # after our checks, hence its owner and mode check (stat is os.lstat where a symlink must
+    # not stand in for the folder: the fallback and shared folders). lookup reads variables in
+    # os.environ's own encoding: os.environ._data.get at start-up, a C call per name
+    # (castore_hook._envstate.native_lookup).
     if not folder or not path:
         return None, "no cache folder"
-    plan, reason = read_plan(path)
+    plan, reason = read_plan(path, owners)
     if plan is None:
         return None, reason
-    owner = signature(folder)
-    if _UID is not None and (owner is None or owner[4] != _UID):
-        return None, "cache folder not owned by this user"
     try:
+        st = stat(folder)
+        if _UID is not None and (st.st_uid not in owners or st.st_mode & 0o170022 != 0o40000):
+            return None, "cache folder not owned by this user"
         key = plan["key"]
         if key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
             return None, "made for another Python"
@@ -216,9 +268,39 @@ def cached_plan(lookup, ignore_env, folder, path):
         for file, sig in plan["stats"]:
             if signature(file) != sig:
                 return None, "changed: " + file
-    except Exception:  # any other shape is a hostile or corrupt plan
+    except Exception:  # any other shape is a hostile or corrupt plan; a folder gone
         return None, "plan cache is malformed"
     return plan, ""
+
+
+def find_plan(lookup, get, ignore_env):
+    # type: (Callable[[Any], Any], Getter, bool) -> tuple[Optional[Plan], str, str, Optional[str]]
+    # (plan, why the user cache had none, where it was found, its file), looking in order:
+    # the user cache folder; the per-user fallback folders; the environment's shared plan
+    # (castore-hook refresh --shared), owned by root or by the owner of sys.prefix and valid
+    # for any user without a config file of their own: its key watches no per-user location
+    # variable, so this user's config file is checked here, one stat (docs/architecture.md).
+    # A miss returns the user cache's plan file, where the slow path stores first.
+    folder, path = plan_path(get, ignore_env)
+    plan, reason = cached_plan(lookup, ignore_env, folder, path)
+    if plan is not None:
+        return plan, reason, "user", path
+    name = plan_name(ignore_env)
+    for other in fallback_dirs(get):
+        plan = cached_plan(lookup, ignore_env, other, other + name, (_UID,), os.lstat)[0]
+        if plan is not None:
+            return plan, reason, "fallback", other + name
+    other = shared_dir()
+    config = user_dir(get, sys.platform, True)
+    site = sys.modules.get("site")
+    if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
+        site, "USER_SITE", None
+    ) not in sys.path:  # this user's own site-packages would change what certifi is
+        owners = (0, os.stat(sys.prefix).st_uid) if _UID is not None else (None,)
+        plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
+        if plan is not None:
+            return plan, reason, "shared", other + name
+    return None, reason, "user", path
 
 
 def apply_plan(plan, environ):
@@ -323,11 +405,12 @@ def run():
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
         current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in ("", "0")
         if ignore_env or getenv("CASTORE_HOOK_DISABLE") in ("", "0"):
-            folder, path = plan_path(getenv, ignore_env)
             lookup = os.environ._data.get  # type: ignore[attr-defined]
-            plan, reason = cached_plan(lookup, ignore_env, folder, path)
+            plan, reason, where, path = find_plan(lookup, getenv, ignore_env)
             applied = None if plan is None else apply_plan(plan, os.environ)
             current.update(outcome="hit", cache_file=path, plan=plan, applied=applied)
+            if where != "user":  # why the user's own cache was not used (status)
+                current.update(location=where, passed=reason)
             if applied is None:
                 from castore_hook import _slowpath  # a miss: costly imports are allowed now
 

@@ -126,6 +126,8 @@ def status() -> dict[str, Any]:
             "file": cache_file,
             "state": _cache_state(state or {}),
             "miss_reason": (state or {}).get("miss"),
+            "location": ((state or {}).get("location") or "user") if cache_file else None,
+            "location_reason": (state or {}).get("passed") or None,
         },
     }
 

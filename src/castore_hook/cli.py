@@ -190,7 +190,10 @@ examples:
 
 _REFRESH_HELP = """\
 Decide the plan again now and rewrite the plan cache, as the next interpreter would. Use it
-in image builds, or after changing a CA file in place.
+in image builds, or after changing a CA file in place. With --shared (as root or the owner of
+the environment), write the environment's shared plan instead: every user of the
+environment without a config file of their own then starts from it, without writing
+anything (read-only images, service users without a home).
 """
 _REFRESH_EPILOG = (
     _EXIT_CODES.format(
@@ -199,6 +202,7 @@ _REFRESH_EPILOG = (
     + """
 examples:
   RUN castore-hook refresh        (in a Dockerfile, after installing CA files)
+  RUN pip install castore-hook && castore-hook refresh --shared
 """
 )
 
@@ -328,7 +332,10 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         lines.append(f"  config:   {entry['path']} ({mark})")
     cache = report["cache"]
     if cache["file"]:
-        lines.append(f"  cache:    {cache['file']} ({cache['state']})")
+        where = cache.get("location") or "user"
+        lines.append(f"  cache:    {cache['file']} ({cache['state']}, {where} plan)")
+    if cache.get("location_reason"):
+        lines.extend(wrap(f"user cache not used: {cache['location_reason']}", 12, " " * 12))
     if cache.get("miss_reason"):
         lines.extend(wrap(f"slow path at start-up: {cache['miss_reason']}", 12, " " * 12))
     if report["trail"]:
@@ -811,12 +818,20 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
     # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
     # under start-up's rules) as a fresh start would.
-    plan, path, note = _slowpath.decide(dict(os.environ), config.hook_environ_ignored(), store=True)
+    if args.shared:
+        shared, path, note = _slowpath.store_shared(dict(os.environ), config.hook_environ_ignored())
+        plan = shared or {"info": {"problems": ()}}
+    else:
+        plan, path, note = _slowpath.decide(
+            dict(os.environ), config.hook_environ_ignored(), store=True
+        )
     problems = list(plan["info"]["problems"])
+    label = "shared plan" if args.shared else "plan cache"
     if args.json:
         json.dump(
             {
                 "cache_file": path,
+                "shared": args.shared,
                 "written": not note,
                 "note": note,
                 "problems": [{"where": w, "message": m} for w, m in problems],
@@ -826,7 +841,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         )
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(f"plan cache: {path} ({note or 'written'})\n")
+        sys.stdout.write(f"{label}: {path} ({note or 'written'})\n")
         for where, message in problems:
             for line in wrap(f"{where + ': ' if where else ''}{message}", 4, "  ! "):
                 sys.stdout.write(line + "\n")
@@ -996,6 +1011,10 @@ def build_parser() -> argparse.ArgumentParser:
         _REFRESH_HELP,
         _REFRESH_EPILOG,
         _cmd_refresh,
+    ).add_argument(
+        "--shared",
+        action="store_true",
+        help="write the environment's shared plan (for every user; run as its owner)",
     )
     return parser
 
