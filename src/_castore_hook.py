@@ -95,41 +95,33 @@ def getenv(name):
     return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
-def home(get):
-    # type: (Getter) -> Optional[str]
-    # The home platformdirs uses: an absolute HOME, else (unset, empty or relative) the
-    # password database's entry for this user, as os.path.expanduser and platformdirs'
-    # expand_user do. pwd only then: a lookup costs ~0.1 M instructions (NSS).
-    value = get("HOME")
-    if value[:1] != "/" and _UID is not None:
-        try:
-            import pwd
-
-            value = pwd.getpwuid(_UID).pw_dir
-        except Exception:  # no entry (a uid from docker run -u), no pwd module
-            value = ""
-    return value.rstrip("/") if value[:1] == "/" else None
-
-
 def user_dir(get, platform=sys.platform, config=False):
     # type: (Getter, str, bool) -> Optional[str]
-    # platformdirs.user_cache_dir("castore-hook", appauthor=False) (or user_config_dir with
-    # config), by hand: importing platformdirs costs ~30 ms. platformdirs 4: an absolute
+    # platformdirs.user_cache_dir("castore-hook", appauthor=False) (user_config_dir with
+    # config), by hand: importing platformdirs costs ~30 ms. As platformdirs 4: an absolute
     # XDG_CACHE_HOME (XDG_CONFIG_HOME) wins on Linux and macOS, joined as os.path.join does;
-    # else the home's .cache (Library/Caches). test_user_dir_matches_platformdirs_* pin it.
+    # else the home's .cache (Library/Caches), the home being an absolute HOME or else (unset,
+    # empty, relative) the password database's, as os.path.expanduser does. pwd only then: a
+    # lookup costs ~0.1 M instructions. tests/unit/test_locations.py pins every case.
     if platform == "win32":
         base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
-        return base + ("\\castore-hook" if config else "\\castore-hook\\Cache") if base else None
+        return base + "\\castore-hook" + ("" if config else "\\Cache") if base else None
     base = get("XDG_CONFIG_HOME" if config else "XDG_CACHE_HOME")
     if base[:1] != "/":
-        base = home(get)
-        if base is None:
-            return None
-        mac = platform == "darwin"
-        base += (
-            ("/Library/Application Support" if mac else "/.config")
-            if config
-            else ("/Library/Caches" if mac else "/.cache")
+        base = get("HOME")
+        if base[:1] != "/":
+            try:
+                import pwd
+
+                base = pwd.getpwuid(_UID).pw_dir  # type: ignore[arg-type]
+            except Exception:  # no entry (docker run -u 12345), no pwd
+                return None
+            if base[:1] != "/":
+                return None
+        base = base.rstrip("/") + (
+            ("/Library/Application Support" if config else "/Library/Caches")
+            if platform == "darwin"
+            else ("/.config" if config else "/.cache")
         )
     return base + ("castore-hook" if base[-1] == "/" else "/castore-hook")
 
@@ -137,11 +129,8 @@ def user_dir(get, platform=sys.platform, config=False):
 def cache_dir(get, platform=sys.platform, ignore_env=False):
     # type: (Getter, str, bool) -> Optional[str]
     # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else platformdirs'.
-    if not ignore_env:
-        override = get("CASTORE_HOOK_CACHE_DIR")
-        if override and os.path.isabs(override):
-            return override
-    return user_dir(get, platform)
+    override = "" if ignore_env else get("CASTORE_HOOK_CACHE_DIR")
+    return override if os.path.isabs(override) else user_dir(get, platform)
 
 
 def plan_name(ignore_env):
@@ -149,14 +138,12 @@ def plan_name(ignore_env):
     # One plan file per interpreter and isolation mode, so Pythons sharing a cache folder (and
     # a python -E child of a normal parent) never evict each other's plans: cache tag +
     # sys.prefix made into a file name (C-speed replace); a prefix too long for a file name
-    # gets a digest instead (no hashlib at start-up).
+    # gets a digest instead (no hashlib at start-up; a tuple of ints hashes the same in every
+    # process, no PYTHONHASHSEED salt).
     name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
     name = name.replace(":", "%3A")
     if len(name) > 180:
-        # A tuple of ints hashes the same in every process (no PYTHONHASHSEED salt).
-        name = format(
-            hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
-        )
+        name = format(hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x")
     tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
     return os.sep + "plan-" + tag + "-" + name + ".marshal"
 
@@ -166,22 +153,20 @@ def plan_path(get, ignore_env):
     # (user cache folder, plan file) of this interpreter: the one recipe that start-up,
     # activate(), refresh, status and doctor share.
     folder = cache_dir(get, sys.platform, ignore_env)
-    if not folder:
-        return None, None
-    return folder, folder + plan_name(ignore_env)
+    return (folder, folder + plan_name(ignore_env)) if folder else (None, None)
 
 
 def fallback_dirs(get):
     # type: (Getter) -> list[str]
     # Where plans are cached when the user cache folder cannot be written (a service user's
     # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
-    # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only.
-    # castore_hook._plancache.fallback_folder creates the first usable one, in this order.
+    # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only;
+    # none on Windows. castore_hook._plancache.fallback_folder makes the first usable one.
     if _UID is None:
         return []
-    tail = "/castore-hook-" + str(_UID)
     bases = (get("XDG_RUNTIME_DIR"), get("TMPDIR"), get("TEMP"), get("TMP"), "/tmp", "/var/tmp")
-    return [base.rstrip("/") + tail for base in bases + ("/usr/tmp",) if base[:1] == "/"]
+    tail = "/castore-hook-" + str(_UID)
+    return [b.rstrip("/") + tail for b in bases + ("/usr/tmp",) if b[:1] == "/"]
 
 
 def shared_dir():

@@ -127,7 +127,7 @@ def test_user_dirs_match_platformdirs_windows(pad: str, monkeypatch: pytest.Monk
     assert hot.cache_dir(_get({}), "win32") is None
 
 
-def test_home_reads_the_password_database_only_without_an_absolute_home(
+def test_password_database_read_only_without_an_absolute_home(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = []
@@ -138,18 +138,19 @@ def test_home_reads_the_password_database_only_without_an_absolute_home(
         return real(uid)
 
     monkeypatch.setattr(pwd, "getpwuid", counting)
-    assert hot.home(_get({"HOME": "/h/"})) == "/h"
+    assert hot.cache_dir(_get({"HOME": "/h/"}), "linux") == "/h/.cache/castore-hook"
+    assert hot.cache_dir(_get({"XDG_CACHE_HOME": "/x"}), "linux") == "/x/castore-hook"
     assert calls == []
-    assert hot.home(_get({})) == PW_HOME
-    assert hot.home(_get({"HOME": "rel"})) == PW_HOME
+    assert hot.cache_dir(_get({}), "linux") == PW_HOME + "/.cache/castore-hook"
+    assert hot.cache_dir(_get({"HOME": "rel"}), "linux") == PW_HOME + "/.cache/castore-hook"
     assert calls == [os.getuid(), os.getuid()]
 
     def missing(uid: int) -> pwd.struct_passwd:
         raise KeyError(uid)
 
     monkeypatch.setattr(pwd, "getpwuid", missing)  # a uid with no entry (docker run -u 12345)
-    assert hot.home(_get({})) is None
     assert hot.cache_dir(_get({}), "linux") is None
+    assert hot.user_dir(_get({}), "linux", True) is None
 
 
 def test_cache_dir_on_this_platform_matches_without_home(monkeypatch: pytest.MonkeyPatch) -> None:
