@@ -62,6 +62,20 @@ def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> O
     return None
 
 
+def unusable_reason(folder: Optional[str]) -> Optional[str]:
+    """Why ``folder`` cannot hold plans, found without creating anything (for ``status``)."""
+    if not folder:
+        return "no user cache folder can be determined"
+    probe = folder
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == folder:
+            return f"cache folder {folder} is not writable"
+        return f"cannot create cache folder {folder}: {probe} is not writable"
+    return None
+
+
 def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:
     """The first of ``_castore_hook.fallback_dirs`` that is, or can be made, a private folder
     of this user's, and why each one before it could not."""
