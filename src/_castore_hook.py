@@ -27,12 +27,14 @@ import sys
 # to False and drops the block from the bytecode; under -O, TYPE_CHECKING is still False.
 TYPE_CHECKING = False
 if not __debug__ and TYPE_CHECKING:
-    from typing import Any, Callable, MutableMapping, Optional  # noqa: F401 - type comments
+    from typing import Any, Callable, MutableMapping, Optional
 
     Environ = MutableMapping[str, str]
     Getter = Callable[[str], str]
     Plan = dict[str, Any]
     Signature = tuple[int, int, int, int, int]
+    Lookup = Callable[[Any], Any]
+    Owners = tuple[Optional[int], ...]
 
 PLAN_FORMAT = 3
 PLAN_LIMIT = 1 << 20
@@ -143,7 +145,9 @@ def plan_name(ignore_env):
     name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
     name = name.replace(":", "%3A")
     if len(name) > 180:
-        name = format(hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x")
+        name = format(
+            hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
+        )
     tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
     return os.sep + "plan-" + tag + "-" + name + ".marshal"
 
@@ -164,9 +168,9 @@ def fallback_dirs(get):
     # none on Windows. castore_hook._plancache.fallback_folder makes the first usable one.
     if _UID is None:
         return []
-    bases = (get("XDG_RUNTIME_DIR"), get("TMPDIR"), get("TEMP"), get("TMP"), "/tmp", "/var/tmp")
     tail = "/castore-hook-" + str(_UID)
-    return [b.rstrip("/") + tail for b in bases + ("/usr/tmp",) if b[:1] == "/"]
+    bases = (get("XDG_RUNTIME_DIR"), get("TMPDIR"), get("TEMP"), get("TMP"), "/tmp")  # noqa: S108
+    return [b.rstrip("/") + tail for b in (*bases, "/var/tmp", "/usr/tmp") if b[:1] == "/"]  # noqa: S108
 
 
 def shared_dir():
@@ -188,8 +192,9 @@ def signature(path):
 
 
 def read_plan(path, owners=(_UID,)):
-    # type: (str, tuple[Optional[int], ...]) -> tuple[Optional[Plan], str]
-    # The plan at path if it is intact and owners has its owner, else (None, reason). O_NONBLOCK: a FIFO
+    # type: (str, Owners) -> tuple[Optional[Plan], str]
+    # The plan at path if it is intact and owners has its owner, else (None, reason).
+    # O_NONBLOCK: a FIFO
     # planted at the path must not hang start-up. st_size + 1 (to notice growth), not
     # PLAN_LIMIT: os.read allocates what it is asked.
     try:
@@ -227,7 +232,7 @@ def read_plan(path, owners=(_UID,)):
 
 
 def cached_plan(lookup, ignore_env, folder, path, owners=(_UID,), stat=os.stat):
-    # type: (Callable[[Any], Any], bool, Optional[str], Optional[str], tuple[Optional[int], ...], Any) -> tuple[Optional[Plan], str]
+    # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts, and every path that decided
@@ -259,7 +264,7 @@ def cached_plan(lookup, ignore_env, folder, path, owners=(_UID,), stat=os.stat):
 
 
 def find_plan(lookup, get, ignore_env):
-    # type: (Callable[[Any], Any], Getter, bool) -> tuple[Optional[Plan], str, str, Optional[str]]
+    # type: (Lookup, Getter, bool) -> tuple[Optional[Plan], str, str, Optional[str]]
     # (plan, why the user cache had none, where it was found, its file), looking in order:
     # the user cache folder; the per-user fallback folders; the environment's shared plan
     # (castore-hook refresh --shared), owned by root or by the owner of sys.prefix and valid

@@ -135,15 +135,23 @@ def store_shared(
     path = folder + hot.plan_name(ignore_env)
     getuid = getattr(os, "getuid", None)
     if getuid is not None and getuid() not in shared_owners():
-        return None, path, (
-            f"only root or the owner of {sys.prefix} (uid {shared_owners()[1]}) may write "
-            "the shared plan; other users' plans would be refused"
+        return (
+            None,
+            path,
+            (
+                f"only root or the owner of {sys.prefix} (uid {shared_owners()[1]}) may write "
+                "the shared plan; other users' plans would be refused"
+            ),
         )
     user_site = getattr(sys.modules.get("site"), "USER_SITE", None)
     if user_site and user_site in sys.path:
-        return None, path, (
-            f"this user's site-packages ({user_site}) is on sys.path, so the decision would "
-            "not hold for other users; run `python -s -m castore_hook refresh --shared`"
+        return (
+            None,
+            path,
+            (
+                f"this user's site-packages ({user_site}) is on sys.path, so the decision would "
+                "not hold for other users; run `python -s -m castore_hook refresh --shared`"
+            ),
         )
     plan = resolve.build_plan(environ, folder, ignore_env, shared=True)
     if plan["info"].get("transient"):

@@ -818,6 +818,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
 
     # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
     # under start-up's rules) as a fresh start would.
+    path: Optional[str]
     if args.shared:
         shared, path, note = _slowpath.store_shared(dict(os.environ), config.hook_environ_ignored())
         plan = shared or {"info": {"problems": ()}}

@@ -513,7 +513,7 @@ def check_cache(ctx: Context) -> list[Check]:
             )
         ]
     _folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
-    plan, reason = hot.read_plan(cache_file or folder)
+    plan, reason = hot.read_plan(cache_file or folder or "")
     if plan is None:
         return [
             Check(

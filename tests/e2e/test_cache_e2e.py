@@ -827,9 +827,7 @@ def unusable_cache(
         raise ValueError(kind)
 
 
-@pytest.mark.parametrize(
-    "kind", ["under-a-file", "foreign-owned", "full-disk", "file-size-limit"]
-)
+@pytest.mark.parametrize("kind", ["under-a-file", "foreign-owned", "full-disk", "file-size-limit"])
 def test_unusable_cache_folder_is_silent_correct_and_explained(
     hooked_venv: Venv, roots: Roots, env: Dict[str, str], kind: str
 ) -> None:

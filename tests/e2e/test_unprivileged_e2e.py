@@ -54,8 +54,15 @@ def _user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
-            ["useradd", "--no-create-home", "--home-dir", f"/nonexistent/{name}"]
-            + ["--shell", "/usr/sbin/nologin", name],
+            [
+                "useradd",
+                "--no-create-home",
+                "--home-dir",
+                f"/nonexistent/{name}",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
             check=True,
             capture_output=True,
         )
@@ -111,11 +118,23 @@ class World:
             launch = 'exec "$@"'
         else:
             entry = pwd.getpwnam(user)
-            launch = f'exec setpriv --reuid={entry.pw_uid} --regid={entry.pw_gid} --clear-groups -- "$@"'
+            launch = (
+                f'exec setpriv --reuid={entry.pw_uid} --regid={entry.pw_gid} --clear-groups -- "$@"'
+            )
         script = " && ".join([*mounts, launch])
         return subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
-            + [str(self.venv.python), *args],
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                str(self.venv.python),
+                *args,
+            ],
             env=env,
             capture_output=True,
             text=True,
@@ -124,7 +143,7 @@ class World:
             cwd="/",
         )
 
-    def start(self, user: Optional[str], env: Dict[str, str], url: str, **kw: object) -> "Start":
+    def start(self, user: Optional[str], env: Dict[str, str], url: str, **kw: object) -> Start:
         proc = self.run(user, ["-c", URLOPEN, url], env, **kw)  # type: ignore[arg-type]
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
         return Start(proc)
@@ -139,11 +158,11 @@ class World:
 class Start:
     def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
         self.result = json.loads(proc.stdout.strip().splitlines()[-1])
-        lines = [l for l in proc.stderr.splitlines() if l.startswith("castore-hook: ")]
+        kinds = ("plan cache hit", "slow path", "disabled")
         decisions = [
-            l
-            for l in lines
-            if l.startswith(("castore-hook: plan cache hit", "castore-hook: slow", "castore-hook: dis"))
+            line
+            for line in proc.stderr.splitlines()
+            if line.startswith(tuple("castore-hook: " + kind for kind in kinds))
         ]
         assert len(decisions) == 1, proc.stderr
         self.decision = decisions[0]
@@ -159,9 +178,7 @@ class Start:
 
 
 @pytest.fixture(scope="module")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, built_wheel: Path
-) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Iterator[World]:
     for name in USERS:
         _user(name)
     base = Path(tempfile.mkdtemp(prefix="castore12-", dir="/tmp"))

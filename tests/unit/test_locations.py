@@ -266,9 +266,7 @@ def _lookup(env: Dict[str, str]) -> Callable[[object], object]:
     return _envstate.native_lookup(env)
 
 
-def test_cached_plan_refuses_a_folder_others_can_write(
-    tmp_path: Path, env: Dict[str, str]
-) -> None:
+def test_cached_plan_refuses_a_folder_others_can_write(tmp_path: Path, env: Dict[str, str]) -> None:
     folder = tmp_path / "cache"
     path = _store(folder, env)
     assert hot.cached_plan(_lookup(env), False, str(folder), path)[1] == ""
@@ -288,7 +286,9 @@ def test_cached_plan_with_lstat_refuses_a_symlinked_folder(
     link.symlink_to(folder)
     linked = str(link) + hot.plan_name(False)
     assert hot.cached_plan(_lookup(env), False, str(link), linked)[1] == ""
-    assert hot.cached_plan(_lookup(env), False, str(link), linked, (os.getuid(),), os.lstat)[0] is None
+    assert (
+        hot.cached_plan(_lookup(env), False, str(link), linked, (os.getuid(),), os.lstat)[0] is None
+    )
     assert path
 
 
@@ -303,10 +303,15 @@ def test_find_plan_order_user_then_fallback_then_shared(
     shared_file = _store(shared, env, shared=True)
     plan, why, where, path = hot.find_plan(lookup, get, False)
     assert (where, path, why) == ("shared", shared_file, "no plan cached")
-    assert plan is not None and plan["key"][4] == tuple(
-        os.environ.encodekey(n)  # type: ignore[attr-defined]
-        for n in (*_envstate.HOOK_VARS, "XDG_CONFIG_DIRS", "SSL_CERT_FILE", "SSL_CERT_DIR")
-    ) + plan["key"][4][6:]
+    assert (
+        plan is not None
+        and plan["key"][4]
+        == tuple(
+            os.environ.encodekey(n)  # type: ignore[attr-defined]
+            for n in (*_envstate.HOOK_VARS, "XDG_CONFIG_DIRS", "SSL_CERT_FILE", "SSL_CERT_DIR")
+        )
+        + plan["key"][4][6:]
+    )
     # A user with a config file of their own falls through to their own cache.
     own = Path(env["HOME"]) / ".config" / "castore-hook" / "config.toml"
     own.parent.mkdir(parents=True)
@@ -388,7 +393,5 @@ def test_refresh_shared_refused_for_another_user(monkeypatch: pytest.MonkeyPatch
 
 
 def test_shared_dir_is_in_the_package_beside_the_hot_module() -> None:
-    assert hot.shared_dir() == os.path.join(
-        os.path.dirname(hot.__file__), "castore_hook", "shared"
-    )
+    assert hot.shared_dir() == os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
     assert sys.prefix  # the plan file name is per interpreter, as for the user cache
