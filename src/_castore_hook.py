@@ -97,14 +97,19 @@ def getenv(name):
     return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
-def user_dir(get, platform=sys.platform, config=False):
-    # type: (Getter, str, bool) -> Optional[str]
-    # platformdirs.user_cache_dir("castore-hook", appauthor=False) (user_config_dir with
-    # config), by hand: importing platformdirs costs ~30 ms. As platformdirs 4: an absolute
-    # XDG_CACHE_HOME (XDG_CONFIG_HOME) wins on Linux and macOS, joined as os.path.join does;
-    # else the home's .cache (Library/Caches), the home being an absolute HOME or else (unset,
-    # empty, relative) the password database's, as os.path.expanduser does. pwd only then: a
-    # lookup costs ~0.1 M instructions. tests/unit/test_locations.py pins every case.
+def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
+    # type: (Getter, str, bool, bool) -> Optional[str]
+    # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else
+    # platformdirs.user_cache_dir("castore-hook", appauthor=False) by hand (importing
+    # platformdirs costs ~30 ms); with config, platformdirs.user_config_dir instead. As
+    # platformdirs 4: an absolute XDG_CACHE_HOME (XDG_CONFIG_HOME) wins on Linux and macOS,
+    # joined as os.path.join does; else the home's .cache (Library/Caches), the home being an
+    # absolute HOME or else (unset, empty, relative) the password database's, as
+    # os.path.expanduser does. pwd only then: a lookup costs ~0.1 M instructions.
+    # tests/unit/test_locations.py pins every case against the installed platformdirs.
+    base = "" if ignore_env or config else get("CASTORE_HOOK_CACHE_DIR")
+    if os.path.isabs(base):
+        return base
     if platform == "win32":
         base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
         return base + "\\castore-hook" + ("" if config else "\\Cache") if base else None
@@ -126,13 +131,6 @@ def user_dir(get, platform=sys.platform, config=False):
             else ("/.config" if config else "/.cache")
         )
     return base + ("castore-hook" if base[-1] == "/" else "/castore-hook")
-
-
-def cache_dir(get, platform=sys.platform, ignore_env=False):
-    # type: (Getter, str, bool) -> Optional[str]
-    # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else platformdirs'.
-    override = "" if ignore_env else get("CASTORE_HOOK_CACHE_DIR")
-    return override if os.path.isabs(override) else user_dir(get, platform)
 
 
 def plan_name(ignore_env):
@@ -166,18 +164,20 @@ def fallback_dirs(get):
     # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
     # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only;
     # none on Windows. castore_hook._plancache.fallback_folder makes the first usable one.
-    if _UID is None:
-        return []
-    tail = "/castore-hook-" + str(_UID)
-    bases = (get("XDG_RUNTIME_DIR"), get("TMPDIR"), get("TEMP"), get("TMP"), "/tmp")  # noqa: S108
-    return [b.rstrip("/") + tail for b in (*bases, "/var/tmp", "/usr/tmp") if b[:1] == "/"]  # noqa: S108
-
-
-def shared_dir():
-    # type: () -> str
-    # The shared plan's folder (castore-hook refresh --shared): inside the environment, in
-    # the castore_hook package beside this module, so pip uninstall removes it too.
-    return os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
+    # (A loop, not a comprehension: on 3.11 that would be one more code object to unmarshal.)
+    found = []  # type: list[str]
+    for base in (
+        get("XDG_RUNTIME_DIR"),
+        get("TMPDIR"),
+        get("TEMP"),
+        get("TMP"),
+        "/tmp",  # noqa: S108 - a folder of our own in it, checked before use
+        "/var/tmp",  # noqa: S108
+        "/usr/tmp",
+    ):
+        if base[:1] == "/" and _UID is not None:
+            found.append(base.rstrip("/") + "/castore-hook-" + str(_UID))
+    return found
 
 
 def signature(path):
@@ -280,8 +280,9 @@ def find_plan(lookup, get, ignore_env):
         plan = cached_plan(lookup, ignore_env, other, other + name, (_UID,), os.lstat)[0]
         if plan is not None:
             return plan, reason, "fallback", other + name
-    other = shared_dir()
-    config = user_dir(get, sys.platform, True)
+    # The shared folder, as castore_hook._plancache.shared_dir names it.
+    other = os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
+    config = cache_dir(get, sys.platform, True, True)
     site = sys.modules.get("site")
     if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
         site, "USER_SITE", None

@@ -34,7 +34,7 @@ def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> O
     """
     if not os.path.isabs(folder):
         return f"cache folder {folder!r} is not an absolute path"
-    if folder == hot.shared_dir():  # whoever writes there (a merged bundle too): for all users
+    if folder == shared_dir():  # whoever writes there (a merged bundle too): for all users
         mode, strict = 0o755, True
     try:
         if strict:
@@ -74,6 +74,13 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
             return f"cache folder {folder} is not writable"
         return f"cannot create cache folder {folder}: {probe} is not writable"
     return None
+
+
+def shared_dir() -> str:
+    """The environment's shared plan folder (``castore-hook refresh --shared``): in the
+    castore_hook package beside the hot module, so that ``pip uninstall`` removes it too.
+    ``_castore_hook.find_plan`` spells out the same expression (pinned by a test)."""
+    return os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
 
 
 def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:

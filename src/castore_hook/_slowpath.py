@@ -124,14 +124,14 @@ def store_shared(
     environ: Mapping[str, str], ignore_env: bool
 ) -> tuple[Optional[dict[str, Any]], str, str]:
     """``castore-hook refresh --shared``: decide the environment's shared plan and write it
-    into ``_castore_hook.shared_dir()``. Returns the plan (``None`` when refused), its file
+    into ``_plancache.shared_dir()``. Returns the plan (``None`` when refused), its file
     and ``""`` or why it was not written.
 
     The plan is decided from the site config, the variables that matter and the stores, never
     from this user's config file or home (``resolve.build_plan(..., shared=True)``), so that
     it holds for every user of the environment without a config file of their own.
     """
-    folder = hot.shared_dir()
+    folder = _plancache.shared_dir()
     path = folder + hot.plan_name(ignore_env)
     getuid = getattr(os, "getuid", None)
     if getuid is not None and getuid() not in shared_owners():

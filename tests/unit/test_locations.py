@@ -80,7 +80,7 @@ def test_user_config_dir_matches_platformdirs_unix(
 
     env = {("XDG_CONFIG_HOME" if k == "XDG_CACHE_HOME" else k): v for k, v in env.items()}
     given = _set(monkeypatch, env)
-    ours = hot.user_dir(_get(given), "linux", True)
+    ours = hot.cache_dir(_get(given), "linux", True, True)
     assert ours == expected.replace("/.cache/", "/.config/")
     assert ours == Unix("castore-hook", appauthor=False).user_config_dir
 
@@ -105,7 +105,7 @@ def test_user_dirs_match_platformdirs_macos(
     given = _set(monkeypatch, env)
     dirs = MacOS("castore-hook", appauthor=False)
     assert hot.cache_dir(_get(given), "darwin") == dirs.user_cache_dir
-    assert hot.user_dir(_get(given), "darwin", True) == dirs.user_config_dir
+    assert hot.cache_dir(_get(given), "darwin", True, True) == dirs.user_config_dir
 
 
 @pytest.mark.parametrize("pad", ["", "  "])
@@ -119,7 +119,7 @@ def test_user_dirs_match_platformdirs_windows(pad: str, monkeypatch: pytest.Monk
     # platformdirs joins with os.path (posixpath off Windows); compare the parts.
     for ours, theirs in (
         (hot.cache_dir(get, "win32"), dirs.user_cache_dir),
-        (hot.user_dir(get, "win32", True), dirs.user_config_dir),
+        (hot.cache_dir(get, "win32", True, True), dirs.user_config_dir),
     ):
         assert ours is not None
         assert ours.replace("\\", "/") == theirs.replace("\\", "/").lstrip()
@@ -150,7 +150,7 @@ def test_password_database_read_only_without_an_absolute_home(
 
     monkeypatch.setattr(pwd, "getpwuid", missing)  # a uid with no entry (docker run -u 12345)
     assert hot.cache_dir(_get({}), "linux") is None
-    assert hot.user_dir(_get({}), "linux", True) is None
+    assert hot.cache_dir(_get({}), "linux", True, True) is None
 
 
 def test_cache_dir_on_this_platform_matches_without_home(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,7 +297,8 @@ def test_find_plan_order_user_then_fallback_then_shared(
 ) -> None:
     shared = tmp_path / "site-packages" / "castore_hook" / "shared"
     shared.parent.mkdir(parents=True)
-    monkeypatch.setattr(hot, "shared_dir", lambda: str(shared))
+    monkeypatch.setattr(hot, "__file__", str(tmp_path / "site-packages" / "_castore_hook.py"))
+    assert _plancache.shared_dir() == str(shared)
     get, lookup = _get(env), _lookup(env)
     assert hot.find_plan(lookup, get, False)[0] is None
     shared_file = _store(shared, env, shared=True)
@@ -335,7 +336,7 @@ def test_shared_plan_refused_when_writable_by_others_or_foreign(
 ) -> None:
     shared = tmp_path / "sp" / "castore_hook" / "shared"
     shared.parent.mkdir(parents=True)
-    monkeypatch.setattr(hot, "shared_dir", lambda: str(shared))
+    monkeypatch.setattr(hot, "__file__", str(tmp_path / "sp" / "_castore_hook.py"))
     path = _store(shared, env, shared=True)
     get, lookup = _get(env), _lookup(env)
     assert hot.find_plan(lookup, get, False)[2] == "shared"
@@ -393,5 +394,7 @@ def test_refresh_shared_refused_for_another_user(monkeypatch: pytest.MonkeyPatch
 
 
 def test_shared_dir_is_in_the_package_beside_the_hot_module() -> None:
-    assert hot.shared_dir() == os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
-    assert sys.prefix  # the plan file name is per interpreter, as for the user cache
+    assert _plancache.shared_dir() == os.path.join(
+        os.path.dirname(hot.__file__), "castore_hook", "shared"
+    )
+    assert "castore_hook" in os.listdir(os.path.dirname(hot.__file__))

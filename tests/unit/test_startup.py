@@ -167,7 +167,12 @@ def test_plan_path_is_stable_and_per_prefix(monkeypatch: pytest.MonkeyPatch) -> 
     _folder, long_path = hot.plan_path(get, False)
     assert long_path is not None and len(os.path.basename(long_path)) < 60
     # No absolute HOME and no entry in the password database: nowhere to cache.
-    monkeypatch.setattr(hot, "user_dir", lambda get, platform: None)
+    import pwd
+
+    def missing(uid: int) -> Any:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", missing)
     assert hot.plan_path(_get({}), False) == (None, None)
 
 
