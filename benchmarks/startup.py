@@ -442,6 +442,8 @@ class UserWorld:
         self.uid, self.gid = entry
         self.tmp = self.root / "tmp"
         self.tmp.mkdir()
+        self.vgtmp = self.root / "vgtmp"
+        self.vgtmp.mkdir()
         os.chmod(self.tmp, 0o1777)  # noqa: S103 - a TMPDIR, sticky like /tmp
         self.venvs = {}
         for name in ("bare", "hook"):
@@ -478,6 +480,8 @@ class UserWorld:
         mounts = ["mount -t tmpfs -o mode=1777 tmpfs /var/tmp"]
         for path in readonly:
             mounts += [f"mount --bind {path} {path}", f"mount -o remount,bind,ro {path}"]
+        if readonly:  # valgrind needs a writable TMPDIR for its own files, nothing else does
+            mounts.append(f"mount -t tmpfs -o mode=1777 tmpfs {self.vgtmp}")
         launch = 'exec "$@"'
         if user:
             launch = f'exec setpriv --reuid={self.uid} --regid={self.gid} --clear-groups -- "$@"'
@@ -580,7 +584,7 @@ def unprivileged_results(
             (
                 "i",
                 "unprivileged, shared plan, read-only filesystem, first start",
-                world.env(),
+                world.env(TMPDIR=str(world.vgtmp)),
                 ro,
                 "shared",
             ),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
