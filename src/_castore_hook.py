@@ -73,6 +73,7 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY
 # Plan files and the cache folder must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
+_MINE = (_UID,)  # who may own a plan in the user's own folders
 _FILE_MASK = 0o170000 if _UID is None else 0o170022
 _FS_ENCODING = None if os.name == "nt" else sys.getfilesystemencoding()
 
@@ -133,29 +134,26 @@ def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
     return base + ("castore-hook" if base[-1] == "/" else "/castore-hook")
 
 
-def plan_name(ignore_env):
-    # type: (bool) -> str
-    # One plan file per interpreter and isolation mode, so Pythons sharing a cache folder (and
-    # a python -E child of a normal parent) never evict each other's plans: cache tag +
-    # sys.prefix made into a file name (C-speed replace); a prefix too long for a file name
-    # gets a digest instead (no hashlib at start-up; a tuple of ints hashes the same in every
-    # process, no PYTHONHASHSEED salt).
+def plan_path(get, ignore_env, folder=None):
+    # type: (Getter, bool, Optional[str]) -> tuple[Optional[str], Optional[str]]
+    # (cache folder, plan file) of this interpreter: the one recipe that start-up,
+    # activate(), refresh, status and doctor share; the user cache folder unless folder is
+    # given (a fallback or the shared folder). One plan file per interpreter and isolation
+    # mode, so Pythons sharing a cache folder (and a python -E child of a normal parent)
+    # never evict each other's plans: cache tag + sys.prefix made into a file name (C-speed
+    # replace); a prefix too long for a file name gets a digest instead (no hashlib at
+    # start-up; a tuple of ints hashes the same in every process, no PYTHONHASHSEED salt).
+    folder = folder or cache_dir(get, sys.platform, ignore_env)
+    if not folder:
+        return None, None
     name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
     name = name.replace(":", "%3A")
     if len(name) > 180:
         name = format(
             hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
         )
-    tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
-    return os.sep + "plan-" + tag + "-" + name + ".marshal"
-
-
-def plan_path(get, ignore_env):
-    # type: (Getter, bool) -> tuple[Optional[str], Optional[str]]
-    # (user cache folder, plan file) of this interpreter: the one recipe that start-up,
-    # activate(), refresh, status and doctor share.
-    folder = cache_dir(get, sys.platform, ignore_env)
-    return (folder, folder + plan_name(ignore_env)) if folder else (None, None)
+    tag = (sys.implementation.cache_tag or "python") + ("-E-" if ignore_env else "-")
+    return folder, folder + os.sep + "plan-" + tag + name + ".marshal"
 
 
 def fallback_dirs(get):
@@ -191,7 +189,7 @@ def signature(path):
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
 
-def read_plan(path, owners=(_UID,)):
+def read_plan(path, owners=_MINE):
     # type: (str, Owners) -> tuple[Optional[Plan], str]
     # The plan at path if it is intact and owners has its owner, else (None, reason).
     # O_NONBLOCK: a FIFO
@@ -231,7 +229,7 @@ def read_plan(path, owners=(_UID,)):
     return plan, ""
 
 
-def cached_plan(lookup, ignore_env, folder, path, owners=(_UID,), stat=os.stat):
+def cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
     # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
@@ -275,11 +273,11 @@ def find_plan(lookup, get, ignore_env):
     plan, reason = cached_plan(lookup, ignore_env, folder, path)
     if plan is not None:
         return plan, reason, "user", path
-    name = plan_name(ignore_env)
     for other in fallback_dirs(get):
-        plan = cached_plan(lookup, ignore_env, other, other + name, (_UID,), os.lstat)[0]
+        other, file = plan_path(get, ignore_env, other)
+        plan = cached_plan(lookup, ignore_env, other, file, _MINE, os.lstat)[0]
         if plan is not None:
-            return plan, reason, "fallback", other + name
+            return plan, reason, "fallback", file
     # The shared folder, as castore_hook._plancache.shared_dir names it.
     other = os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
     config = cache_dir(get, sys.platform, True, True)
@@ -287,10 +285,11 @@ def find_plan(lookup, get, ignore_env):
     if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
         site, "USER_SITE", None
     ) not in sys.path:  # this user's own site-packages would change what certifi is
-        owners = (0, os.stat(sys.prefix).st_uid) if _UID is not None else (None,)
-        plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
+        owners = (0, os.stat(sys.prefix).st_uid) if _UID is not None else _MINE
+        other, file = plan_path(get, ignore_env, other)
+        plan = cached_plan(lookup, ignore_env, other, file, owners, os.lstat)[0]
         if plan is not None:
-            return plan, reason, "shared", other + name
+            return plan, reason, "shared", file
     return None, reason, "user", path
 
 
@@ -394,8 +393,9 @@ def run():
     state = current
     try:
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
-        current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in ("", "0")
-        if ignore_env or getenv("CASTORE_HOOK_DISABLE") in ("", "0"):
+        # ("" and "0" are the only strings in "0": one constant string, no tuple to unmarshal.)
+        current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in "0"
+        if ignore_env or getenv("CASTORE_HOOK_DISABLE") in "0":
             lookup = os.environ._data.get  # type: ignore[attr-defined]
             plan, reason, where, path = find_plan(lookup, getenv, ignore_env)
             applied = None if plan is None else apply_plan(plan, os.environ)
@@ -407,6 +407,10 @@ def run():
 
                 _slowpath.startup_miss(current, ignore_env, reason)
             elif plan is not None:
+                # The stats only served the check: free their tuples now rather than keep
+                # them for the process's life (each tracked object counts towards the
+                # collector's next pass; benchmarks/README.md).
+                del plan["stats"]
                 install_hooks(plan)
     except BaseException as exc:  # the failure policy: start-up never fails (DESIGN §5)
         current["outcome"] = "error"

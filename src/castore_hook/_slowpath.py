@@ -47,7 +47,7 @@ def choose_folder(
     other, _problems = _plancache.fallback_folder(get)
     if other is None:
         return folder, path, "user", problem
-    return other, other + hot.plan_name(ignore_env), "fallback", problem
+    return other, hot.plan_path(get, ignore_env, other)[1], "fallback", problem
 
 
 def _decide_after_miss(
@@ -132,7 +132,7 @@ def store_shared(
     it holds for every user of the environment without a config file of their own.
     """
     folder = _plancache.shared_dir()
-    path = folder + hot.plan_name(ignore_env)
+    path = hot.plan_path(_envstate.getter(environ), ignore_env, folder)[1] or folder
     getuid = getattr(os, "getuid", None)
     if getuid is not None and getuid() not in shared_owners():
         return (

@@ -238,7 +238,7 @@ def test_group_writable_fallback_folder_of_ours_is_repaired(tmp_path: Path) -> N
 
 def _store(folder: Path, env: Dict[str, str], *, shared: bool = False) -> str:
     """Decide and store a plan for ``env`` in ``folder``; return the plan file."""
-    path = str(folder) + hot.plan_name(False)
+    path = hot.plan_path(_get({}), False, str(folder))[1]
     plan = resolve.build_plan(env, str(folder), False, shared=shared)
     assert _plancache.store_plan(str(folder), path, plan) == ""
     return path
@@ -283,7 +283,7 @@ def test_cached_plan_with_lstat_refuses_a_symlinked_folder(
     path = _store(folder, env)
     link = tmp_path / "link"
     link.symlink_to(folder)
-    linked = str(link) + hot.plan_name(False)
+    linked = hot.plan_path(_get({}), False, str(link))[1]
     assert hot.cached_plan(_lookup(env), False, str(link), linked)[1] == ""
     assert (
         hot.cached_plan(_lookup(env), False, str(link), linked, (os.getuid(),), os.lstat)[0] is None
@@ -380,7 +380,7 @@ def test_choose_folder_falls_back_only_without_an_explicit_cache_dir(
     env = dict(env, XDG_CACHE_HOME=str(blocker))
     folder, path, where, why = _slowpath.choose_folder(env, False)
     assert where == "fallback" and folder == f"{env['XDG_RUNTIME_DIR']}/castore-hook-{os.getuid()}"
-    assert path == folder + hot.plan_name(False) and "cannot create" in why
+    assert path == hot.plan_path(_get({}), False, folder)[1] and "cannot create" in why
     explicit = dict(env, CASTORE_HOOK_CACHE_DIR=str(blocker / "c"))
     assert _slowpath.choose_folder(explicit, False)[2] == "user"
 
