@@ -614,6 +614,11 @@ def unprivileged_results(
             else:
                 hit = check.stderr.split("plan cache hit ", 1)[1].split()[0]
                 notes.append(f"({key}) {where} plan: {hit}")
+            loaded = {
+                name: set(world.run([str(py), "-c", MODULES_PROBE], env, readonly).stdout.split())
+                for name, py in world.venvs.items()
+            }
+            result.extra_modules = sorted(loaded["hook"] - loaded["bare"])
             log(f"callgrind ({key}) {label} ...")
             result.instr = world.instructions(valgrind, "hook", env, readonly)
             result.base_instr = world.instructions(valgrind, "bare", env, readonly)

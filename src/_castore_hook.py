@@ -273,11 +273,15 @@ def find_plan(lookup, get, ignore_env):
     plan, reason = cached_plan(lookup, ignore_env, folder, path)
     if plan is not None:
         return plan, reason, "user", path
+    # The file name once; os.access first: most candidates do not exist, and a failing
+    # os.access costs half a failing os.open (no exception raised and caught).
+    base, file = (folder, path) if path else plan_path(get, ignore_env, os.sep)
+    name = file[len(base) :]  # type: ignore[arg-type,index]
     for other in fallback_dirs(get):
-        other, file = plan_path(get, ignore_env, other)
-        plan = cached_plan(lookup, ignore_env, other, file, _MINE, os.lstat)[0]
-        if plan is not None:
-            return plan, reason, "fallback", file
+        if os.access(other, os.F_OK):
+            plan = cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
+            if plan is not None:
+                return plan, reason, "fallback", other + name
     # The shared folder, as castore_hook._plancache.shared_dir names it.
     other = os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
     config = cache_dir(get, sys.platform, True, True)
@@ -286,10 +290,9 @@ def find_plan(lookup, get, ignore_env):
         site, "USER_SITE", None
     ) not in sys.path:  # this user's own site-packages would change what certifi is
         owners = (0, os.stat(sys.prefix).st_uid) if _UID is not None else _MINE
-        other, file = plan_path(get, ignore_env, other)
-        plan = cached_plan(lookup, ignore_env, other, file, owners, os.lstat)[0]
+        plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
         if plan is not None:
-            return plan, reason, "shared", file
+            return plan, reason, "shared", other + name
     return None, reason, "user", path
 
 
