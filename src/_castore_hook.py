@@ -109,7 +109,7 @@ def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
     # os.path.expanduser does. pwd only then: a lookup costs ~0.1 M instructions.
     # tests/unit/test_locations.py pins every case against the installed platformdirs.
     base = "" if ignore_env or config else get("CASTORE_HOOK_CACHE_DIR")
-    if os.path.isabs(base):
+    if base and os.path.isabs(base):
         return base
     if platform == "win32":
         base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
@@ -118,12 +118,25 @@ def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
     if base[:1] != "/":
         base = get("HOME")
         if base[:1] != "/":
-            try:
-                import pwd
+            # HOME unset (env={}, cron): site.py has just looked this uid up in the password
+            # database for USER_BASE (expanduser("~/.local")): take the home from there, as
+            # a lookup costs ~0.2 M instructions. Else (an empty or relative HOME,
+            # PYTHONUSERBASE, python -S, another mapping than os.environ) ask pwd.
+            base = getattr(sys.modules.get("site"), "USER_BASE", None) or ""
+            if (
+                get is getenv
+                and base[-7:] == "/.local"
+                and not get("PYTHONUSERBASE")
+                and os.environ._data.get(b"HOME") is None  # type: ignore[attr-defined]
+            ):
+                base = base[:-7] or "/"
+            else:
+                try:
+                    import pwd
 
-                base = pwd.getpwuid(_UID).pw_dir  # type: ignore[arg-type]
-            except Exception:  # no entry (docker run -u 12345), no pwd
-                return None
+                    base = pwd.getpwuid(_UID).pw_dir  # type: ignore[arg-type]
+                except Exception:  # no entry (docker run -u 12345), no pwd
+                    return None
             if base[:1] != "/":
                 return None
         base = base.rstrip("/") + (
