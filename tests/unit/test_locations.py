@@ -397,31 +397,3 @@ def test_shared_dir_is_in_the_package_beside_the_hot_module() -> None:
         os.path.dirname(hot.__file__), "castore_hook", "shared"
     )
     assert "castore_hook" in os.listdir(os.path.dirname(hot.__file__))
-
-
-def test_unset_home_taken_from_site_user_base(monkeypatch: pytest.MonkeyPatch) -> None:
-    import site
-
-    for name in ("HOME", "XDG_CACHE_HOME", "CASTORE_HOOK_CACHE_DIR", "PYTHONUSERBASE"):
-        monkeypatch.delenv(name, raising=False)
-    # What site.py computed at start-up (expanduser("~/.local") without HOME: pwd's home).
-    monkeypatch.setattr(site, "USER_BASE", PW_HOME + "/.local", raising=False)
-    assert hot.cache_dir(hot.getenv, "linux") == PW_HOME + "/.cache/castore-hook"
-    assert hot.cache_dir(hot.getenv) == platformdirs.user_cache_dir("castore-hook", appauthor=False)
-    # The shortcut is what answers (no pwd call) ...
-    monkeypatch.setattr(site, "USER_BASE", "/from-site/.local")
-    assert hot.cache_dir(hot.getenv, "linux") == "/from-site/.cache/castore-hook"
-    monkeypatch.setattr(site, "USER_BASE", "/.local")  # a home of "/"
-    assert hot.cache_dir(hot.getenv, "linux") == "/.cache/castore-hook"
-    monkeypatch.setattr(site, "USER_BASE", "~/.local")  # site found no entry either
-    assert hot.cache_dir(hot.getenv, "linux") is None
-    # ... but not when USER_BASE is not the home's: PYTHONUSERBASE, an empty HOME.
-    monkeypatch.setattr(site, "USER_BASE", "/from-site/.local")
-    monkeypatch.setenv("PYTHONUSERBASE", "/from-site/.local")
-    assert hot.cache_dir(hot.getenv, "linux") == PW_HOME + "/.cache/castore-hook"
-    monkeypatch.delenv("PYTHONUSERBASE")
-    monkeypatch.setenv("HOME", "")
-    assert hot.cache_dir(hot.getenv, "linux") == PW_HOME + "/.cache/castore-hook"
-    monkeypatch.delenv("HOME")
-    # Nor for another mapping than os.environ (activate()'s overrides, doctor).
-    assert hot.cache_dir(_get({}), "linux") == PW_HOME + "/.cache/castore-hook"
