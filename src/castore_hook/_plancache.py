@@ -78,7 +78,9 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
 
 def shared_dir() -> str:
     """The environment's shared plan folder (``castore-hook refresh --shared``): in the
-    castore_hook package beside the hot module, so that ``pip uninstall`` removes it too.
+    castore_hook package beside the hot module: inside the environment it serves, where only
+    the environment's owner can write. ``pip uninstall`` leaves it (pip removes only what it
+    installed); without the hot module it is inert.
     ``_castore_hook.find_plan`` spells out the same expression (pinned by a test)."""
     return os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
 
