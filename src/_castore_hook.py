@@ -192,9 +192,8 @@ def signature(path):
 def read_plan(path, owners=_MINE):
     # type: (str, Owners) -> tuple[Optional[Plan], str]
     # The plan at path if it is intact and owners has its owner, else (None, reason).
-    # O_NONBLOCK: a FIFO
-    # planted at the path must not hang start-up. st_size + 1 (to notice growth), not
-    # PLAN_LIMIT: os.read allocates what it is asked.
+    # O_NONBLOCK: a FIFO planted at the path must not hang start-up. st_size + 1 (to notice
+    # growth), not PLAN_LIMIT: os.read allocates what it is asked.
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, ValueError):
@@ -289,7 +288,8 @@ def find_plan(lookup, get, ignore_env):
     if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
         site, "USER_SITE", None
     ) not in sys.path:  # this user's own site-packages would change what certifi is
-        owners = (0, os.stat(sys.prefix).st_uid) if _UID is not None else _MINE
+        prefix = signature(sys.prefix)  # its owner is the environment's (None: root only)
+        owners = (0, prefix[4] if prefix else 0)
         plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
         if plan is not None:
             return plan, reason, "shared", other + name
