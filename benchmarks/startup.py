@@ -421,6 +421,216 @@ def wall_clock(
 
 
 # --------------------------------------------------------------------------------------------
+# Unprivileged users (issue 12): service users, env={} children, read-only images
+
+BENCH_USER = "castorebench"
+_IREFS_RE = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+class UserWorld:
+    """Venvs a user made with ``useradd`` can run, and a runner that starts a command as that
+    user in a private mount namespace (``unshare -m``), optionally with folders remounted
+    read-only there. Nothing outside the namespace changes but the scratch folder."""
+
+    def __init__(self, tmp: Path, base: PyInfo, user_python: PyInfo, wheel: Path) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="castore-bench-", dir="/tmp"))
+        os.chmod(self.root, 0o755)  # noqa: S103 - the bench user must reach its venvs
+        try:
+            entry = _bench_user()
+        except (OSError, subprocess.CalledProcessError, KeyError) as exc:
+            raise BenchError(f"cannot make the user {BENCH_USER}: {exc}") from exc
+        self.uid, self.gid = entry
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir()
+        self.vgtmp = self.root / "vgtmp"
+        self.vgtmp.mkdir()
+        os.chmod(self.tmp, 0o1777)  # noqa: S103 - a TMPDIR, sticky like /tmp
+        self.venvs = {}
+        for name in ("bare", "hook"):
+            self.venvs[name] = create_venv(user_python, self.root / "venvs" / name)
+        pip_install(base, self.venvs["hook"], [str(wheel)])
+        self.config_dirs = self.root / "etc-xdg"
+        self.config_dirs.mkdir(mode=0o755)
+        for python in self.venvs.values():  # compile what the user could not
+            run([str(python), "-c", "pass"], env={"CASTORE_HOOK_DISABLE": "1"}, what="pyc")
+
+    def env(self, **extra: Optional[str]) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "HOME": f"/nonexistent/{BENCH_USER}",
+            "XDG_CONFIG_DIRS": str(self.config_dirs),
+            "TMPDIR": str(self.tmp),
+        }
+        for key, value in extra.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        return env
+
+    def run(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        readonly: tuple[Path, ...] = (),
+        user: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        mounts = ["mount -t tmpfs -o mode=1777 tmpfs /var/tmp"]
+        for path in readonly:
+            mounts += [f"mount --bind {path} {path}", f"mount -o remount,bind,ro {path}"]
+        if readonly:  # valgrind needs a writable TMPDIR for its own files, nothing else does
+            mounts.append(f"mount -t tmpfs -o mode=1777 tmpfs {self.vgtmp}")
+        launch = 'exec "$@"'
+        if user:
+            launch = f'exec setpriv --reuid={self.uid} --regid={self.gid} --clear-groups -- "$@"'
+        script = " && ".join([*mounts, launch])
+        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd="/")
+
+    def instructions(
+        self, valgrind: str, venv: str, env: dict[str, str], readonly: tuple[Path, ...]
+    ) -> int:
+        counts = []
+        for _ in range(CALLGRIND_REPEATS):
+            argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+            proc = self.run([*argv, str(self.venvs[venv]), "-c", "pass"], env, readonly)
+            match = _IREFS_RE.search(proc.stderr)
+            if proc.returncode != 0 or not match:
+                raise BenchError(f"callgrind as {BENCH_USER} failed: {proc.stderr[-800:]}")
+            counts.append(int(match.group(1).replace(",", "")))
+        return min(counts)
+
+
+def _bench_user() -> tuple[int, int]:
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(BENCH_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--no-create-home",
+                "--home-dir",
+                f"/nonexistent/{BENCH_USER}",
+                "--shell",
+                "/usr/sbin/nologin",
+                BENCH_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(BENCH_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def unprivileged_results(
+    args: argparse.Namespace, tmp: Path, base: PyInfo, wheel: Path, valgrind: Optional[str]
+) -> tuple[list[Result], list[str]]:
+    """Rows (f)-(j): the hook as an unprivileged user against a bare venv of the same Python,
+    run by that user in the same conditions."""
+    missing = [t for t in ("useradd", "unshare", "setpriv", "mount") if not shutil.which(t)]
+    if not valgrind or os.geteuid() != 0 or missing or sys.platform != "linux":
+        return [], [
+            "(f)-(j) not measured: they need valgrind, root on Linux and "
+            + (", ".join(missing) or "useradd, unshare, setpriv, mount")
+        ]
+    user_python = resolve_base_python(args.user_python)
+    world = UserWorld(tmp, base, user_python, wheel)
+    notes = [
+        f"(f)-(j) run as the unprivileged user {BENCH_USER} with {user_python.executable} "
+        f"({user_python.version_str}), each in a private mount namespace"
+    ]
+    results: list[Result] = []
+    try:
+        run_dir = world.root / "run"
+        run_dir.mkdir(mode=0o700)
+        os.chown(run_dir, world.uid, world.gid)
+        home = world.root / "home"
+        home.mkdir(mode=0o700)
+        os.chown(home, world.uid, world.gid)
+        ro = (world.root, Path("/tmp"))
+        cases = [
+            (
+                "j",
+                "unprivileged, writable home (user cache)",
+                world.env(HOME=str(home)),
+                (),
+                "user",
+            ),
+            (
+                "f",
+                "unprivileged, HOME cannot be created (fallback in TMPDIR)",
+                world.env(),
+                (),
+                "fallback",
+            ),
+            (
+                "g",
+                "unprivileged, no HOME (fallback in TMPDIR)",
+                world.env(HOME=None),
+                (),
+                "fallback",
+            ),
+            (
+                "h",
+                "unprivileged, HOME cannot be created, fallback in XDG_RUNTIME_DIR",
+                world.env(XDG_RUNTIME_DIR=str(run_dir)),
+                (),
+                "fallback",
+            ),
+            (
+                "i",
+                "unprivileged, shared plan, read-only filesystem, first start",
+                world.env(TMPDIR=str(world.vgtmp)),
+                ro,
+                "shared",
+            ),
+        ]
+        for key, label, env, readonly, where in cases:
+            case = Case(key, label, "hook", env, budget="warm")
+            result = Result(case)
+            results.append(result)
+            if where == "shared":
+                root_env = world.env(HOME=str(world.root / "root-home"))
+                proc = world.run(
+                    [str(world.venvs["hook"]), "-m", "castore_hook", "refresh", "--shared"],
+                    root_env,
+                    user=False,
+                )
+                if proc.returncode != 0:  # a wheel without --shared (a comparison run)
+                    result.verdict = "n/a"
+                    notes.append(f"({key}) n/a: refresh --shared failed: {proc.stderr[-200:]}")
+                    continue
+            else:
+                world.run([str(world.venvs["hook"]), "-c", "pass"], env, readonly)  # warm-up
+            check = world.run(
+                [str(world.venvs["hook"]), "-c", "pass"],
+                {**env, "CASTORE_HOOK_DEBUG": "1"},
+                readonly,
+            )
+            if "plan cache hit" not in check.stderr:
+                notes.append(f"({key}) not a hit after the warm-up: {check.stderr.strip()[-300:]}")
+            else:
+                hit = check.stderr.split("plan cache hit ", 1)[1].split()[0]
+                notes.append(f"({key}) {where} plan: {hit}")
+            loaded = {
+                name: set(world.run([str(py), "-c", MODULES_PROBE], env, readonly).stdout.split())
+                for name, py in world.venvs.items()
+            }
+            result.extra_modules = sorted(loaded["hook"] - loaded["bare"])
+            log(f"callgrind ({key}) {label} ...")
+            result.instr = world.instructions(valgrind, "hook", env, readonly)
+            result.base_instr = world.instructions(valgrind, "bare", env, readonly)
+    finally:
+        if not args.keep:
+            shutil.rmtree(world.root, ignore_errors=True)
+    return results, notes
+
+
+# --------------------------------------------------------------------------------------------
 # Verdicts and tables
 
 
@@ -576,6 +786,13 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         action="store_true",
         help="do not install or measure pip-system-certs",
     )
+    p.add_argument(
+        "--user-python",
+        default="/usr/bin/python3",
+        help="base interpreter for rows (f)-(j), run as an unprivileged user: it must be "
+        "readable by every user (default /usr/bin/python3)",
+    )
+    p.add_argument("--only-unprivileged", action="store_true", help="measure rows (f)-(j) only")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables for the README")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and print it")
     args = p.parse_args(argv)
@@ -672,6 +889,8 @@ def _main(args: argparse.Namespace, tmp: Path) -> int:
         notes.append(f"(e) n/a: pip-system-certs did not install: {psc_error}")
     cg_dir = tmp / "callgrind"
     cg_dir.mkdir()
+    if args.only_unprivileged:
+        cases = []
     for case in cases:
         result = Result(case)
         results.append(result)
@@ -724,6 +943,9 @@ def _main(args: argparse.Namespace, tmp: Path) -> int:
                 baseline, python, case.env, args.runs, before
             )
 
+    more, more_notes = unprivileged_results(args, tmp, base, wheel, valgrind)
+    results += more
+    notes += more_notes
     ref = next((r for r in results if r.case.key == "ref"), None)
     ref_delta = ref.delta if ref else None
     for r in results:

@@ -27,12 +27,14 @@ import sys
 # to False and drops the block from the bytecode; under -O, TYPE_CHECKING is still False.
 TYPE_CHECKING = False
 if not __debug__ and TYPE_CHECKING:
-    from typing import Any, Callable, MutableMapping, Optional  # noqa: F401 - type comments
+    from typing import Any, Callable, MutableMapping, Optional
 
     Environ = MutableMapping[str, str]
     Getter = Callable[[str], str]
     Plan = dict[str, Any]
     Signature = tuple[int, int, int, int, int]
+    Lookup = Callable[[Any], Any]
+    Owners = tuple[Optional[int], ...]
 
 PLAN_FORMAT = 4
 PLAN_LIMIT = 1 << 20
@@ -71,6 +73,7 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY
 # Plan files and the cache folder must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
+_MINE = (_UID,)  # who may own a plan in the user's own folders
 _FILE_MASK = 0o170000 if _UID is None else 0o170022
 _FS_ENCODING = None if os.name == "nt" else sys.getfilesystemencoding()
 
@@ -95,50 +98,84 @@ def getenv(name):
     return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
-def cache_dir(get, platform=sys.platform, ignore_env=False):
-    # type: (Getter, str, bool) -> Optional[str]
-    # platformdirs.user_cache_dir("castore-hook", appauthor=False), by hand: importing
-    # platformdirs costs ~30 ms. test_cache_dir_matches_platformdirs_* pin it per platform.
-    # An absolute CASTORE_HOOK_CACHE_DIR overrides it.
-    if not ignore_env:
-        override = get("CASTORE_HOOK_CACHE_DIR")
-        if override and os.path.isabs(override):
-            return override
+def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
+    # type: (Getter, str, bool, bool) -> Optional[str]
+    # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else
+    # platformdirs.user_cache_dir("castore-hook", appauthor=False) by hand (importing
+    # platformdirs costs ~30 ms); with config, platformdirs.user_config_dir instead. As
+    # platformdirs 4: an absolute XDG_CACHE_HOME (XDG_CONFIG_HOME) wins on Linux and macOS,
+    # joined as os.path.join does; else the home's .cache (Library/Caches), the home being an
+    # absolute HOME or else (unset, empty, relative) the password database's, as
+    # os.path.expanduser does. pwd only then (a lookup: 0.06-0.2 M instructions).
+    # tests/unit/test_locations.py pins every case against the installed platformdirs.
+    base = "" if ignore_env or config else get("CASTORE_HOOK_CACHE_DIR")
+    if base and os.path.isabs(base):
+        return base
     if platform == "win32":
         base = get("WIN_PD_OVERRIDE_LOCAL_APPDATA").strip() or get("LOCALAPPDATA")
-        return base + "\\castore-hook\\Cache" if base else None
-    # platformdirs 4: an absolute XDG_CACHE_HOME wins on Linux and macOS; relative ones and a
-    # relative HOME are ignored.
-    xdg = get("XDG_CACHE_HOME")
-    if xdg[:1] == "/":
-        return xdg + "/castore-hook"
-    home = get("HOME")
-    if home[:1] != "/":
-        return None
-    return home.rstrip("/") + (
-        "/Library/Caches/castore-hook" if platform == "darwin" else "/.cache/castore-hook"
-    )
+        return base + "\\castore-hook" + ("" if config else "\\Cache") if base else None
+    base = get("XDG_CONFIG_HOME" if config else "XDG_CACHE_HOME")
+    if base[:1] != "/":
+        base = get("HOME")
+        if base[:1] != "/":
+            try:  # without HOME site.py made the first lookup (USER_BASE): 0.06 M more
+                import pwd
+
+                base = pwd.getpwuid(_UID).pw_dir  # type: ignore[arg-type]
+            except Exception:  # no entry (docker run -u 12345), no pwd
+                return None
+            if base[:1] != "/":
+                return None
+        base = base.rstrip("/") + (
+            ("/Library/Application Support" if config else "/Library/Caches")
+            if platform == "darwin"
+            else ("/.config" if config else "/.cache")
+        )
+    return base + ("castore-hook" if base[-1] == "/" else "/castore-hook")
 
 
-def plan_path(get, ignore_env):
-    # type: (Getter, bool) -> tuple[Optional[str], Optional[str]]
-    # (cache folder, plan file) of this interpreter: the one recipe that start-up, activate(),
-    # refresh, status and doctor share. One plan file per interpreter and isolation mode, so
-    # Pythons sharing a cache folder (and a python -E child of a normal parent) never evict
-    # each other's plans: cache tag + sys.prefix made into a file name (C-speed replace); a
-    # prefix too long for a file name gets a digest instead (no hashlib at start-up).
-    folder = cache_dir(get, sys.platform, ignore_env)
+def plan_path(get, ignore_env, folder=None):
+    # type: (Getter, bool, Optional[str]) -> tuple[Optional[str], Optional[str]]
+    # (cache folder, plan file) of this interpreter: the one recipe that start-up,
+    # activate(), refresh, status and doctor share; the user cache folder unless folder is
+    # given (a fallback or the shared folder). One plan file per interpreter and isolation
+    # mode, so Pythons sharing a cache folder (and a python -E child of a normal parent)
+    # never evict each other's plans: cache tag + sys.prefix made into a file name (C-speed
+    # replace); a prefix too long for a file name gets a digest instead (no hashlib at
+    # start-up; a tuple of ints hashes the same in every process, no PYTHONHASHSEED salt).
+    folder = folder or cache_dir(get, sys.platform, ignore_env)
     if not folder:
         return None, None
     name = sys.prefix.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
     name = name.replace(":", "%3A")
     if len(name) > 180:
-        # A tuple of ints hashes the same in every process (no PYTHONHASHSEED salt).
         name = format(
             hash(tuple(sys.prefix.encode("utf-8", "surrogateescape"))) & 0xFFFFFFFF, "08x"
         )
-    tag = (sys.implementation.cache_tag or "python") + ("-E" if ignore_env else "")
-    return folder, folder + os.sep + "plan-" + tag + "-" + name + ".marshal"
+    tag = (sys.implementation.cache_tag or "python") + ("-E-" if ignore_env else "-")
+    return folder, folder + os.sep + "plan-" + tag + name + ".marshal"
+
+
+def fallback_dirs(get):
+    # type: (Getter) -> list[str]
+    # Where plans are cached when the user cache folder cannot be written (a service user's
+    # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
+    # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only;
+    # none on Windows. castore_hook._plancache.fallback_folder makes the first usable one.
+    # (A loop, not a comprehension: on 3.11 that would be one more code object to unmarshal.)
+    found = []  # type: list[str]
+    for base in (
+        get("XDG_RUNTIME_DIR"),
+        get("TMPDIR"),
+        get("TEMP"),
+        get("TMP"),
+        "/tmp",  # noqa: S108 - a folder of our own in it, checked before use
+        "/var/tmp",  # noqa: S108
+        "/usr/tmp",
+    ):
+        if base[:1] == "/" and _UID is not None:
+            found.append(base.rstrip("/") + "/castore-hook-" + str(_UID))
+    return found
 
 
 def signature(path):
@@ -152,11 +189,11 @@ def signature(path):
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
 
 
-def read_plan(path):
-    # type: (str) -> tuple[Optional[Plan], str]
-    # The plan at path if it is ours and intact, else (None, reason). O_NONBLOCK: a FIFO
-    # planted at the path must not hang start-up. st_size + 1 (to notice growth), not
-    # PLAN_LIMIT: os.read allocates what it is asked.
+def read_plan(path, owners=_MINE):
+    # type: (str, Owners) -> tuple[Optional[Plan], str]
+    # The plan at path if it is intact and owners has its owner, else (None, reason).
+    # O_NONBLOCK: a FIFO planted at the path must not hang start-up. st_size + 1 (to notice
+    # growth), not PLAN_LIMIT: os.read allocates what it is asked.
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, ValueError):
@@ -164,7 +201,7 @@ def read_plan(path):
     try:
         st = os.fstat(fd)
         data = b""
-        if st.st_mode & _FILE_MASK == 0o100000 and _UID in (None, st.st_uid):
+        if st.st_mode & _FILE_MASK == 0o100000 and (_UID is None or st.st_uid in owners):
             data = os.read(fd, st.st_size + 1) if st.st_size <= PLAN_LIMIT else b"too large"
     except OSError:
         data = b""
@@ -191,23 +228,25 @@ def read_plan(path):
     return plan, ""
 
 
-def cached_plan(lookup, ignore_env, folder, path):
-    # type: (Callable[[Any], Any], bool, Optional[str], Optional[str]) -> tuple[Optional[Plan], str]
+def cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
+    # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts, and every path that decided
-    # it has the same signature. Whoever owns the folder could swap the exported bundle after
-    # our checks, hence its owner check. lookup reads variables in os.environ's own encoding:
-    # os.environ._data.get at start-up, a C call per name (castore_hook._envstate.native_lookup).
+    # it has the same signature. Whoever can write the folder could swap the exported bundle
+    # after our checks, hence its owner and mode check (stat is os.lstat where a symlink must
+    # not stand in for the folder: the fallback and shared folders). lookup reads variables in
+    # os.environ's own encoding: os.environ._data.get at start-up, a C call per name
+    # (castore_hook._envstate.native_lookup).
     if not folder or not path:
         return None, "no cache folder"
-    plan, reason = read_plan(path)
+    plan, reason = read_plan(path, owners)
     if plan is None:
         return None, reason
-    owner = signature(folder)
-    if _UID is not None and (owner is None or owner[4] != _UID):
-        return None, "cache folder not owned by this user"
     try:
+        st = stat(folder)
+        if _UID is not None and (st.st_uid not in owners or st.st_mode & 0o170022 != 0o40000):
+            return None, "cache folder not owned by this user"
         key = plan["key"]
         if key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
             return None, "made for another Python"
@@ -216,9 +255,45 @@ def cached_plan(lookup, ignore_env, folder, path):
         for file, sig in plan["stats"]:
             if signature(file) != sig:
                 return None, "changed: " + file
-    except Exception:  # any other shape is a hostile or corrupt plan
+    except Exception:  # any other shape is a hostile or corrupt plan; a folder gone
         return None, "plan cache is malformed"
     return plan, ""
+
+
+def find_plan(lookup, get, ignore_env):
+    # type: (Lookup, Getter, bool) -> tuple[Optional[Plan], str, str, Optional[str]]
+    # (plan, why the user cache had none, where it was found, its file), looking in order:
+    # the user cache folder; the per-user fallback folders; the environment's shared plan
+    # (castore-hook refresh --shared), owned by root or by the owner of sys.prefix and valid
+    # for any user without a config file of their own: its key watches no per-user location
+    # variable, so this user's config file is checked here, one stat (docs/architecture.md).
+    # A miss returns the user cache's plan file, where the slow path stores first.
+    folder, path = plan_path(get, ignore_env)
+    plan, reason = cached_plan(lookup, ignore_env, folder, path)
+    if plan is not None:
+        return plan, reason, "user", path
+    # The file name once; os.access first: most candidates do not exist, and a failing
+    # os.access costs half a failing os.open (no exception raised and caught).
+    base, file = (folder, path) if path else plan_path(get, ignore_env, os.sep)
+    name = file[len(base) :]  # type: ignore[arg-type,index]
+    for other in fallback_dirs(get):
+        if os.access(other, os.F_OK):
+            plan = cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
+            if plan is not None:
+                return plan, reason, "fallback", other + name
+    # The shared folder, as castore_hook._plancache.shared_dir names it.
+    other = os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
+    config = cache_dir(get, sys.platform, True, True)
+    site = sys.modules.get("site")
+    if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
+        site, "USER_SITE", None
+    ) not in sys.path:  # this user's own site-packages would change what certifi is
+        prefix = signature(sys.prefix)  # its owner is the environment's (None: root only)
+        owners = (0, prefix[4] if prefix else 0)
+        plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
+        if plan is not None:
+            return plan, reason, "shared", other + name
+    return None, reason, "user", path
 
 
 def apply_plan(plan, environ):
@@ -321,18 +396,24 @@ def run():
     state = current
     try:
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
-        current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in ("", "0")
-        if ignore_env or getenv("CASTORE_HOOK_DISABLE") in ("", "0"):
-            folder, path = plan_path(getenv, ignore_env)
+        # ("" and "0" are the only strings in "0": one constant string, no tuple to unmarshal.)
+        current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in "0"
+        if ignore_env or getenv("CASTORE_HOOK_DISABLE") in "0":
             lookup = os.environ._data.get  # type: ignore[attr-defined]
-            plan, reason = cached_plan(lookup, ignore_env, folder, path)
+            plan, reason, where, path = find_plan(lookup, getenv, ignore_env)
             applied = None if plan is None else apply_plan(plan, os.environ)
             current.update(outcome="hit", cache_file=path, plan=plan, applied=applied)
+            if where != "user":  # why the user's own cache was not used (status)
+                current.update(location=where, passed=reason)
             if applied is None:
                 from castore_hook import _slowpath  # a miss: costly imports are allowed now
 
                 _slowpath.startup_miss(current, ignore_env, reason)
             elif plan is not None:
+                # The stats only served the check: free their tuples now rather than keep
+                # them for the process's life (each tracked object counts towards the
+                # collector's next pass; benchmarks/README.md).
+                del plan["stats"]
                 install_hooks(plan)
     except BaseException as exc:  # the failure policy: start-up never fails (DESIGN §5)
         current["outcome"] = "error"

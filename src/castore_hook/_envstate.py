@@ -37,8 +37,12 @@ if os.name == "nt":
         "WIN_PD_OVERRIDE_APPDATA",
         "WIN_PD_OVERRIDE_COMMON_APPDATA",
     )
+    SITE_LOCATION_VARS: tuple[str, ...] = ("PROGRAMDATA", "WIN_PD_OVERRIDE_COMMON_APPDATA")
 else:
     LOCATION_VARS = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS")
+    SITE_LOCATION_VARS = ("XDG_CONFIG_DIRS",)
+#: A shared plan (``refresh --shared``) watches only the site locations: it must hold for
+#: every user, and start-up checks this user's config file instead (``find_plan``).
 
 Record = dict[str, tuple[str, str]]
 Key = tuple[object, ...]
@@ -138,6 +142,8 @@ def plan_key(
     ignore_env: bool,
     to_set: Sequence[tuple[str, str]],
     to_unset: Sequence[str],
+    *,
+    shared: bool = False,
 ) -> tuple[Key, Optional[str]]:
     """The key of a plan decided in ``environ`` that sets ``to_set`` and removes ``to_unset``,
     and the record its application exports (``None`` when it changes nothing).
@@ -153,7 +159,7 @@ def plan_key(
     changes.update(dict.fromkeys(to_unset))
     # Parent exports this plan leaves alone stay recorded, so a grandchild still undoes them.
     carried = {name: original for name, original in originals.items() if name not in changes}
-    names = list(LOCATION_VARS + USER_CA_VARS)
+    names = list((SITE_LOCATION_VARS if shared else LOCATION_VARS) + USER_CA_VARS)
     if not ignore_env:
         names[:0] = HOOK_VARS
         names.append(hot.EXPORTED_VAR)

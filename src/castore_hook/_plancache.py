@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 import _castore_hook as hot
@@ -24,13 +25,25 @@ STALE_TEMP_SECONDS = 600
 TEMP_MARKER = ".tmp-"
 
 
-def folder_problem(folder: str) -> Optional[str]:
-    """Create ``folder`` (0700) if needed; return why it can't hold our files, or ``None``."""
+def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> Optional[str]:
+    """Create ``folder`` (``mode``) if needed; return why it can't hold our files, or ``None``.
+
+    ``strict`` is for folders in places other users can write (the fallback folders in a
+    temporary folder, the shared folder): no parent is created, a symlink is refused, and a
+    folder that exists already must be ours (one another user planted is never adopted).
+    """
     if not os.path.isabs(folder):
         return f"cache folder {folder!r} is not an absolute path"
+    if folder == shared_dir():  # whoever writes there (a merged bundle too): for all users
+        mode, strict = 0o755, True
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        st = os.stat(folder)
+        if strict:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, mode)
+            st = os.lstat(folder)
+        else:
+            os.makedirs(folder, mode=mode, exist_ok=True)
+            st = os.stat(folder)
     except OSError as exc:
         return f"cannot create cache folder {folder}: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):
@@ -39,14 +52,49 @@ def folder_problem(folder: str) -> Optional[str]:
     if getuid is not None:
         if st.st_uid != getuid():
             return f"cache folder {folder} is owned by uid {st.st_uid}, not this user"
-        if st.st_mode & 0o077:
+        if st.st_mode & 0o077 != mode & 0o077:
             try:
-                os.chmod(folder, 0o700)
+                os.chmod(folder, stat.S_IMODE(st.st_mode) & 0o700 | mode & 0o077)
             except OSError as exc:
                 return f"cache folder {folder} is open to other users and chmod failed: {exc}"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cache folder {folder} is not writable"
     return None
+
+
+def unusable_reason(folder: Optional[str]) -> Optional[str]:
+    """Why ``folder`` cannot hold plans, found without creating anything (for ``status``)."""
+    if not folder:
+        return "no user cache folder can be determined"
+    probe = folder
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == folder:
+            return f"cache folder {folder} is not writable"
+        return f"cannot create cache folder {folder}: {probe} is not writable"
+    return None
+
+
+def shared_dir() -> str:
+    """The environment's shared plan folder (``castore-hook refresh --shared``): in the
+    castore_hook package beside the hot module: inside the environment it serves, where only
+    the environment's owner can write. ``pip uninstall`` leaves it (pip removes only what it
+    installed); without the hot module it is inert.
+    ``_castore_hook.find_plan`` spells out the same expression (pinned by a test)."""
+    return os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
+
+
+def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:
+    """The first of ``_castore_hook.fallback_dirs`` that is, or can be made, a private folder
+    of this user's, and why each one before it could not."""
+    problems: list[str] = []
+    for folder in hot.fallback_dirs(get):
+        problem = folder_problem(folder, strict=True)
+        if problem is None:
+            return folder, problems
+        problems.append(problem)
+    return None, problems
 
 
 def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
@@ -57,6 +105,8 @@ def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
     fd = os.open(temp, flags, mode)
     try:
         try:
+            if mode & 0o044 and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)  # readable by others as asked, whatever the umask
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -142,12 +192,15 @@ def encode_plan(plan: dict[str, Any]) -> bytes:
     return hot.PLAN_MAGIC + _checksum(payload) + len(payload).to_bytes(4, "big") + payload + section
 
 
-def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any]) -> str:
+def store_plan(
+    folder: Optional[str], path: Optional[str], plan: dict[str, Any], *, shared: bool = False
+) -> str:
     """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached.
 
     The human side of the plan (``info``: trail, problems, files read) goes to a sidecar file
     ``path + ".info"``, written first: every start reads the plan file, only ``status``
-    reads the sidecar, so keeping ``info`` out makes each start cheaper.
+    reads the sidecar, so keeping ``info`` out makes each start cheaper. A ``shared`` plan
+    (``castore-hook refresh --shared``) is readable by every user: folder 0755, files 0644.
     """
     if not folder or not path:
         return (
@@ -161,9 +214,10 @@ def store_plan(folder: Optional[str], path: Optional[str], plan: dict[str, Any])
     hot_part = {name: value for name, value in plan.items() if name != "info"}
     sidecar = {"format": plan.get("format"), "key": plan.get("key"), "info": plan.get("info")}
     name = os.path.basename(path)
+    mode = 0o644 if shared else 0o600
     try:
-        write_atomic(folder, name + INFO_SUFFIX, encode_plan(sidecar))
-        write_atomic(folder, name, encode_plan(hot_part))
+        write_atomic(folder, name + INFO_SUFFIX, encode_plan(sidecar), mode)
+        write_atomic(folder, name, encode_plan(hot_part), mode)
     except (OSError, ValueError) as exc:
         return (
             f"cannot write the plan cache {path}: {exc}; the slow path runs at every start "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -43,18 +44,44 @@ def resolve_and_store(
     return plan, _plancache.store_plan(folder, path, plan)
 
 
+def choose_folder(
+    cache_environ: Mapping[str, str], ignore_env: bool
+) -> tuple[Optional[str], Optional[str], str, str]:
+    """Where a new plan (and its merged bundle) goes: ``(folder, plan file, where, why)``.
+
+    The user cache folder when it can be created and written (``where`` is ``"user"``), else
+    the first usable per-user fallback folder (``"fallback"``, ``why`` says what was wrong
+    with the user cache folder); with neither, the user cache folder and why it can't be used.
+    An explicit ``CASTORE_HOOK_CACHE_DIR`` is obeyed: no fallback, its problem is reported.
+    The start-up lookup (``_castore_hook.find_plan``) reads them in the same order.
+    """
+    get = _envstate.getter(cache_environ)
+    folder, path = hot.plan_path(get, ignore_env)
+    problem = _plancache.folder_problem(folder) if folder else "no cache folder could be determined"
+    if problem is None or (not ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))):
+        return folder, path, "user", problem or ""
+    other, _problems = _plancache.fallback_folder(get)
+    if other is None:
+        return folder, path, "user", problem
+    return other, hot.plan_path(get, ignore_env, other)[1], "fallback", problem
+
+
 def _decide_after_miss(
     facts: dict[str, Any],
     reason: str,
     environ: Mapping[str, str],
-    folder: Optional[str],
-    path: Optional[str],
+    cache_environ: Mapping[str, str],
     ignore_env: bool,
 ) -> dict[str, Any]:
-    """Record the miss in ``facts`` (``outcome``, ``miss``, ``cache_note``), then decide and
-    cache a plan: the one recipe for start-up and for ``activate()``/``doctor``."""
-    facts["outcome"] = "miss"
-    facts["miss"] = reason or UNSAFE
+    """Record the miss in ``facts`` (``outcome``, ``miss``, ``cache_file``, ``cache_note``,
+    and ``location``/``passed`` for a fallback folder), then decide and cache a plan: the
+    one recipe for start-up and for ``activate()``/``doctor``."""
+    folder, path, where, why = choose_folder(cache_environ, ignore_env)
+    facts.update(outcome="miss", miss=reason or UNSAFE, cache_file=path)
+    facts.pop("location", None)
+    facts.pop("passed", None)
+    if where != "user":
+        facts.update(location=where, passed=why)
     plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env, reason)
     return plan
 
@@ -74,8 +101,7 @@ def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
     """The rest of ``_castore_hook.run`` after a miss: decide, cache and apply a fresh plan,
     and record it in ``state``. Kept out of the hot module so that its code is not
     unmarshalled at every start."""
-    folder, path = hot.plan_path(hot.getenv, ignore_env)
-    plan = _decide_after_miss(state, reason, os.environ, folder, path, ignore_env)
+    plan = _decide_after_miss(state, reason, os.environ, os.environ, ignore_env)
     state["plan"] = plan
     state["applied"] = hot.apply_plan(plan, os.environ)
     if state["applied"] is not None:
@@ -88,16 +114,17 @@ def obtain_plan(
     """The cached plan when it still holds and is safe to apply, else a fresh one (which is
     then cached), with facts for ``status``: what start-up does, for ``activate()`` (explicit
     overrides in ``decide_environ``) and ``doctor``."""
-    folder, path = hot.plan_path(_envstate.getter(cache_environ), ignore_env)
-    facts: dict[str, Any] = {"cache_file": path}
-    plan, reason = hot.cached_plan(
-        _envstate.native_lookup(decide_environ), ignore_env, folder, path
+    plan, reason, where, path = hot.find_plan(
+        _envstate.native_lookup(decide_environ), _envstate.getter(cache_environ), ignore_env
     )
+    facts: dict[str, Any] = {"cache_file": path}
     # apply_plan on a scratch mapping: the same safety rule start-up applies, nothing changed.
     if plan is not None and hot.apply_plan(plan, {}) is not None:
         facts["outcome"] = "hit"
+        if where != "user":
+            facts.update(location=where, passed=reason)
         return plan, facts
-    return _decide_after_miss(facts, reason, decide_environ, folder, path, ignore_env), facts
+    return _decide_after_miss(facts, reason, decide_environ, cache_environ, ignore_env), facts
 
 
 def decide(
@@ -106,8 +133,54 @@ def decide(
     """Decide the plan for an interpreter with this environment, as a fresh start would;
     with ``store``, cache it under the same rules as start-up. Returns the plan, the plan
     file's path and the cache note (``refresh``; ``status`` of an unhooked interpreter)."""
-    folder, path = hot.plan_path(_envstate.getter(environ), ignore_env)
     if store:
+        folder, path, _where, _why = choose_folder(environ, ignore_env)
         plan, note = resolve_and_store(environ, folder, path, ignore_env)
         return plan, path, note
+    folder, path = hot.plan_path(_envstate.getter(environ), ignore_env)
     return resolve.build_plan(environ, folder, ignore_env), path, ""
+
+
+def shared_owners() -> tuple[int, ...]:
+    """Who may own a shared plan: root and the owner of ``sys.prefix`` (the environment's
+    owner), as ``_castore_hook.find_plan`` checks."""
+    return (0, os.stat(sys.prefix).st_uid)
+
+
+def store_shared(
+    environ: Mapping[str, str], ignore_env: bool
+) -> tuple[Optional[dict[str, Any]], str, str]:
+    """``castore-hook refresh --shared``: decide the environment's shared plan and write it
+    into ``_plancache.shared_dir()``. Returns the plan (``None`` when refused), its file
+    and ``""`` or why it was not written.
+
+    The plan is decided from the site config, the variables that matter and the stores, never
+    from this user's config file or home (``resolve.build_plan(..., shared=True)``), so that
+    it holds for every user of the environment without a config file of their own.
+    """
+    folder = _plancache.shared_dir()
+    path = hot.plan_path(_envstate.getter(environ), ignore_env, folder)[1] or folder
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None and getuid() not in shared_owners():
+        return (
+            None,
+            path,
+            (
+                f"only root or the owner of {sys.prefix} (uid {shared_owners()[1]}) may write "
+                "the shared plan; other users' plans would be refused"
+            ),
+        )
+    user_site = getattr(sys.modules.get("site"), "USER_SITE", None)
+    if user_site and user_site in sys.path:
+        return (
+            None,
+            path,
+            (
+                f"this user's site-packages ({user_site}) is on sys.path, so the decision would "
+                "not hold for other users; run `python -s -m castore_hook refresh --shared`"
+            ),
+        )
+    plan = resolve.build_plan(environ, folder, ignore_env, shared=True)
+    if plan["info"].get("transient"):
+        return plan, path, "not written: the decision failed for a reason that may pass"
+    return plan, path, _plancache.store_plan(folder, path, plan, shared=True)

@@ -60,6 +60,16 @@ def _cache_state(state: dict[str, Any]) -> str:
     return "hit" if state.get("cache_file") and state.get("plan") else "unused"
 
 
+def _location_reason(state: dict[str, Any]) -> Optional[str]:
+    """Why start-up used a fallback or shared plan: the user cache's miss, and what is wrong
+    with the user cache folder (checked now, nothing created)."""
+    if not state.get("location"):
+        return None
+    folder = hot.cache_dir(hot.getenv, sys.platform, hook_environ_ignored())
+    why = _plancache.unusable_reason(folder)
+    return "; ".join(filter(None, (state.get("passed"), why))) or None
+
+
 def _problems(info: dict[str, Any]) -> list[dict[str, str]]:
     return [{"where": where, "message": message} for where, message in info.get("problems", ())]
 
@@ -137,6 +147,8 @@ def status() -> dict[str, Any]:
             "file": cache_file,
             "state": _cache_state(state or {}),
             "miss_reason": (state or {}).get("miss"),
+            "location": ((state or {}).get("location") or "user") if cache_file else None,
+            "location_reason": _location_reason(state or {}),
         },
     }
 

@@ -446,8 +446,11 @@ def parse_extra_env(value: str) -> tuple[tuple[str, ...], list[Problem]]:
 # Where config files live.
 
 
-def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem]]:
-    """``config_paths`` plus the problems found while working them out."""
+def _paths_and_problems(
+    env: Mapping[str, str], user: bool = True
+) -> tuple[list[str], list[Problem]]:
+    """``config_paths`` plus the problems found while working them out; without ``user``,
+    the site locations only (a shared plan, ``refresh --shared``)."""
     problems: list[Problem] = []
     override = _env_text(env, ENV_CONFIG, problems)
     if override is not None:
@@ -465,7 +468,7 @@ def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem
         import platformdirs
 
         site = platformdirs.site_config_dir(APP, appauthor=False, multipath=True)
-        user = platformdirs.user_config_dir(APP, appauthor=False)
+        user_dir = platformdirs.user_config_dir(APP, appauthor=False)
     except Exception as exc:
         problems.append(
             Problem(
@@ -478,7 +481,7 @@ def _paths_and_problems(env: Mapping[str, str]) -> tuple[list[str], list[Problem
         return [], problems
     # XDG_CONFIG_DIRS lists the most important directory first; later files win, so read it
     # back to front and the user's own file last.
-    dirs = [*[d for d in site.split(os.pathsep) if d][::-1], user]
+    dirs = [*[d for d in site.split(os.pathsep) if d][::-1], *([user_dir] if user else [])]
     paths: list[str] = []
     for directory in dirs:
         candidate = os.path.join(directory, FILE_NAME)
@@ -724,10 +727,10 @@ def _apply_table(
 # The whole thing.
 
 
-def _load(env: Mapping[str, str]) -> Config:
+def _load(env: Mapping[str, str], user: bool) -> Config:
     config = Config()
     problems = config.problems
-    candidates, path_problems = _paths_and_problems(env)
+    candidates, path_problems = _paths_and_problems(env, user)
     config.candidates = candidates
     problems.extend(path_problems)
     values: dict[str, Any] = {}
@@ -776,14 +779,15 @@ def _load(env: Mapping[str, str]) -> Config:
     return config
 
 
-def load_config(env: Mapping[str, str]) -> Config:
+def load_config(env: Mapping[str, str], *, user: bool = True) -> Config:
     """Read every config file and the ``CASTORE_HOOK_*`` overrides in ``env``; never raises.
 
     Check ``Config.usable`` before acting on the result: if it is false, some file could not be
-    used and the caller must leave the interpreter stock.
+    used and the caller must leave the interpreter stock. Without ``user``, the user's own
+    config file is neither read nor listed (a shared plan holds for every user).
     """
     try:
-        return _load(env)
+        return _load(env, user)
     except Exception as exc:  # a bug here must not break start-up; say so and stay off
         config = Config()
         config.candidates = config_paths(env)

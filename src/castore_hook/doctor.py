@@ -560,8 +560,23 @@ def _check_extras(ctx: Context) -> list[Check]:
 
 
 def check_cache(ctx: Context) -> list[Check]:
-    folder = hot.cache_dir(_envstate.getter(ctx.environ), sys.platform, ctx.ignore_env)
-    if not folder:
+    get = _envstate.getter(ctx.environ)
+    lookup = _envstate.native_lookup(ctx.environ)
+    found, passed, where, found_file = hot.find_plan(lookup, get, ctx.ignore_env)
+    if found is not None and where != "user":
+        return [
+            Check(
+                "cache",
+                OK,
+                f"{found_file}: fresh {where} plan, used at start-up",
+                [f"the user cache has none: {passed}"],
+            )
+        ]
+    folder = hot.cache_dir(get, sys.platform, ctx.ignore_env)
+    problem = _plancache.folder_problem(folder) if folder else "no cache folder"
+    explicit = not ctx.ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))
+    fallback = _plancache.fallback_folder(get)[0] if problem and not explicit else None
+    if not folder and fallback is None:
         return [
             Check(
                 "cache",
@@ -571,7 +586,17 @@ def check_cache(ctx: Context) -> list[Check]:
                 "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder",
             )
         ]
-    problem = _plancache.folder_problem(folder)
+    if problem and fallback is not None:
+        return [
+            Check(
+                "cache",
+                WARN,
+                f"the user cache cannot be written ({problem}); plans are cached in {fallback}",
+                ["a per-user fallback folder: the first start after each reboot decides again"],
+                "castore-hook refresh --shared (as the environment's owner), or set "
+                "CASTORE_HOOK_CACHE_DIR=/abs/writable/folder",
+            )
+        ]
     if problem:
         return [
             Check(
@@ -583,7 +608,7 @@ def check_cache(ctx: Context) -> list[Check]:
             )
         ]
     _folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
-    plan, reason = hot.read_plan(cache_file or folder)
+    plan, reason = hot.read_plan(cache_file or folder or "")
     if plan is None:
         return [
             Check(

@@ -143,16 +143,20 @@ def build_plan(
     environ: Mapping[str, str],
     folder: Optional[str],
     ignore_env: bool,
+    *,
+    shared: bool = False,
 ) -> dict[str, Any]:
     """Decide the plan for an interpreter whose environment is ``environ``.
 
     Never raises for bad input: every problem lands in ``info["problems"]``. Leaves the
     interpreter stock (no ``set``/``unset``/``hooks``) when the config is unusable, the hook
-    is disabled by config, or no source is usable.
+    is disabled by config, or no source is usable. A ``shared`` plan (``refresh --shared``)
+    holds for every user: no user config file is read or watched, and its key watches no
+    per-user location variable (docs/architecture.md, "Where plans are cached").
     """
     env = _envstate.decision_environ(environ, ignore_env)
     decision = _Decision()
-    cfg = config.load_config(env)
+    cfg = config.load_config(env, user=not shared)
     decision.look(list(cfg.candidates))
     for problem in cfg.problems:
         decision.problem(problem.message, problem.where())
@@ -172,6 +176,7 @@ def build_plan(
         "extras": (),
         "decided_at": time.time(),
         "python": sys.executable,
+        "shared": shared,
     }
     hooks: Optional[Trust] = None
     if not cfg.usable:
@@ -195,7 +200,9 @@ def build_plan(
         if path and path not in seen:
             seen.add(path)
             stats.append((path, stat_signature(path)))
-    key, record = _envstate.plan_key(environ, ignore_env, decision.to_set, decision.to_unset)
+    key, record = _envstate.plan_key(
+        environ, ignore_env, decision.to_set, decision.to_unset, shared=shared
+    )
     if hooks is not None:
         # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
         # program has set others, its choice wins and load_default_certs is stock.

@@ -799,12 +799,12 @@ def unusable_cache(
     kind: str, env: Dict[str, str]
 ) -> Iterator[Tuple[Optional[Path], Dict[str, str], List[str]]]:
     """A cache folder of the given *kind*; yields (folder, environment, command prefix)."""
+    # Each names its folder in CASTORE_HOOK_CACHE_DIR, which is obeyed (no fallback folder).
+    # A relative or missing HOME now means the password database's home, as for platformdirs
+    # (tests/unit/test_locations.py); the fallback folders are proven as an unprivileged user
+    # (tests/e2e/test_unprivileged_e2e.py).
     base = Path(env["HOME"]).parent
-    if kind == "no-folder":
-        # No CASTORE_HOOK_CACHE_DIR, no XDG_CACHE_HOME, a relative HOME: nowhere to cache.
-        drop = ("CASTORE_HOOK_CACHE_DIR", "XDG_CACHE_HOME")
-        yield None, dict({k: v for k, v in env.items() if k not in drop}, HOME="home"), []
-    elif kind == "under-a-file":
+    if kind == "under-a-file":
         blocker = base / "not-a-folder"
         blocker.write_text("a regular file where a folder should be\n")
         yield blocker / "cache", dict(env, CASTORE_HOOK_CACHE_DIR=str(blocker / "cache")), []
@@ -827,9 +827,7 @@ def unusable_cache(
         raise ValueError(kind)
 
 
-@pytest.mark.parametrize(
-    "kind", ["no-folder", "under-a-file", "foreign-owned", "full-disk", "file-size-limit"]
-)
+@pytest.mark.parametrize("kind", ["under-a-file", "foreign-owned", "full-disk", "file-size-limit"])
 def test_unusable_cache_folder_is_silent_correct_and_explained(
     hooked_venv: Venv, roots: Roots, env: Dict[str, str], kind: str
 ) -> None:

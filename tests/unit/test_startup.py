@@ -166,6 +166,13 @@ def test_plan_path_is_stable_and_per_prefix(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sys, "prefix", "/" + "long/" * 60)
     _folder, long_path = hot.plan_path(get, False)
     assert long_path is not None and len(os.path.basename(long_path)) < 60
+    # No absolute HOME and no entry in the password database: nowhere to cache.
+    import pwd
+
+    def missing(uid: int) -> Any:
+        raise KeyError(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", missing)
     assert hot.plan_path(_get({}), False) == (None, None)
 
 

@@ -6,13 +6,17 @@ import argparse
 import json
 import os
 import sys
+from typing import Optional
 
 from castore_hook.cli._output import EXIT_CODES, EXIT_OK, EXIT_PROBLEMS, wrap
 from castore_hook.cli._registry import Command
 
 HELP = """\
 Decide the plan again now and rewrite the plan cache, as the next interpreter would. Use it
-in image builds, or after changing a CA file in place.
+in image builds, or after changing a CA file in place. With --shared (as root or the owner of
+the environment), write the environment's shared plan instead: every user of the
+environment without a config file of their own then starts from it, without writing
+anything (read-only images, service users without a home).
 """
 EPILOG = (
     EXIT_CODES.format(
@@ -21,6 +25,7 @@ EPILOG = (
     + """
 examples:
   RUN castore-hook refresh        (in a Dockerfile, after installing CA files)
+  RUN pip install castore-hook && castore-hook refresh --shared
 """
 )
 
@@ -30,12 +35,21 @@ def run(args: argparse.Namespace) -> int:
 
     # The key undoes what the hook did to *this* process, so the plan is decided (and cached,
     # under start-up's rules) as a fresh start would.
-    plan, path, note = _slowpath.decide(dict(os.environ), config.hook_environ_ignored(), store=True)
+    path: Optional[str]
+    if args.shared:
+        shared, path, note = _slowpath.store_shared(dict(os.environ), config.hook_environ_ignored())
+        plan = shared or {"info": {"problems": ()}}
+    else:
+        plan, path, note = _slowpath.decide(
+            dict(os.environ), config.hook_environ_ignored(), store=True
+        )
     problems = list(plan["info"]["problems"])
+    label = "shared plan" if args.shared else "plan cache"
     if args.json:
         json.dump(
             {
                 "cache_file": path,
+                "shared": args.shared,
                 "written": not note,
                 "note": note,
                 "problems": [{"where": w, "message": m} for w, m in problems],
@@ -45,11 +59,19 @@ def run(args: argparse.Namespace) -> int:
         )
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(f"plan cache: {path} ({note or 'written'})\n")
+        sys.stdout.write(f"{label}: {path} ({note or 'written'})\n")
         for where, message in problems:
             for line in wrap(f"{where + ': ' if where else ''}{message}", 4, "  ! "):
                 sys.stdout.write(line + "\n")
     return EXIT_PROBLEMS if (note or problems) else EXIT_OK
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="write the environment's shared plan (for every user; run as its owner)",
+    )
 
 
 COMMAND = Command(
@@ -58,4 +80,5 @@ COMMAND = Command(
     HELP,
     EPILOG,
     run,
+    _arguments,
 )

@@ -70,7 +70,10 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         lines.append(f"  config:   {entry['path']} ({mark})")
     cache = report["cache"]
     if cache["file"]:
-        lines.append(f"  cache:    {cache['file']} ({cache['state']})")
+        where = cache.get("location") or "user"
+        lines.append(f"  cache:    {cache['file']} ({cache['state']}, {where} plan)")
+    if cache.get("location_reason"):
+        lines.extend(wrap(f"user cache not used: {cache['location_reason']}", 12, " " * 12))
     if cache.get("miss_reason"):
         lines.extend(wrap(f"slow path at start-up: {cache['miss_reason']}", 12, " " * 12))
     if report["trail"]:
