@@ -282,7 +282,7 @@ def find_plan(lookup, get, ignore_env):
             if plan is not None:
                 return plan, reason, "fallback", other + name
     # The shared folder, as castore_hook._plancache.shared_dir names it.
-    other = os.path.join(os.path.dirname(__file__), "castore_hook", "shared")
+    other = os.path.join(os.path.dirname(__file__), "castore-hook-shared")
     config = cache_dir(get, sys.platform, True, True)
     site = sys.modules.get("site")
     if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(

@@ -77,12 +77,12 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
 
 
 def shared_dir() -> str:
-    """The environment's shared plan folder (``castore-hook refresh --shared``): in the
-    castore_hook package beside the hot module: inside the environment it serves, where only
-    the environment's owner can write. ``pip uninstall`` leaves it (pip removes only what it
-    installed); without the hot module it is inert.
+    """The environment's shared plan folder (``castore-hook refresh --shared``): beside the
+    hot module, inside the environment it serves, where only the environment's owner can
+    write. ``pip uninstall`` leaves it (pip removes only what it installed); without the hot
+    module it is inert, and its name is no module name, so it can never shadow an import.
     ``_castore_hook.find_plan`` spells out the same expression (pinned by a test)."""
-    return os.path.join(os.path.dirname(hot.__file__), "castore_hook", "shared")
+    return os.path.join(os.path.dirname(hot.__file__), "castore-hook-shared")
 
 
 def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:

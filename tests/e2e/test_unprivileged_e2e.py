@@ -226,7 +226,7 @@ def scene(world: World, https_server) -> Iterator[World]:  # type: ignore[no-unt
 
 
 def _shared(world: World) -> Path:
-    return world.venv.site_packages / "castore_hook" / "shared"
+    return world.venv.site_packages / "castore-hook-shared"
 
 
 def _fallback(world: World, user: str) -> Path:

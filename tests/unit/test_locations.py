@@ -303,7 +303,7 @@ def test_cached_plan_with_lstat_refuses_a_symlinked_folder(
 def test_find_plan_order_user_then_fallback_then_shared(
     tmp_path: Path, env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shared = tmp_path / "site-packages" / "castore_hook" / "shared"
+    shared = tmp_path / "site-packages" / "castore-hook-shared"
     shared.parent.mkdir(parents=True)
     monkeypatch.setattr(hot, "__file__", str(tmp_path / "site-packages" / "_castore_hook.py"))
     assert _plancache.shared_dir() == str(shared)
@@ -342,7 +342,7 @@ def test_find_plan_order_user_then_fallback_then_shared(
 def test_shared_plan_refused_when_writable_by_others_or_foreign(
     tmp_path: Path, env: Dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shared = tmp_path / "sp" / "castore_hook" / "shared"
+    shared = tmp_path / "sp" / "castore-hook-shared"
     shared.parent.mkdir(parents=True)
     monkeypatch.setattr(hot, "__file__", str(tmp_path / "sp" / "_castore_hook.py"))
     path = _store(shared, env, shared=True)
@@ -401,8 +401,10 @@ def test_refresh_shared_refused_for_another_user(monkeypatch: pytest.MonkeyPatch
     assert plan is None and "only root or the owner" in note
 
 
-def test_shared_dir_is_in_the_package_beside_the_hot_module() -> None:
-    assert _plancache.shared_dir() == os.path.join(
-        os.path.dirname(hot.__file__), "castore_hook", "shared"
-    )
-    assert "castore_hook" in os.listdir(os.path.dirname(hot.__file__))
+def test_shared_dir_is_beside_the_hot_module_and_not_importable() -> None:
+    """In the site-packages that holds the hook, under a name that is no valid module name:
+    ``pip uninstall`` leaves it behind, and a leftover ``castore_hook/shared/`` would make
+    ``import castore_hook`` find a namespace package instead of failing."""
+    folder = _plancache.shared_dir()
+    assert folder == os.path.join(os.path.dirname(hot.__file__), "castore-hook-shared")
+    assert not os.path.basename(folder).isidentifier()
