@@ -1,0 +1,57 @@
+"""The start-up module's compiled size, held under a ceiling per Python version.
+
+Every interpreter of the environment unmarshals ``_castore_hook``'s code at every start: about
+35 instructions per byte on 3.11 (unmarshalling, interning, then the collector), against a
+warm start-up budget of 4 % of bare start-up in which the module has only a few hundred
+thousand instructions to spare (benchmarks/README.md). A change that grows the module by a few
+kilobytes silently eats that headroom; this test makes it a decision instead. Raising a
+ceiling is allowed, with the start-up benchmark (``python benchmarks/startup.py``) rerun and its
+figures in the README.
+"""
+
+from __future__ import annotations
+
+import marshal
+import sys
+from pathlib import Path
+
+HOT_MODULE = Path(__file__).resolve().parents[2] / "src" / "_castore_hook.py"
+
+#: Bytes of ``marshal.dumps(compile(<module>))`` measured when the ceilings were last set
+#: (bytecode formats differ between versions: 3.11 added exception tables and caches).
+CEILINGS = {
+    (3, 9): 8_600,
+    (3, 10): 8_500,
+    (3, 11): 16_500,
+    (3, 12): 15_100,
+    (3, 13): 15_400,
+}
+
+
+def compiled_size() -> int:
+    code = compile(HOT_MODULE.read_text(encoding="utf-8"), "_castore_hook.py", "exec")
+    return len(marshal.dumps(code))
+
+
+def test_hot_module_stays_under_its_ceiling() -> None:
+    ceiling = CEILINGS.get(sys.version_info[:2], max(CEILINGS.values()))
+    size = compiled_size()
+    assert size <= ceiling, (
+        f"_castore_hook compiles to {size} bytes on {sys.version.split()[0]}, over its "
+        f"{ceiling}-byte ceiling: every interpreter pays ~35 instructions per byte at start-up. "
+        "Move code off the hit path, or rerun benchmarks/startup.py and raise the ceiling."
+    )
+
+
+def test_hot_module_imports_only_what_is_loaded() -> None:
+    """Top-level imports of the start-up module: sys, os and marshal, nothing else."""
+    import ast
+
+    tree = ast.parse(HOT_MODULE.read_text(encoding="utf-8"))
+    imported = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    assert imported == {"marshal", "os", "sys"}, imported
