@@ -2,7 +2,7 @@
 #
 # castore_hook.pth (and castore_hook.start on Python 3.15+) run this module while site
 # processes site-packages. It is one top-level module, not castore_hook._startup: a package
-# plus a submodule costs ~60 % more to import than one module (DESIGN §1, docs/architecture.md).
+# plus a submodule costs ~60 % more to import than one module (docs/architecture.md, "Two paths").
 # It imports only sys, os and marshal, which every interpreter has loaded before site runs.
 #
 # Every byte of this file is paid by every interpreter (~35 instructions per byte of .pyc:
@@ -16,8 +16,8 @@
 # it has the same stat signature; then set or unset a few variables and install a small
 # post-import finder.
 #
-# Failure policy (DESIGN §5): nothing here may raise, print (outside CASTORE_HOOK_DEBUG) or
-# block. Every exception, BaseException included, stops at run().
+# Failure policy (docs/architecture.md, "Failure policy"): nothing here may raise, print
+# (outside CASTORE_HOOK_DEBUG) or block. Every exception, BaseException included, stops at run().
 
 import marshal
 import os
@@ -52,8 +52,8 @@ _HEAD = len(PLAN_MAGIC) + 8
 # Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so a child
 # interpreter can tell its parent's exports from its user's own values (castore_hook._envstate).
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
-# The only variables the hook may set (DESIGN §3). Copied from castore_hook.config because
-# importing it costs start-up time; test_export_allowlist_matches_config pins the two.
+# The only variables the hook may set (docs/architecture.md, "Applying a plan"). Copied from
+# castore_hook.config because importing it costs start-up time; a test pins the two.
 EXPORT_ALLOWED = frozenset(
     (
         "SSL_CERT_FILE",
@@ -330,9 +330,10 @@ def apply_plan(plan, environ):
 
 
 # The post-import finder lets castore_hook._hooks act on ssl / certifi right after their first
-# import (DESIGN §3); only the membership test below runs per import, the work lives in
-# _hooks. No importlib.util, no threading, no class at start-up (creating one costs ~77 k
-# instructions): the finder is a SimpleNamespace (sys.implementation's type) holding
+# import (docs/architecture.md, "Applying a plan"); only the membership test below runs per
+# import, the work lives in _hooks. No importlib.util, no threading, no class at start-up
+# (creating one costs ~77 k instructions): the finder is a SimpleNamespace (sys.implementation's
+# type) holding
 # find_spec. That function gets a globals dict of its own with just the two lists: whatever
 # sys.meta_path references outlives the interpreter's first collection at exit, and this
 # module's globals would keep os, and with it collections.abc, alive into a second, costly
@@ -415,7 +416,7 @@ def run():
                 # collector's next pass; benchmarks/README.md).
                 del plan["stats"]
                 install_hooks(plan)
-    except BaseException as exc:  # the failure policy: start-up never fails (DESIGN §5)
+    except BaseException as exc:  # start-up never fails (docs/architecture.md, "Failure policy")
         current["outcome"] = "error"
         current["error"] = type(exc).__name__ + ": " + str(exc)
     if current["debug"]:

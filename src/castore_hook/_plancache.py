@@ -1,10 +1,11 @@
 """The plan cache folder: private, owned by us, written atomically.
 
 The hot path (``_castore_hook``) only *reads* plans; everything that creates the folder or
-writes files in it lives here, on the slow path. Rules (DESIGN §1, §5): the folder is mode
-0700 and must be owned by the current user; files are written to a temporary name and moved
-into place with ``os.replace`` so a reader never sees a torn file, even if this process is
-killed mid-write; temporary files that a killed writer left behind are swept.
+writes files in it lives here, on the slow path. Rules (docs/architecture.md, "Where plans
+are cached", "Failure policy"): the folder is mode 0700 and must be owned by the current user;
+files are written to a temporary name and moved into place with ``os.replace`` so a reader
+never sees a torn file, even if this process is killed mid-write; temporary files that a
+killed writer left behind are swept.
 """
 
 from __future__ import annotations
