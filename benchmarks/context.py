@@ -8,7 +8,7 @@ OpenSSL 3 parses the whole bundle (117 to 144 roots here) for each one. castore-
 plan's trust through a complete hashed folder (``capath``) when the system has one, so OpenSSL
 looks roots up lazily; and a context loading exactly a file the plan produced or exported (its
 bundle behind ``certifi.where()``, the exported ``SSL_CERT_FILE``), unchanged since, gets that
-same lazy form instead of the parse (``castore_hook._hooks._patch_load_verify_locations``;
+same lazy form instead of the parse (``castore_hook._inprocess._patch_load_verify_locations``;
 why a folder may stand in for a bundle: docs/architecture.md, "A hashed folder stands in").
 
 One venv with the castore-hook wheel and requests, urllib3, httpx, aiohttp and certifi; five
@@ -164,7 +164,7 @@ MAKERS = {"ssl": make_ssl, "urllib3": make_urllib3, "requests": make_requests,
 def probe(call):
     # Untimed: did the hook load its trust (Trust.load_into) into this context, and was it
     # the hashed folder? Counted by wrapping the method for one call only.
-    hooks = sys.modules.get("castore_hook._hooks")
+    hooks = sys.modules.get("castore_hook._inprocess")
     seen = []
     if hooks is not None:
         original = hooks.Trust.load_into
@@ -203,7 +203,7 @@ for dist in ("requests", "urllib3", "httpx", "aiohttp", "certifi"):
         info["versions"][dist] = version(dist)
     except Exception:
         info["versions"][dist] = None
-if "castore_hook._hooks" in sys.modules:
+if "castore_hook._inprocess" in sys.modules:
     try:
         from castore_hook import status
         st = status()

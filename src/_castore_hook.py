@@ -39,8 +39,8 @@ if not __debug__ and TYPE_CHECKING:
 PLAN_FORMAT = 4
 PLAN_LIMIT = 1 << 20
 # A plan file is PLAN_MAGIC, a 4-byte checksum and the 4-byte length of the marshal payload,
-# the payload, then the plan's in-process trust ("hooks"), a section of its own that start-up
-# only tests for presence and castore_hook._hooks checks and unmarshals when ssl or certifi is
+# the payload, then the plan's in-process trust ("trust"), a section of its own that start-up
+# only tests for presence and castore_hook._inprocess checks and unmarshals when ssl or certifi is
 # imported (with extra roots it holds their PEM: why read it at every start).
 # marshal.loads trusts lengths inside its input (a tuple header claiming 2**31 items is
 # allocated and zeroed before the data runs out), so a corrupt or truncated payload is
@@ -220,15 +220,15 @@ def read_plan(path, owners=_MINE):
         plan = marshal.loads(payload)  # noqa: S302 - our own file, owner- and sum-checked
     except Exception:
         plan = None
-    # The hooks section is checked (sum, marshal) when used; its length now, as truncation is
+    # The trust section is checked (sum, marshal) when used; its length now, as truncation is
     # the likely damage.
-    if type(plan) is not dict or len(data) - end != plan.get("hooks_size", 0):
+    if type(plan) is not dict or len(data) - end != plan.get("trust_size", 0):
         return None, "plan cache is corrupt or of another version"
-    plan["hooks"] = data[end:]
+    plan["trust"] = data[end:]
     return plan, ""
 
 
-def cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
+def valid_cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
     # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
@@ -269,7 +269,7 @@ def find_plan(lookup, get, ignore_env):
     # variable, so this user's config file is checked here, one stat (docs/architecture.md).
     # A miss returns the user cache's plan file, where the slow path stores first.
     folder, path = plan_path(get, ignore_env)
-    plan, reason = cached_plan(lookup, ignore_env, folder, path)
+    plan, reason = valid_cached_plan(lookup, ignore_env, folder, path)
     if plan is not None:
         return plan, reason, "user", path
     # The file name once; os.access first: most candidates do not exist, and a failing
@@ -278,7 +278,7 @@ def find_plan(lookup, get, ignore_env):
     name = file[len(base) :]  # type: ignore[arg-type,index]
     for other in fallback_dirs(get):
         if os.access(other, os.F_OK):
-            plan = cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
+            plan = valid_cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
             if plan is not None:
                 return plan, reason, "fallback", other + name
     # The shared folder, as castore_hook._plancache.shared_dir names it.
@@ -290,7 +290,7 @@ def find_plan(lookup, get, ignore_env):
     ) not in sys.path:  # this user's own site-packages would change what certifi is
         prefix = signature(sys.prefix)  # its owner is the environment's (None: root only)
         owners = (0, prefix[4] if prefix else 0)
-        plan = cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
+        plan = valid_cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]
         if plan is not None:
             return plan, reason, "shared", other + name
     return None, reason, "user", path
@@ -301,7 +301,7 @@ def apply_plan(plan, environ):
     # Apply the plan's variable changes and its EXPORTED_VAR record; return what changed, or
     # None if the plan is unsafe, and then nothing is touched. The cache is treated as hostile
     # even though we wrote it: allow-listed names only, and only paths that the plan's stat
-    # list shows to exist (cached_plan has just re-stat'ed them; a path os.stat refuses, NUL
+    # list shows to exist (valid_cached_plan has just re-stat'ed them; a path os.stat refuses, NUL
     # or lone surrogate, is never present; the slow path writes absolute paths only). Shape
     # errors (unhashable, wrong arity, not str) raise and land in the except: less bytecode
     # than explicit type checks.
@@ -329,16 +329,16 @@ def apply_plan(plan, environ):
     return applied
 
 
-# The post-import finder lets castore_hook._hooks act on ssl / certifi right after their first
+# The post-import finder lets castore_hook._inprocess act on ssl / certifi right after their first
 # import (docs/architecture.md, "Applying a plan"); only the membership test below runs per
-# import, the work lives in _hooks. No importlib.util, no threading, no class at start-up
+# import, the work lives in _inprocess. No importlib.util, no threading, no class at start-up
 # (creating one costs ~77 k instructions): the finder is a SimpleNamespace (sys.implementation's
 # type) holding
 # find_spec. That function gets a globals dict of its own with just the two lists: whatever
 # sys.meta_path references outlives the interpreter's first collection at exit, and this
 # module's globals would keep os, and with it collections.abc, alive into a second, costly
 # one (+0.47 M instructions at every exit, measured; benchmarks/README.md).
-_hooks_data = None  # type: Any
+_trust_data = None  # type: Any
 _pending = []  # type: list[str]
 _busy = []  # type: list[str]
 
@@ -347,9 +347,9 @@ def _find_spec(fullname, path=None, target=None):
     # type: (str, Any, Any) -> Any
     if fullname not in _pending or fullname in _busy:
         return None
-    from castore_hook import _hooks
+    from castore_hook import _inprocess
 
-    return _hooks.find_wrapped_spec(fullname, path, target)
+    return _inprocess.find_wrapped_spec(fullname, path, target)
 
 
 _namespace = type(sys.implementation)  # type: Any
@@ -360,24 +360,24 @@ finder = _namespace(find_spec=_function(_find_spec.__code__, _globals))
 del _namespace, _function, _globals
 
 
-def install_hooks(plan):
+def install_finder(plan):
     # type: (Plan) -> bool
     # Install the post-import finder when the plan asks for in-process trust; modules already
     # imported (another .pth sorting first imported ssl) are handled at once.
     # The slow path stores None unless the plan patches ssl or redirects certifi; a cached
-    # plan holds its file's hooks section (castore_hook._plancache.hooks_of reads either form).
-    global _hooks_data
-    hooks = plan.get("hooks")
-    if not hooks:
+    # plan holds its file's trust section (castore_hook._plancache.trust_of reads either form).
+    global _trust_data
+    trust = plan.get("trust")
+    if not trust:
         return False
-    _hooks_data = hooks
+    _trust_data = trust
     _pending[:] = WATCHED
     if finder not in sys.meta_path:
         sys.meta_path.insert(0, finder)
     if not sys.modules.keys().isdisjoint(WATCHED):
-        from castore_hook import _hooks
+        from castore_hook import _inprocess
 
-        _hooks.catch_up()
+        _inprocess.patch_already_imported()
     return True
 
 
@@ -409,13 +409,13 @@ def run():
             if applied is None:
                 from castore_hook import _slowpath  # a miss: costly imports are allowed now
 
-                _slowpath.startup_miss(current, ignore_env, reason)
+                _slowpath.decide_on_miss(current, ignore_env, reason)
             elif plan is not None:
                 # The stats only served the check: free their tuples now rather than keep
                 # them for the process's life (each tracked object counts towards the
                 # collector's next pass; benchmarks/README.md).
                 del plan["stats"]
-                install_hooks(plan)
+                install_finder(plan)
     except BaseException as exc:  # start-up never fails (docs/architecture.md, "Failure policy")
         current["outcome"] = "error"
         current["error"] = type(exc).__name__ + ": " + str(exc)

@@ -20,7 +20,7 @@ UserCaValues = Tuple[Optional[str], Optional[str]]
 
 
 class Trust(TypedDict):
-    """The plan's in-process trust: what ``castore_hook._hooks.Trust`` validates and applies."""
+    """The plan's in-process trust: what ``castore_hook._inprocess.Trust`` validates and applies."""
 
     cafile: Optional[str]  # the material's file (absent when the folder stands in for it)
     capath: Optional[str]  # the material's hashed folder(s), os.pathsep-joined
@@ -47,7 +47,7 @@ class Plan(TypedDict, total=False):
     record: Optional[str]
     # A fresh plan holds the dict; a cached one its file's checked-on-use section (bytes).
     hooks: Union[Trust, bytes, None]
-    hooks_size: int
+    trust_size: int
     info: dict[str, Any]  # the human side (status): trail, problems, stepped_aside, ...
 
 

@@ -12,7 +12,7 @@ it (``names``) and every state of them that this module has shown to mean the sa
 (``states``): the environment it was decided in, that environment with every parent export
 undone, and the environment right after the plan is applied, which is what a child sees. At
 start-up the check is one ``tuple(map(environ.get, names)) in states``
-(``_castore_hook.cached_plan``).
+(``_castore_hook.valid_cached_plan``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def decision_environ(environ: Mapping[str, str], ignore_env: bool) -> dict[str, 
 
 
 def native_lookup(environ: Mapping[str, str]) -> Callable[[Any], Any]:
-    """What ``_castore_hook.cached_plan`` reads watched variables through: a name in
+    """What ``_castore_hook.valid_cached_plan`` reads watched variables through: a name in
     ``os.environ``'s own encoding (bytes on POSIX, upper case on Windows) to its value in the
     same encoding, ``None`` when unset. For ``os.environ`` that is its internal mapping's
     ``get``, a C call; any other mapping (``activate()``'s overrides) is encoded here."""
@@ -192,5 +192,5 @@ def plan_key(
 
     # A tuple, not a set: start-up compares two or three tuples instead of hashing them all.
     states = tuple(dict.fromkeys(encoded(state) for state in (raw, pristine, after)))
-    identity = (sys.hexversion, sys.platform, sys.prefix, ignore_env)  # as cached_plan checks
+    identity = (sys.hexversion, sys.platform, sys.prefix, ignore_env)  # as valid_cached_plan checks
     return (*identity, tuple(encode_key(name) for name in names), states), record

@@ -176,19 +176,19 @@ def _checksum(data: bytes) -> bytes:
 def encode_plan(plan: dict[str, Any]) -> bytes:
     """The bytes of a plan file: the exact inverse of ``_castore_hook.read_plan``.
 
-    Magic, the checksum and length of the marshal payload (everything but ``hooks``, plus
-    ``hooks_size``), the payload, then the hooks section: its own checksum and marshal data,
+    Magic, the checksum and length of the marshal payload (everything but ``trust``, plus
+    ``trust_size``), the payload, then the trust section: its own checksum and marshal data,
     or nothing when the plan has no in-process trust. The layout is explained next to
     ``PLAN_MAGIC`` in the hot module; round-trip tests pin the two.
     """
-    hooks = plan.get("hooks")
+    hooks = plan.get("trust")
     section = b""
     if hooks is not None:
         blob = marshal.dumps(hooks)
         section = _checksum(blob) + blob
-    body = {name: value for name, value in plan.items() if name != "hooks"}
+    body = {name: value for name, value in plan.items() if name != "trust"}
     if section:
-        body["hooks_size"] = len(section)
+        body["trust_size"] = len(section)
     payload = marshal.dumps(body)
     return hot.PLAN_MAGIC + _checksum(payload) + len(payload).to_bytes(4, "big") + payload + section
 
@@ -227,13 +227,13 @@ def store_plan(
     return ""
 
 
-def hooks_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    """A plan's in-process trust (``plan["hooks"]``) as a dict, whether the plan was just
-    decided or read back from the cache (see ``decode_hooks``)."""
-    return decode_hooks((plan or {}).get("hooks"))
+def trust_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A plan's in-process trust (``plan["trust"]``) as a dict, whether the plan was just
+    decided or read back from the cache (see ``decode_trust``)."""
+    return decode_trust((plan or {}).get("trust"))
 
 
-def decode_hooks(hooks: Any) -> Optional[dict[str, Any]]:
+def decode_trust(hooks: Any) -> Optional[dict[str, Any]]:
     """In-process trust as a dict: a fresh plan holds the dict itself, a cached one the hooks
     section of its file (checksum, then marshal data; see ``encode_plan``), checked here, when
     ssl or certifi is imported, not at every start. ``None`` when there is none or it is

@@ -97,7 +97,7 @@ def modified_bundle(miss: str, folder: Optional[str]) -> Optional[str]:
     return None
 
 
-def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
+def decide_on_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
     """The rest of ``_castore_hook.run`` after a miss: decide, cache and apply a fresh plan,
     and record it in ``state``. Kept out of the hot module so that its code is not
     unmarshalled at every start."""
@@ -105,7 +105,7 @@ def startup_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
     state["plan"] = plan
     state["applied"] = hot.apply_plan(plan, os.environ)
     if state["applied"] is not None:
-        hot.install_hooks(plan)
+        hot.install_finder(plan)
 
 
 def obtain_plan(

@@ -89,7 +89,7 @@ def status() -> dict[str, Any]:
     applied = (state or {}).get("applied") or {}
     exported = {name: value for name, value in applied.items() if value is not None}
     unset = sorted(name for name, value in applied.items() if value is None)
-    changed = bool(exported or unset or (plan and plan.get("hooks")))
+    changed = bool(exported or unset or (plan and plan.get("trust")))
     active = outcome in ("hit", "miss", "activated") and changed
     if state is None:
         reason = "the start-up hook did not run (python -S, no .pth processed, or embedded)"
@@ -100,7 +100,7 @@ def status() -> dict[str, Any]:
     if note:
         reason += f"; {note}"
     problems = _problems(info)
-    hooks_module = sys.modules.get("castore_hook._hooks")
+    hooks_module = sys.modules.get("castore_hook._inprocess")
     in_process = list((state or {}).get("hook_errors", ()))
     in_process += list(getattr(hooks_module, "failures", ()))
     problems += [{"where": "in-process", "message": message} for message in in_process]
@@ -244,7 +244,7 @@ def activate(
             hot.state.update(facts, plan=plan)
             hot.state["applied"] = hot.apply_plan(plan, os.environ)
             if hot.state["applied"] is not None:
-                hot.install_hooks(plan)
+                hot.install_finder(plan)
         except BaseException:
             _deactivate_locked()
             raise
@@ -259,10 +259,10 @@ def _deactivate_locked() -> None:
         else:
             os.environ.pop(name, None)
     os.environ.pop(hot.EXPORTED_VAR, None)
-    from castore_hook import _hooks
+    from castore_hook import _inprocess
 
-    _hooks.remove_finder()
-    _hooks.undo_all()
+    _inprocess.remove_finder()
+    _inprocess.undo_all()
 
 
 def deactivate() -> None:

@@ -304,7 +304,7 @@ def _check_ran(ctx: Context) -> Check:
     if state.get("miss"):
         details.append(f"took the slow path: {state['miss']}")
     errors = list(state.get("hook_errors", ()))
-    hooks = sys.modules.get("castore_hook._hooks")
+    hooks = sys.modules.get("castore_hook._inprocess")
     errors.extend(getattr(hooks, "failures", ()) if hooks else ())
     if errors:
         return Check(
@@ -618,7 +618,7 @@ def check_cache(ctx: Context) -> list[Check]:
                 fix="castore-hook refresh",
             )
         ]
-    _plan, stale = hot.cached_plan(
+    _plan, stale = hot.valid_cached_plan(
         _envstate.native_lookup(ctx.environ), ctx.ignore_env, folder, cache_file
     )
     if stale:
@@ -831,7 +831,7 @@ def check_conflicts(ctx: Context) -> list[Check]:
     import ssl
 
     module = getattr(ssl.SSLContext, "__module__", "ssl")
-    native = bool((_plancache.hooks_of(ctx.plan) or {}).get("native"))
+    native = bool((_plancache.trust_of(ctx.plan) or {}).get("native"))
     if module != "ssl":
         checks.append(
             Check(

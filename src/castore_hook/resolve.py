@@ -10,8 +10,8 @@ back without importing anything (see ``_castore_hook``). Its fields:
 ``set``     ``((NAME, value), ...)`` environment variables to export.
 ``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
 ``record``  the ``CASTORE_HOOK_EXPORTED`` value that applying it exports, or ``None``.
-``hooks``   in-process trust for the lazy patches: ``{"cafile", "capath", "cadata",
-            "native", "patch", "certifi"}`` or ``None``.
+``trust``   in-process trust for the lazy patches (``castore_hook._contracts.Trust``), or
+            ``None`` when nothing is done in-process.
 ``info``    the human side, for ``status``: source, form, files read, trail, problems.
 """
 
@@ -149,7 +149,7 @@ def build_plan(
     """Decide the plan for an interpreter whose environment is ``environ``.
 
     Never raises for bad input: every problem lands in ``info["problems"]``. Leaves the
-    interpreter stock (no ``set``/``unset``/``hooks``) when the config is unusable, the hook
+    interpreter stock (no ``set``/``unset``/``trust``) when the config is unusable, the hook
     is disabled by config, or no source is usable. A ``shared`` plan (``refresh --shared``)
     holds for every user: no user config file is read or watched, and its key watches no
     per-user location variable (docs/architecture.md, "Where plans are cached").
@@ -216,7 +216,7 @@ def build_plan(
         "set": tuple(decision.to_set),
         "unset": tuple(decision.to_unset),
         "record": record,
-        "hooks": hooks,
+        "trust": hooks,
         "info": {
             **info,
             "trail": tuple(decision.trail),

@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests of the in-process trust (``castore_hook._hooks``)."""
+"""Fixtures shared by the unit tests of the in-process trust (``castore_hook._inprocess``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from castore_hook import _hooks
+from castore_hook import _inprocess
 
 STDLIB_CONTEXT = ssl.SSLContext
 STOCK_LOAD = STDLIB_CONTEXT.__dict__["load_default_certs"]
@@ -16,17 +16,17 @@ STOCK_LOAD = STDLIB_CONTEXT.__dict__["load_default_certs"]
 
 @pytest.fixture
 def stock_ssl(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The test starts and ends with a stock ``ssl`` and empty ``_hooks`` records, and no
+    """The test starts and ends with a stock ``ssl`` and empty ``_inprocess`` records, and no
     ``SSL_CERT_*`` (OpenSSL's default paths must not hand test roots to a context)."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    _hooks.program_choices.clear()
+    _inprocess.undo_all()
+    _inprocess.failures.clear()
+    _inprocess.program_choices.clear()
     yield
-    _hooks.undo_all()
-    _hooks.failures.clear()
-    _hooks.program_choices.clear()
+    _inprocess.undo_all()
+    _inprocess.failures.clear()
+    _inprocess.program_choices.clear()
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
     assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
 

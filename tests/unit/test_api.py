@@ -21,7 +21,7 @@ import pytest
 
 import _castore_hook as hot
 import castore_hook
-from castore_hook import _envstate, _hooks, api
+from castore_hook import _envstate, _inprocess, api
 
 trustme = pytest.importorskip("trustme")
 
@@ -69,7 +69,7 @@ def _default_context_roots() -> List[bytes]:
 
 def _stock_load() -> Any:
     method = ssl.SSLContext.__dict__["load_default_certs"]
-    return getattr(method, _hooks.MARK, method)
+    return getattr(method, _inprocess.MARK, method)
 
 
 @pytest.fixture
@@ -88,20 +88,20 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     saved_meta_path = list(sys.meta_path)
     stock = _stock_load()
     # Start from a stock process, whatever the installed .pth did at start-up.
-    _hooks.undo_all()
+    _inprocess.undo_all()
     sys.meta_path[:] = [f for f in sys.meta_path if not _is_finder(f)]
     hot.state = None
     try:
         yield env
     finally:
         api.deactivate()
-        _hooks.undo_all()
+        _inprocess.undo_all()
         assert ssl.SSLContext.__dict__["load_default_certs"] is stock
         sys.meta_path[:] = [f for f in saved_meta_path if not _is_finder(f)]
         hot.state = saved_state
         plan = (saved_state or {}).get("plan")
         if isinstance(plan, dict) and (saved_state or {}).get("applied") is not None:
-            hot.install_hooks(plan)  # re-apply what the .pth had patched
+            hot.install_finder(plan)  # re-apply what the .pth had patched
 
 
 def _bundle_roots(status: Dict[str, Any]) -> str:
@@ -149,7 +149,7 @@ def test_activate_twice_replaces_the_first(isolated: Env) -> None:
     assert len(_finders()) <= 1
     # One wrapper, not a wrapper of a wrapper.
     method = ssl.SSLContext.__dict__["load_default_certs"]
-    assert getattr(getattr(method, _hooks.MARK), _hooks.MARK, None) is None
+    assert getattr(getattr(method, _inprocess.MARK), _inprocess.MARK, None) is None
 
 
 def test_activate_from_two_threads_at_once(isolated: Env) -> None:
@@ -178,7 +178,7 @@ def test_activate_from_two_threads_at_once(isolated: Env) -> None:
     assert os.environ["SSL_CERT_FILE"] == exported
     record = _envstate.parse_exported(os.environ[hot.EXPORTED_VAR])
     assert record["SSL_CERT_FILE"] == ("", exported)
-    assert len(_hooks.patched) == len({(id(o), a) for o, a, _ in _hooks.patched})
+    assert len(_inprocess.patched) == len({(id(o), a) for o, a, _ in _inprocess.patched})
     assert _der(extra) in _default_context_roots()
 
 

@@ -629,7 +629,7 @@ def test_effective_pem_folder_only(tmp_path: Path) -> None:
     (folder / "0123abcd.0").write_bytes(pems[0])
     (folder / "89abcdef.0").write_bytes(pems[1])
     (folder / "README").write_bytes(pems[0])  # not a hash name: ignored
-    plan = {"hooks": {"capath": str(folder), "extra_pem": ""}}
+    plan = {"trust": {"capath": str(folder), "extra_pem": ""}}
     pem, why = cli.effective_pem(plan)
     assert pem is not None and why == ""
     assert pem.count("BEGIN CERTIFICATE") == 2
@@ -637,13 +637,13 @@ def test_effective_pem_folder_only(tmp_path: Path) -> None:
 
 def test_effective_pem_refusals() -> None:
     assert cli.effective_pem(None)[0] is None
-    assert "native" in cli.effective_pem({"hooks": {"native": True}})[1]
+    assert "native" in cli.effective_pem({"trust": {"native": True}})[1]
 
 
 def test_effective_pem_cadata_plus_extra() -> None:
     trustme = pytest.importorskip("trustme")
     a, b = (trustme.CA().cert_pem.bytes().decode() for _ in range(2))
-    pem, _ = cli.effective_pem({"hooks": {"cadata": a, "extra_pem": b + a}})
+    pem, _ = cli.effective_pem({"trust": {"cadata": a, "extra_pem": b + a}})
     assert pem is not None and pem.count("BEGIN CERTIFICATE") == 2  # duplicates dropped
 
 

@@ -23,9 +23,9 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 from tests.unit.conftest import fake_ssl
-from tests.unit.test_hooks import Site, handshake, rehashed_folder
+from tests.unit.test_inprocess import Site, handshake, rehashed_folder
 
-from castore_hook import _envstate, _hooks, _slowpath, bundle, certset, resolve, sources
+from castore_hook import _envstate, _inprocess, _slowpath, bundle, certset, resolve, sources
 
 trustme = pytest.importorskip("trustme")
 
@@ -49,7 +49,7 @@ def b(tmp_path: Path) -> Site:
 def patched(**hooks: Any) -> None:
     hooks.setdefault("patch", True)
     hooks.setdefault("default_env", ((None, None),))
-    assert _hooks.patch_ssl(ssl, _hooks.Trust(hooks))
+    assert _inprocess.patch_ssl(ssl, _inprocess.Trust(hooks))
 
 
 def reaches(ctx: ssl.SSLContext, *sites: Site) -> List[bool]:
@@ -112,11 +112,11 @@ def test_windows_keeps_store_loading_with_the_callers_purpose() -> None:
     calls: List[Any] = []
     loaded: List[Dict[str, Any]] = []
     fake = fake_ssl(calls, lambda **kwargs: loaded.append(kwargs))
-    trust = _hooks.Trust({"cadata": "PEM", "patch": True, "default_env": ((None, None),)})
+    trust = _inprocess.Trust({"cadata": "PEM", "patch": True, "default_env": ((None, None),)})
     original_platform = sys.platform
     try:
         sys.platform = "win32"
-        assert _hooks.patch_ssl(fake, trust)
+        assert _inprocess.patch_ssl(fake, trust)
     finally:
         sys.platform = original_platform
     fake.SSLContext().load_default_certs(fake.Purpose.CLIENT_AUTH)
@@ -129,8 +129,8 @@ def test_reload_of_ssl_keeps_working(tmp_path: Path, a: Site) -> None:
     code = f"""
 import importlib, json, os, ssl, sys
 sys.path[:0] = [{str(Path(__file__).resolve().parents[2] / "src")!r}]
-from castore_hook import _hooks
-_hooks.patch_ssl(ssl, _hooks.Trust({{"cafile": {str(a.pem)!r}, "patch": True,
+from castore_hook import _inprocess
+_inprocess.patch_ssl(ssl, _inprocess.Trust({{"cafile": {str(a.pem)!r}, "patch": True,
                                      "default_env": ((None, None),)}}))
 before = ssl.create_default_context().cert_store_stats()["x509_ca"]
 importlib.reload(ssl)
@@ -157,7 +157,7 @@ def test_program_setting_ssl_cert_file_gets_stock_loading(
     assert reaches(ssl.create_default_context(), a, b) == [False, True]
     monkeypatch.setenv("SSL_CERT_FILE", str(a.pem))  # the program's own choice
     assert reaches(ssl.create_default_context(), a, b) == [True, False]
-    assert _hooks.program_choices == [(str(a.pem), None)]
+    assert _inprocess.program_choices == [(str(a.pem), None)]
     monkeypatch.delenv("SSL_CERT_FILE")
     assert reaches(ssl.create_default_context(), a, b) == [False, True]
 
@@ -178,14 +178,14 @@ def test_values_the_plan_exported_are_not_a_program_choice(
     monkeypatch.setenv("SSL_CERT_FILE", str(a.pem))
     patched(cafile=str(b.pem), default_env=((str(a.pem), None),))
     assert reaches(ssl.create_default_context(), a, b) == [False, True]
-    assert _hooks.program_choices == []
+    assert _inprocess.program_choices == []
 
 
 def test_hostile_default_env_means_stock(a: Site, b: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """A plan whose accepted values are malformed never loads its trust by mistake."""
     monkeypatch.setenv("SSL_CERT_FILE", str(a.pem))
     for hostile in (None, "x", ((1, 2),), [("a", None)], ((None,),)):
-        _hooks.undo_all()
+        _inprocess.undo_all()
         patched(cafile=str(b.pem), default_env=hostile)
         assert reaches(ssl.create_default_context(), a, b) == [True, False], hostile
 
@@ -202,7 +202,7 @@ def test_program_choices_are_bounded(monkeypatch: pytest.MonkeyPatch, a: Site) -
     for index in range(50):
         monkeypatch.setenv("SSL_CERT_FILE", f"/nowhere/{index}.pem")
         ssl.create_default_context()
-    assert len(_hooks.program_choices) == 8
+    assert len(_inprocess.program_choices) == 8
 
 
 def test_applied_user_values_cover_every_accepted_state() -> None:
@@ -271,7 +271,7 @@ def empty_config(tmp_path: Path) -> Path:
 
 def in_process(plan: Dict[str, Any]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    _hooks.Trust(plan["hooks"]).load_into(ctx)
+    _inprocess.Trust(plan["trust"]).load_into(ctx)
     return ctx
 
 
@@ -291,7 +291,7 @@ def test_env_file_alone_keeps_openssls_default_folder(
     s, s2 = fake_openssl["s"], fake_openssl["s2"]
     # OpenSSL with SSL_CERT_FILE=A trusts A and its default folder (S2), not its default file.
     assert reaches(in_process(plan), a, s2, b, s) == [True, True, True, False]
-    certifi_file = plan["hooks"]["certifi_file"]
+    certifi_file = plan["trust"]["certifi_file"]
     assert bundle_ders(certifi_file) == ders(a, s2, b)
     exported = dict(plan["set"])
     assert exported["SSL_CERT_FILE"] == certifi_file
@@ -305,7 +305,7 @@ def test_env_dir_alone_keeps_openssls_default_file(
     plan = decide(tmp_path, {"SSL_CERT_DIR": str(folder)}, sources=["env"])
     s, s2 = fake_openssl["s"], fake_openssl["s2"]
     assert reaches(in_process(plan), a, s, s2) == [True, True, False]
-    assert bundle_ders(plan["hooks"]["certifi_file"]) == ders(a, s)
+    assert bundle_ders(plan["trust"]["certifi_file"]) == ders(a, s)
     exported = dict(plan["set"])
     # The user's own folder is kept; OpenSSL's default file is never exported as theirs
     # (httpx would then read it instead of SSL_CERT_DIR).
@@ -320,7 +320,7 @@ def test_folder_only_source_gives_certifi_a_complete_bundle(
     extra = {"extra": [str(b.pem)]} if with_extra else {}
     plan = decide(tmp_path, {}, sources=[f"dir:{folder}"], **extra)
     expected = ders(a, b) if with_extra else ders(a)
-    assert bundle_ders(plan["hooks"]["certifi_file"]) == expected
+    assert bundle_ders(plan["trust"]["certifi_file"]) == expected
     exported = dict(plan["set"])
     if with_extra:
         assert bundle_ders(exported["SSL_CERT_FILE"]) == expected
@@ -332,7 +332,7 @@ def test_folder_only_source_gives_certifi_a_complete_bundle(
 
 def test_certifi_is_never_pointed_at_an_os_file(tmp_path: Path, a: Site, b: Site) -> None:
     plan = decide(tmp_path, {}, sources=[f"file:{a.pem}"])
-    certifi_file = plan["hooks"]["certifi_file"]
+    certifi_file = plan["trust"]["certifi_file"]
     assert certifi_file != str(a.pem)
     assert os.path.dirname(certifi_file) == str(tmp_path / "decide" / "cache")
     assert bundle_ders(certifi_file) == ders(a)
@@ -346,8 +346,8 @@ def test_certifi_source_without_extras_keeps_certifis_own_file(tmp_path: Path) -
     plan = decide(tmp_path, {}, sources=["certifi"])
     if plan["info"]["form"] != "file":
         pytest.skip("certifi is not installed as a file here")
-    assert plan["hooks"]["certifi_file"] == plan["info"]["cafile"]
-    assert os.path.samefile(plan["hooks"]["certifi_file"], certifi.where())
+    assert plan["trust"]["certifi_file"] == plan["info"]["cafile"]
+    assert os.path.samefile(plan["trust"]["certifi_file"], certifi.where())
 
 
 def test_without_a_cache_folder_certifi_is_withheld_and_said_so(tmp_path: Path, a: Site) -> None:
@@ -361,7 +361,7 @@ def test_without_a_cache_folder_certifi_is_withheld_and_said_so(tmp_path: Path, 
         "CASTORE_HOOK_CONFIG": str(empty_config(tmp_path)),
     }
     plan = resolve.build_plan(env, None, False)
-    assert plan["hooks"]["certifi_file"] is None and plan["hooks"]["certifi"] is False
+    assert plan["trust"]["certifi_file"] is None and plan["trust"]["certifi"] is False
     mechanisms = [m for m, _reason in plan["info"]["stepped_aside"]]
     assert mechanisms == ["certifi"]
     # The in-process patch still works: it needs no file of ours.
@@ -445,7 +445,7 @@ def test_folder_of_equal_size_but_other_content_is_not_used_alone(
     plan = decide(
         tmp_path, {"SSL_CERT_FILE": str(bundle_file), "SSL_CERT_DIR": str(folder)}, sources=["env"]
     )
-    hooks = plan["hooks"]
+    hooks = plan["trust"]
     assert hooks["cafile"] == str(bundle_file)  # the file is still loaded
     assert reaches(in_process(plan), a, b, x) == [True, True, True]
 
@@ -459,7 +459,7 @@ def test_folder_holding_the_files_certificates_is_used_alone(
     plan = decide(
         tmp_path, {"SSL_CERT_FILE": str(bundle_file), "SSL_CERT_DIR": str(folder)}, sources=["env"]
     )
-    assert plan["hooks"]["cafile"] is None and plan["hooks"]["capath"] == str(folder)
+    assert plan["trust"]["cafile"] is None and plan["trust"]["capath"] == str(folder)
     assert reaches(in_process(plan), a, b) == [True, True]
 
 

@@ -42,7 +42,7 @@ _plans = st.fixed_dictionaries(
         "set": _values,
         "unset": _values,
         "record": _values,
-        "hooks": _values,
+        "trust": _values,
         "info": _values,
     },
 )
@@ -88,14 +88,14 @@ def test_forged_headers_never_reach_marshal_slowly(tmp_path: Path, data: bytes) 
 def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
     tmp_path: Path, plan: dict[str, Any]
 ) -> None:
-    # As start-up does: a plan is applied only once cached_plan accepted it.
+    # As start-up does: a plan is applied only once valid_cached_plan accepted it.
     folder = tmp_path / "cache"
     folder.mkdir(mode=0o700, exist_ok=True)
     path = folder / "plan"
     path.write_bytes(_plancache.encode_plan(plan))
     os.chmod(path, 0o600)
     lookup = _envstate.native_lookup({"PATH": "/bin"})
-    loaded, reason = hot.cached_plan(lookup, False, str(folder), str(path))
+    loaded, reason = hot.valid_cached_plan(lookup, False, str(folder), str(path))
     if loaded is None:
         assert reason
         return
@@ -110,7 +110,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
     for name, value in applied.items():
         assert name in hot.EXPORT_ALLOWED
         if value is not None:
-            assert hot.signature(value) is not None  # it exists: cached_plan just stat'ed it
+            assert hot.signature(value) is not None  # it exists: valid_cached_plan just stat'ed it
     assert env["PATH"] == "/bin"
 
 
@@ -144,7 +144,7 @@ def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
     path.write_bytes(_plancache.encode_plan(plan))
     os.chmod(path, 0o600)
     lookup = _envstate.native_lookup({})
-    # No hooks: the file's hooks section is empty.
-    assert hot.cached_plan(lookup, False, str(folder), str(path))[0] == dict(plan, hooks=b"")
+    # No in-process trust: the file's trust section is empty.
+    assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[0] == dict(plan, trust=b"")
     bundle.unlink()
-    assert hot.cached_plan(lookup, False, str(folder), str(path))[1].startswith("changed: ")
+    assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[1].startswith("changed: ")

@@ -277,9 +277,9 @@ def _lookup(env: Dict[str, str]) -> Callable[[object], object]:
 def test_cached_plan_refuses_a_folder_others_can_write(tmp_path: Path, env: Dict[str, str]) -> None:
     folder = tmp_path / "cache"
     path = _store(folder, env)
-    assert hot.cached_plan(_lookup(env), False, str(folder), path)[1] == ""
+    assert hot.valid_cached_plan(_lookup(env), False, str(folder), path)[1] == ""
     os.chmod(folder, 0o770)
-    assert hot.cached_plan(_lookup(env), False, str(folder), path) == (
+    assert hot.valid_cached_plan(_lookup(env), False, str(folder), path) == (
         None,
         "cache folder not owned by this user",
     )
@@ -293,9 +293,10 @@ def test_cached_plan_with_lstat_refuses_a_symlinked_folder(
     link = tmp_path / "link"
     link.symlink_to(folder)
     linked = hot.plan_path(_get({}), False, str(link))[1]
-    assert hot.cached_plan(_lookup(env), False, str(link), linked)[1] == ""
+    assert hot.valid_cached_plan(_lookup(env), False, str(link), linked)[1] == ""
     assert (
-        hot.cached_plan(_lookup(env), False, str(link), linked, (os.getuid(),), os.lstat)[0] is None
+        hot.valid_cached_plan(_lookup(env), False, str(link), linked, (os.getuid(),), os.lstat)[0]
+        is None
     )
     assert path
 

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-from castore_hook import _hooks, resolve
+from castore_hook import _inprocess, resolve
 from castore_hook.sources import Material, probe
 
 trustme = pytest.importorskip("trustme")
@@ -137,14 +137,14 @@ def test_redirected_certifi_is_read_through_the_original(
 
     redirected = tmp_path / "redirected.pem"
     redirected.write_text(certs[1])
-    trust = _hooks.Trust({"certifi_file": str(redirected), "certifi": True})
-    _hooks.redirect_certifi(certifi, trust)
+    trust = _inprocess.Trust({"certifi_file": str(redirected), "certifi": True})
+    _inprocess.redirect_certifi(certifi, trust)
     try:
         assert certifi.contents() == certs[1]
         result = probe("certifi", NO_ENV, path_entries=[str(tmp_path)])
         assert result.material == Material(cadata=certs[0], count=1)
     finally:
-        _hooks.undo_all()
+        _inprocess.undo_all()
 
 
 @pytest.mark.parametrize(
@@ -235,9 +235,9 @@ def test_plan_materialises_in_memory_certifi_in_the_cache_folder(
     assert dict(plan["set"])["SSL_CERT_FILE"] == bundle
     with open(bundle, encoding="ascii") as handle:
         assert handle.read().count("BEGIN CERTIFICATE") == 3
-    assert plan["hooks"]["certifi_file"] == bundle
+    assert plan["trust"]["certifi_file"] == bundle
     # In-process, the material and the extras are loaded as they are (no file needed).
-    assert plan["hooks"]["cadata"] and plan["hooks"]["extra_pem"]
+    assert plan["trust"]["cadata"] and plan["trust"]["extra_pem"]
 
 
 def test_lasting_cacert_in_the_importers_package_folder_is_used_as_a_file(

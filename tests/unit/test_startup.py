@@ -256,7 +256,7 @@ def _plan(tmp_path: Path, env: Optional[dict[str, str]] = None, **overrides: Any
         "set": to_set,
         "unset": to_unset,
         "record": record,
-        "hooks": None,
+        "trust": None,
         "info": {"trail": ("a line",)},
     }
     plan.update(overrides)
@@ -274,7 +274,7 @@ def _store(tmp_path: Path, plan: object) -> tuple[str, str]:
 
 def _cached(tmp_path: Path, plan: object, env: Optional[dict[str, str]] = None) -> str:
     folder, path = _store(tmp_path, plan)
-    return hot.cached_plan(_envstate.native_lookup(env or {}), False, folder, path)[1]
+    return hot.valid_cached_plan(_envstate.native_lookup(env or {}), False, folder, path)[1]
 
 
 def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
@@ -282,13 +282,13 @@ def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
     folder, path = _store(tmp_path, plan)
     loaded, reason = hot.read_plan(path)
     assert reason == ""
-    # The plan has no in-process trust: its file's hooks section is empty.
-    assert loaded == dict(plan, hooks=b"")
+    # The plan has no in-process trust: its file's trust section is empty.
+    assert loaded == dict(plan, trust=b"")
     lookup = _envstate.native_lookup({})
-    assert hot.cached_plan(lookup, False, folder, path) == (loaded, "")
+    assert hot.valid_cached_plan(lookup, False, folder, path) == (loaded, "")
     other = _envstate.native_lookup({"CASTORE_HOOK_SOURCES": "certifi"})
-    assert hot.cached_plan(other, False, folder, path) == (None, "environment changed")
-    assert hot.cached_plan(lookup, True, folder, path) == (None, "made for another Python")
+    assert hot.valid_cached_plan(other, False, folder, path) == (None, "environment changed")
+    assert hot.valid_cached_plan(lookup, True, folder, path) == (None, "made for another Python")
 
 
 def test_cached_plan_notices_chmod_and_chown(tmp_path: Path) -> None:
@@ -317,7 +317,7 @@ def test_cached_plan_refuses_a_folder_of_another_user(tmp_path: Path) -> None:
     folder, path = _store(tmp_path, plan)
     os.chown(folder, 65534, -1)
     lookup = _envstate.native_lookup({})
-    assert hot.cached_plan(lookup, False, folder, path) == (
+    assert hot.valid_cached_plan(lookup, False, folder, path) == (
         None,
         "cache folder not owned by this user",
     )
@@ -473,7 +473,7 @@ def test_store_plan_round_trip(tmp_path: Path) -> None:
     folder = tmp_path / "cache"
     path = folder / "plan.marshal"
     plan = _plan(tmp_path)
-    plan["hooks"] = {"cafile": "/x.pem", "patch": True}
+    plan["trust"] = {"cafile": "/x.pem", "patch": True}
     assert _plancache.store_plan(str(folder), str(path), plan) == ""
     assert (folder.stat().st_mode & 0o777) == 0o700
     assert (path.stat().st_mode & 0o777) == 0o600
@@ -481,15 +481,15 @@ def test_store_plan_round_trip(tmp_path: Path) -> None:
     assert reason == ""
     # The start-up file holds everything but the human side, which goes to the sidecar; the
     # in-process trust stays an unread section of the file until ssl or certifi is imported.
-    assert loaded is not None and isinstance(loaded["hooks"], bytes)
-    assert _plancache.hooks_of(loaded) == plan["hooks"] == _plancache.hooks_of(plan)
-    corrupt = loaded["hooks"][:-1] + bytes([loaded["hooks"][-1] ^ 1])
-    assert _plancache.decode_hooks(corrupt) is None
-    assert _plancache.decode_hooks(b"") is None and _plancache.decode_hooks(None) is None
-    expected = {name: value for name, value in plan.items() if name not in ("info", "hooks")}
-    expected["hooks_size"] = len(loaded["hooks"])
-    assert {name: value for name, value in loaded.items() if name != "hooks"} == expected
-    # A file cut short in its hooks section is a miss, not a hit without in-process trust.
+    assert loaded is not None and isinstance(loaded["trust"], bytes)
+    assert _plancache.trust_of(loaded) == plan["trust"] == _plancache.trust_of(plan)
+    corrupt = loaded["trust"][:-1] + bytes([loaded["trust"][-1] ^ 1])
+    assert _plancache.decode_trust(corrupt) is None
+    assert _plancache.decode_trust(b"") is None and _plancache.decode_trust(None) is None
+    expected = {name: value for name, value in plan.items() if name not in ("info", "trust")}
+    expected["trust_size"] = len(loaded["trust"])
+    assert {name: value for name, value in loaded.items() if name != "trust"} == expected
+    # A file cut short in its trust section is a miss, not a hit without in-process trust.
     path.write_bytes(path.read_bytes()[:-1])
     assert hot.read_plan(str(path)) == (None, "plan cache is corrupt or of another version")
     assert _plancache.load_info(str(path), plan["key"]) == plan["info"]
@@ -538,8 +538,8 @@ def test_importing_the_module_outside_site_applies_nothing(tmp_path: Path) -> No
     assert out.stdout.split() == ["None", "None"]
 
 
-def test_a_plan_without_in_process_trust_stores_no_hooks(tmp_path: Path) -> None:
-    # install_hooks only tests the plan's hooks for truth; the resolver keeps that honest.
+def test_a_plan_without_in_process_trust_stores_no_trust_section(tmp_path: Path) -> None:
+    # install_finder only tests the plan's trust for truth; the resolver keeps that honest.
     from castore_hook import resolve
 
     cfg = tmp_path / "config.toml"
@@ -553,10 +553,10 @@ def test_a_plan_without_in_process_trust_stores_no_hooks(tmp_path: Path) -> None
     cfg.write_text("patch = false\ncertifi = false\n")
     os.chmod(cfg, 0o644)
     plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
-    assert plan["set"] and plan["hooks"] is None, plan["info"]
+    assert plan["set"] and plan["trust"] is None, plan["info"]
     cfg.write_text("patch = true\ncertifi = false\n")
     plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
-    assert plan["hooks"] and plan["hooks"]["patch"] is True
+    assert plan["trust"] and plan["trust"]["patch"] is True
 
 
 @pytest.mark.parametrize(

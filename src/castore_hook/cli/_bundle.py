@@ -32,12 +32,12 @@ examples:
 def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
     """The plan's in-process trust as PEM text (every root of the material, then the extras),
     or ``(None, why not)``: ``bundle`` prints what the hook trusts."""
-    from castore_hook import _hooks, _plancache, certset
+    from castore_hook import _inprocess, _plancache, certset
 
-    hooks = _plancache.hooks_of(plan)
+    hooks = _plancache.trust_of(plan)
     if hooks is None:
         return None, "castore-hook changes nothing in this interpreter (see castore-hook status)"
-    trust = _hooks.Trust(hooks)
+    trust = _inprocess.Trust(hooks)
     if trust.native:
         return None, "the 'native' source is the OS verifier; it has no PEM form"
     try:

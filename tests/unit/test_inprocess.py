@@ -1,4 +1,4 @@
-"""Unit tests of the in-process trust (``castore_hook._hooks``) and the hot path's finder.
+"""Unit tests of the in-process trust (``castore_hook._inprocess``) and the hot path's finder.
 
 The patch is exercised on the real ``ssl`` module (and undone after every test by the
 ``restore`` fixture), with handshakes done in memory (``ssl.MemoryBIO``) between a client
@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional
 import pytest
 from tests.unit.conftest import fake_ssl
 
-from castore_hook import _hooks
+from castore_hook import _inprocess
 
 trustme = pytest.importorskip("trustme")
 
@@ -89,12 +89,12 @@ def handshake(
     return RuntimeError("handshake did not finish")
 
 
-def trust(**hooks: Any) -> _hooks.Trust:
+def trust(**hooks: Any) -> _inprocess.Trust:
     hooks.setdefault("patch", True)
     hooks.setdefault("certifi", True)
     # The plan was applied with neither variable set (the restore fixture removes both).
     hooks.setdefault("default_env", ((None, None),))
-    return _hooks.Trust(hooks)
+    return _inprocess.Trust(hooks)
 
 
 def default_context() -> ssl.SSLContext:
@@ -155,29 +155,29 @@ def site_b(tmp_path: Path) -> Site:
 def test_patch_gives_default_contexts_the_plan_trust(site_a: Site, site_b: Site) -> None:
     # Negative control: a stock default context (no SSL_CERT_*) does not know the private root.
     assert isinstance(handshake(default_context(), site_a.server), ssl.SSLCertVerificationError)
-    assert _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
+    assert _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
     assert handshake(default_context(), site_a.server) is None
     assert isinstance(handshake(default_context(), site_b.server), ssl.SSLCertVerificationError)
-    assert _hooks.failures == []
+    assert _inprocess.failures == []
 
 
 def test_patch_is_idempotent(site_a: Site) -> None:
     plan_trust = trust(cafile=str(site_a.pem))
-    assert _hooks.patch_ssl(ssl, plan_trust) is True
+    assert _inprocess.patch_ssl(ssl, plan_trust) is True
     wrapper = STDLIB_CONTEXT.__dict__["load_default_certs"]
-    assert _hooks.patch_ssl(ssl, plan_trust) is False
-    _hooks.after_import("ssl", ssl, {"cafile": str(site_a.pem), "patch": True})
+    assert _inprocess.patch_ssl(ssl, plan_trust) is False
+    _inprocess.after_import("ssl", ssl, {"cafile": str(site_a.pem), "patch": True})
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is wrapper
     # One wrapper around the stock method, not a wrapper around a wrapper.
-    assert getattr(wrapper, _hooks.MARK) is STOCK_LOAD
-    assert [p for p in _hooks.patched if p[1] == "load_default_certs"] == [
+    assert getattr(wrapper, _inprocess.MARK) is STOCK_LOAD
+    assert [p for p in _inprocess.patched if p[1] == "load_default_certs"] == [
         (STDLIB_CONTEXT, "load_default_certs", STOCK_LOAD)
     ]
     assert handshake(default_context(), site_a.server) is None
 
 
 def test_patch_keeps_the_signature_and_names(site_a: Site) -> None:
-    _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
+    _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
     wrapper = ssl.SSLContext.load_default_certs
     assert wrapper is not STOCK_LOAD
     assert inspect.signature(wrapper) == inspect.signature(STOCK_LOAD)
@@ -187,9 +187,11 @@ def test_patch_keeps_the_signature_and_names(site_a: Site) -> None:
 
 
 def test_patch_is_off_when_the_plan_says_so(site_a: Site) -> None:
-    _hooks.after_import("ssl", ssl, {"cafile": str(site_a.pem), "patch": False, "certifi": True})
+    _inprocess.after_import(
+        "ssl", ssl, {"cafile": str(site_a.pem), "patch": False, "certifi": True}
+    )
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
-    assert _hooks.patched == []
+    assert _inprocess.patched == []
 
 
 def test_class_swapped_before_the_patch(site_a: Site, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,8 +203,8 @@ def test_class_swapped_before_the_patch(site_a: Site, monkeypatch: pytest.Monkey
 
     Swapped.__module__ = "someone_else._ssl"
     monkeypatch.setattr(ssl, "SSLContext", Swapped)
-    assert _hooks.stdlib_context_class(ssl) is STDLIB_CONTEXT
-    assert _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
+    assert _inprocess.stdlib_context_class(ssl) is STDLIB_CONTEXT
+    assert _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
     assert "load_default_certs" not in Swapped.__dict__  # their class left alone
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is not STOCK_LOAD
     # Not create_default_context(): a subclass assigned to ssl.SSLContext sends the stdlib's
@@ -221,7 +223,7 @@ def test_class_swapped_to_a_non_subclass_still_finds_the_stdlib_class(
         __module__ = "gevent._ssl3"
 
     monkeypatch.setattr(ssl, "SSLContext", Foreign)
-    assert _hooks.stdlib_context_class(ssl) is STDLIB_CONTEXT
+    assert _inprocess.stdlib_context_class(ssl) is STDLIB_CONTEXT
 
 
 def test_load_failure_falls_back_to_stock_and_is_recorded(
@@ -231,14 +233,14 @@ def test_load_failure_falls_back_to_stock_and_is_recorded(
     gone.write_bytes(site_b.pem.read_bytes())
     # Stock loading reads OpenSSL's default paths: point them at site A's root to see it ran
     # (as if the plan had exported it, so the wrapper does not take it for a program's choice).
-    _hooks.patch_ssl(ssl, trust(cafile=str(gone), default_env=((str(site_a.pem), None),)))
+    _inprocess.patch_ssl(ssl, trust(cafile=str(gone), default_env=((str(site_a.pem), None),)))
     gone.unlink()
     monkeypatch.setenv("SSL_CERT_FILE", str(site_a.pem))
     ctx = default_context()  # must not raise
     assert handshake(ctx, site_a.server) is None, "stock loading did not run"
-    assert len(_hooks.failures) == 1
-    assert "deleted.pem" in _hooks.failures[0] or "No such file" in _hooks.failures[0]
-    assert "stock" in _hooks.failures[0]
+    assert len(_inprocess.failures) == 1
+    assert "deleted.pem" in _inprocess.failures[0] or "No such file" in _inprocess.failures[0]
+    assert "stock" in _inprocess.failures[0]
 
 
 def test_load_failure_keeps_the_purpose_for_stock_loading() -> None:
@@ -249,11 +251,11 @@ def test_load_failure_keeps_the_purpose_for_stock_loading() -> None:
         raise OSError("boom")
 
     fake = fake_ssl(calls, boom)
-    assert _hooks.patch_ssl(fake, trust(cafile="/nowhere.pem"))
+    assert _inprocess.patch_ssl(fake, trust(cafile="/nowhere.pem"))
     fake.SSLContext().load_default_certs(fake.Purpose.CLIENT_AUTH)
     fake.SSLContext().load_default_certs()
     assert calls == ["client-auth", "server-auth"]
-    assert len(_hooks.failures) == 2
+    assert len(_inprocess.failures) == 2
 
 
 def test_a_vanished_fast_folder_does_not_leave_a_context_without_trust(
@@ -264,11 +266,11 @@ def test_a_vanished_fast_folder_does_not_leave_a_context_without_trust(
     Trust must never shrink: the file (or stock loading) must take over, or it must be
     recorded in ``failures``."""
     folder = rehashed_folder(tmp_path / "hashed", site_a)
-    _hooks.patch_ssl(ssl, trust(capath=str(folder)))
+    _inprocess.patch_ssl(ssl, trust(capath=str(folder)))
     assert handshake(default_context(), site_a.server) is None
     shutil.rmtree(folder)
     ctx = default_context()
-    assert handshake(ctx, site_a.server) is None or _hooks.failures, (
+    assert handshake(ctx, site_a.server) is None or _inprocess.failures, (
         "the context trusts nothing and no failure was recorded"
     )
 
@@ -284,15 +286,15 @@ def test_fast_folder_never_shrinks_trust(
     if with_file:
         hooks["cafile"] = str(site_a.pem)
     hooks["extra_pem"] = site_b.text
-    _hooks.patch_ssl(ssl, trust(**hooks))
+    _inprocess.patch_ssl(ssl, trust(**hooks))
     assert handshake(default_context(), site_a.server) is None  # only in the folder
     assert handshake(default_context(), site_b.server) is None  # only in the extras
     assert isinstance(handshake(default_context(), outsider.server), ssl.SSLCertVerificationError)
-    assert _hooks.failures == []
+    assert _inprocess.failures == []
 
 
 def test_material_and_extras_are_each_loaded_once(site_a: Site, site_b: Site) -> None:
-    _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem), extra_pem=site_b.text))
+    _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem), extra_pem=site_b.text))
     ctx = default_context()
     assert ctx.cert_store_stats()["x509_ca"] == 2
     assert handshake(ctx, site_a.server) is None
@@ -300,7 +302,7 @@ def test_material_and_extras_are_each_loaded_once(site_a: Site, site_b: Site) ->
 
 
 def test_in_memory_material(site_a: Site, site_b: Site) -> None:
-    _hooks.patch_ssl(ssl, trust(cadata=site_a.text, extra_pem=site_b.text))
+    _inprocess.patch_ssl(ssl, trust(cadata=site_a.text, extra_pem=site_b.text))
     ctx = default_context()
     assert handshake(ctx, site_a.server) is None
     assert handshake(ctx, site_b.server) is None
@@ -310,13 +312,13 @@ def test_purpose_client_auth_still_works(tmp_path: Path, site_a: Site) -> None:
     """A server context from ``create_default_context(Purpose.CLIENT_AUTH)`` verifies client
     certificates against the plan's trust."""
     client_ca = Site(tmp_path, "clients")
-    _hooks.patch_ssl(ssl, trust(cafile=str(client_ca.pem)))
+    _inprocess.patch_ssl(ssl, trust(cafile=str(client_ca.pem)))
     # create_default_context(CLIENT_AUTH) leaves CERT_NONE and so loads nothing (stock
     # behaviour); a server that verifies clients asks for CLIENT_AUTH trust itself.
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.verify_mode = ssl.CERT_REQUIRED
     server.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-    assert _hooks.failures == []
+    assert _inprocess.failures == []
     site_a.ca.issue_cert("localhost").configure_cert(server)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.load_verify_locations(cadata=site_a.text)
@@ -332,17 +334,17 @@ def test_purpose_client_auth_still_works(tmp_path: Path, site_a: Site) -> None:
 def test_undo_all_restores_everything(site_a: Site) -> None:
     fake_certifi, core = _fake_certifi(with_contents=True)
     orig_where, orig_contents = fake_certifi.where, fake_certifi.contents
-    _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
-    _hooks.redirect_certifi(fake_certifi, trust(certifi_file=str(site_a.pem)))
+    _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
+    _inprocess.redirect_certifi(fake_certifi, trust(certifi_file=str(site_a.pem)))
     assert fake_certifi.where() == str(site_a.pem)
-    _hooks.undo_all()
-    assert _hooks.patched == []
+    _inprocess.undo_all()
+    assert _inprocess.patched == []
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
     assert fake_certifi.where is orig_where and fake_certifi.contents is orig_contents
     assert core.where is orig_where and core.contents is orig_contents
     assert isinstance(handshake(default_context(), site_a.server), ssl.SSLCertVerificationError)
     # ... and patching again after an undo works.
-    assert _hooks.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
+    assert _inprocess.patch_ssl(ssl, trust(cafile=str(site_a.pem)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,7 +372,7 @@ def _fake_certifi(with_contents: bool) -> tuple[ModuleType, ModuleType]:
 
 def test_certifi_where_is_the_plans_certifi_file(site_a: Site) -> None:
     module, core = _fake_certifi(with_contents=True)
-    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
+    assert _inprocess.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     assert module.where() == core.where() == str(site_a.pem)
     assert module.contents() == site_a.text
 
@@ -381,7 +383,7 @@ def test_certifi_where_with_extras_is_the_merged_bundle(
     merged = tmp_path / "merged.pem"
     merged.write_text(site_a.text + site_b.text)
     module, _core = _fake_certifi(with_contents=True)
-    _hooks.after_import(
+    _inprocess.after_import(
         "certifi",
         module,
         {
@@ -400,43 +402,43 @@ def test_certifi_is_left_alone_without_a_file_of_the_hooks(site_a: Site, site_b:
     """In-memory or folder material with no bundle written: certifi is never pointed at the
     material itself (an OS file a program could append to) and stays stock."""
     module, _core = _fake_certifi(with_contents=True)
-    assert not _hooks.redirect_certifi(module, trust(cadata=site_a.text, extra_pem=site_b.text))
-    assert not _hooks.redirect_certifi(module, trust(cafile=str(site_a.pem)))
+    assert not _inprocess.redirect_certifi(module, trust(cadata=site_a.text, extra_pem=site_b.text))
+    assert not _inprocess.redirect_certifi(module, trust(cafile=str(site_a.pem)))
     assert module.where() == "/site-packages/certifi/cacert.pem"
     assert module.contents() == "ORIGINAL"
 
 
 def test_certifi_without_contents_keeps_working(site_a: Site) -> None:
     module, core = _fake_certifi(with_contents=False)
-    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
+    assert _inprocess.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     assert module.where() == core.where() == str(site_a.pem)
     assert not hasattr(module, "contents") and not hasattr(core, "contents")
-    _hooks.undo_all()
+    _inprocess.undo_all()
     assert module.where() == "/site-packages/certifi/cacert.pem"
 
 
 def test_certifi_redirect_is_idempotent_and_optional(site_a: Site) -> None:
     module, _core = _fake_certifi(with_contents=True)
-    assert _hooks.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
+    assert _inprocess.redirect_certifi(module, trust(certifi_file=str(site_a.pem)))
     first = module.where
-    assert not _hooks.redirect_certifi(module, trust(certifi_file="/other.pem"))
+    assert not _inprocess.redirect_certifi(module, trust(certifi_file="/other.pem"))
     assert module.where is first and module.where() == str(site_a.pem)
     other, _ = _fake_certifi(with_contents=True)
-    _hooks.after_import("certifi", other, {"certifi_file": str(site_a.pem), "certifi": False})
+    _inprocess.after_import("certifi", other, {"certifi_file": str(site_a.pem), "certifi": False})
     assert other.where() == "/site-packages/certifi/cacert.pem"
     # Nothing to redirect to: certifi is left alone.
-    assert not _hooks.redirect_certifi(other, trust(capath="/etc/ssl/certs"))
+    assert not _inprocess.redirect_certifi(other, trust(capath="/etc/ssl/certs"))
 
 
 def test_real_certifi_redirect_and_undo(site_a: Site) -> None:
     certifi = pytest.importorskip("certifi")
     original = certifi.where()
-    _hooks.after_import("certifi", certifi, {"certifi_file": str(site_a.pem), "certifi": True})
+    _inprocess.after_import("certifi", certifi, {"certifi_file": str(site_a.pem), "certifi": True})
     try:
         assert certifi.where() == str(site_a.pem)
         assert certifi.contents() == site_a.text
     finally:
-        _hooks.undo_all()
+        _inprocess.undo_all()
     assert certifi.where() == original
 
 
@@ -457,21 +459,21 @@ def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Sit
         import _castore_hook as hot
         hot.state = {{}}
         assert "ssl" not in sys.modules
-        f1 = hot.install_hooks({{"hooks": {hooks!r}}})
-        f2 = hot.install_hooks({{"hooks": {hooks!r}}})
+        f1 = hot.install_finder({{"trust": {hooks!r}}})
+        f2 = hot.install_finder({{"trust": {hooks!r}}})
         import ssl
-        from castore_hook import _hooks
+        from castore_hook import _inprocess
         wrapper = ssl.SSLContext.load_default_certs
-        inner = getattr(wrapper, _hooks.MARK)
+        inner = getattr(wrapper, _inprocess.MARK)
         print(json.dumps({{
             "wrapped": inner is not None,
-            "double": getattr(inner, _hooks.MARK, None) is not None,
-            "patched": [p[1] for p in _hooks.patched],
+            "double": getattr(inner, _inprocess.MARK, None) is not None,
+            "patched": [p[1] for p in _inprocess.patched],
             "loader": type(ssl.__spec__.loader).__name__,
             "module_loader": type(ssl.__loader__).__name__,
             "finders": sum(f is hot.finder for f in sys.meta_path),
             "errors": hot.state.get("hook_errors", []),
-            "failures": _hooks.failures,
+            "failures": _inprocess.failures,
         }}))
         """
     )
@@ -497,10 +499,10 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
         import ssl
         sys.path.insert(0, {str(tmp_path / "pkgs")!r})
         import _castore_hook as hot
-        from castore_hook import _hooks
+        from castore_hook import _inprocess
         hot.state = {{}}
-        installed = hot.install_hooks({{"hooks": {hooks!r}}})
-        at_once = getattr(ssl.SSLContext.load_default_certs, _hooks.MARK, None) is not None
+        installed = hot.install_finder({{"trust": {hooks!r}}})
+        at_once = getattr(ssl.SSLContext.load_default_certs, _inprocess.MARK, None) is not None
         still_waiting = installed and (hot.finder in sys.meta_path)
         import certifi
         print(json.dumps({{"at_once": at_once, "waiting": still_waiting,
@@ -518,8 +520,8 @@ def test_finder_not_installed_without_in_process_trust() -> None:
         import _castore_hook as hot
         hot.state = {}
         before = list(sys.meta_path)
-        a = hot.install_hooks({"hooks": None})
-        b = hot.install_hooks({"hooks": {}})
+        a = hot.install_finder({"trust": None})
+        b = hot.install_finder({"trust": {}})
         print(json.dumps({"none": a is False and b is False, "same": sys.meta_path == before}))
         """
     )
@@ -530,12 +532,12 @@ def test_a_failing_after_import_never_breaks_the_import() -> None:
     result = run_fresh(
         """
         import _castore_hook as hot
-        from castore_hook import _hooks
+        from castore_hook import _inprocess
         hot.state = {}
         def boom(name, module, hooks):
             raise RuntimeError("kaboom")
-        _hooks.after_import = boom
-        hot.install_hooks({"hooks": {"cafile": "/x.pem", "patch": True}})
+        _inprocess.after_import = boom
+        hot.install_finder({"trust": {"cafile": "/x.pem", "patch": True}})
         import ssl
         print(json.dumps({"ok": hasattr(ssl, "create_default_context"),
                           "errors": hot.state.get("hook_errors")}))
@@ -550,7 +552,7 @@ def test_a_damaged_hooks_section_is_reported_not_applied() -> None:
         """
         import _castore_hook as hot
         hot.state = {}
-        hot.install_hooks({"hooks": b"\\x00\\x00\\x00\\x01" + b"not marshal"})
+        hot.install_finder({"trust": b"\\x00\\x00\\x00\\x01" + b"not marshal"})
         import ssl
         patched = ssl.SSLContext.load_default_certs.__module__ != "ssl"
         print(json.dumps({"patched": patched, "errors": hot.state.get("hook_errors")}))
@@ -576,12 +578,12 @@ def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
         first = hot.state
         hot.run()
         import ssl
-        from castore_hook import _hooks
+        from castore_hook import _inprocess
         print(json.dumps({
             "same_state": hot.state is first,
             "outcome": first.get("outcome"),
             "finders": sum(f is hot.finder for f in sys.meta_path),
-            "patched": [p[1] for p in _hooks.patched],
+            "patched": [p[1] for p in _inprocess.patched],
             "exported": __import__("os").environ.get("SSL_CERT_FILE"),
             "errors": first.get("hook_errors", []) + [first.get("error", "")],
         }))

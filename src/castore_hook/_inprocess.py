@@ -402,7 +402,7 @@ def finder_after(name: str, module: ModuleType) -> None:
     try:
         from castore_hook import _plancache
 
-        hooks = _plancache.decode_hooks(hot._hooks_data)
+        hooks = _plancache.decode_trust(hot._trust_data)
         if hooks is None:
             raise ValueError(
                 "the plan file's in-process trust section is damaged; run castore-hook refresh"
@@ -417,7 +417,7 @@ def finder_after(name: str, module: ModuleType) -> None:
         _trace.say(f"could not apply in-process trust to {name}: {exc}")
 
 
-def catch_up() -> None:
+def patch_already_imported() -> None:
     """Apply the trust to watched modules imported before the finder was installed (another
     ``.pth`` sorting before ours imported ``ssl``; ``activate()`` in a running program)."""
     import _castore_hook as hot
