@@ -8,7 +8,7 @@
 # Every byte of this file is paid by every interpreter (~35 instructions per byte of .pyc:
 # unmarshalling, then the collector), so it holds only what a cache hit runs. Comments, not
 # docstrings; type comments, not annotations (both cost nothing at run time). Everything
-# that decides a plan and its key is in castore_hook (resolve, _envstate, _plancache) and is
+# that decides a plan and its key is in castore_hook (resolve, _plankey, _plancache) and is
 # imported on a miss only; benchmarks/README.md has the measurements behind these choices.
 #
 # A hit: find this interpreter's plan file, check that the plan was made for this Python, that
@@ -50,7 +50,7 @@ PLAN_MAGIC = b"castore-hook plan 4\n"
 PLAN_CHECK_MODULUS = 1073741789  # the largest prime below 2**30: one-digit division in C
 _HEAD = len(PLAN_MAGIC) + 8
 # Records what the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so a child
-# interpreter can tell its parent's exports from its user's own values (castore_hook._envstate).
+# interpreter can tell its parent's exports from its user's own values (castore_hook._plankey).
 EXPORTED_VAR = "CASTORE_HOOK_EXPORTED"
 # The only variables the hook may set (docs/architecture.md, "Applying a plan"). Copied from
 # castore_hook.config because importing it costs start-up time; a test pins the two.
@@ -89,7 +89,7 @@ def getenv(name):
     # ~3 k. It reads os.environ's own mapping, encoded as os.py encodes it (bytes in the file
     # system encoding with surrogateescape on POSIX, upper-case str keys on Windows);
     # test_getenv_matches_os_environ pins the two. Every function below reads variables
-    # through such a get(name) -> str ("" when unset); castore_hook._envstate.getter makes one
+    # through such a get(name) -> str ("" when unset); castore_hook._plankey.getter makes one
     # from any mapping.
     data = os.environ._data  # type: ignore[attr-defined]
     if _FS_ENCODING is None:
@@ -231,13 +231,13 @@ def read_plan(path, owners=_MINE):
 def valid_cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
     # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
-    # was made for this Python (castore_hook._envstate.plan_key writes the same identity), the
+    # was made for this Python (castore_hook._plankey.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts, and every path that decided
     # it has the same signature. Whoever can write the folder could swap the exported bundle
     # after our checks, hence its owner and mode check (stat is os.lstat where a symlink must
     # not stand in for the folder: the fallback and shared folders). lookup reads variables in
     # os.environ's own encoding: os.environ._data.get at start-up, a C call per name
-    # (castore_hook._envstate.native_lookup).
+    # (castore_hook._plankey.native_lookup).
     if not folder or not path:
         return None, "no cache folder"
     plan, reason = read_plan(path, owners)

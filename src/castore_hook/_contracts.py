@@ -40,7 +40,7 @@ class Plan(TypedDict, total=False):
     """A plan as the slow path decides it (``resolve.build_plan``) and the cache stores it."""
 
     format: int
-    key: Tuple[Any, ...]  # identity, watched names, accepted states (_envstate.plan_key)
+    key: Tuple[Any, ...]  # identity, watched names, accepted states (_plankey.plan_key)
     stats: Tuple[Tuple[str, Optional[Signature]], ...]
     set: Tuple[Tuple[str, str], ...]
     unset: Tuple[str, ...]

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, bundle, resolve
+from castore_hook import _plancache, _plankey, bundle, resolve
 
 #: Why a plan that passed every check is still refused (``_castore_hook.apply_plan`` said no).
 UNSAFE = "plan cache holds unsafe changes"
@@ -55,7 +55,7 @@ def choose_folder(
     An explicit ``CASTORE_HOOK_CACHE_DIR`` is obeyed: no fallback, its problem is reported.
     The start-up lookup (``_castore_hook.find_plan``) reads them in the same order.
     """
-    get = _envstate.getter(cache_environ)
+    get = _plankey.getter(cache_environ)
     folder, path = hot.plan_path(get, ignore_env)
     problem = _plancache.folder_problem(folder) if folder else "no cache folder could be determined"
     if problem is None or (not ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))):
@@ -115,7 +115,7 @@ def obtain_plan(
     then cached), with facts for ``status``: what start-up does, for ``activate()`` (explicit
     overrides in ``decide_environ``) and ``doctor``."""
     plan, reason, where, path = hot.find_plan(
-        _envstate.native_lookup(decide_environ), _envstate.getter(cache_environ), ignore_env
+        _plankey.native_lookup(decide_environ), _plankey.getter(cache_environ), ignore_env
     )
     facts: dict[str, Any] = {"cache_file": path}
     # apply_plan on a scratch mapping: the same safety rule start-up applies, nothing changed.
@@ -137,7 +137,7 @@ def decide(
         folder, path, _where, _why = choose_folder(environ, ignore_env)
         plan, note = resolve_and_store(environ, folder, path, ignore_env)
         return plan, path, note
-    folder, path = hot.plan_path(_envstate.getter(environ), ignore_env)
+    folder, path = hot.plan_path(_plankey.getter(environ), ignore_env)
     return resolve.build_plan(environ, folder, ignore_env), path, ""
 
 
@@ -159,7 +159,7 @@ def store_shared(
     it holds for every user of the environment without a config file of their own.
     """
     folder = _plancache.shared_dir()
-    path = hot.plan_path(_envstate.getter(environ), ignore_env, folder)[1] or folder
+    path = hot.plan_path(_plankey.getter(environ), ignore_env, folder)[1] or folder
     getuid = getattr(os, "getuid", None)
     if getuid is not None and getuid() not in shared_owners():
         return (

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, _envstate, _plancache, config
+from castore_hook import __version__, _plancache, _plankey, config
 from castore_hook.config import flag, hook_environ_ignored
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
@@ -253,7 +253,7 @@ def activate(
 
 def _deactivate_locked() -> None:
     # Only variables still holding what the hook set: a change since is someone else's.
-    for name, original in _envstate.parent_originals(os.environ, False).items():
+    for name, original in _plankey.parent_originals(os.environ, False).items():
         if original:
             os.environ[name] = original
         else:

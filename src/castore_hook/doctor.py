@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, _slowpath, config, pem, sources
+from castore_hook import _plancache, _plankey, _slowpath, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
 OK = "ok"
@@ -170,7 +170,7 @@ class Context:
 def make_context(timing: bool = True) -> Context:
     environ = dict(os.environ)
     ignore_env = config.hook_environ_ignored()
-    env = _envstate.decision_environ(environ, ignore_env)
+    env = _plankey.decision_environ(environ, ignore_env)
     state = hot.state
     plan = state.get("plan") if state else None
     return Context(
@@ -411,7 +411,7 @@ def check_permissions(ctx: Context) -> list[Check]:
         found = _owner_check(path, "extra file")
         if found:
             checks.append(found)
-    folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
+    folder, cache_file = hot.plan_path(_plankey.getter(ctx.environ), ctx.ignore_env)
     if folder and cache_file:
         getuid = getattr(os, "getuid", None)
         try:
@@ -560,8 +560,8 @@ def _check_extras(ctx: Context) -> list[Check]:
 
 
 def check_cache(ctx: Context) -> list[Check]:
-    get = _envstate.getter(ctx.environ)
-    lookup = _envstate.native_lookup(ctx.environ)
+    get = _plankey.getter(ctx.environ)
+    lookup = _plankey.native_lookup(ctx.environ)
     found, passed, where, found_file = hot.find_plan(lookup, get, ctx.ignore_env)
     if found is not None and where != "user":
         return [
@@ -607,7 +607,7 @@ def check_cache(ctx: Context) -> list[Check]:
                 "set CASTORE_HOOK_CACHE_DIR=/abs/writable/folder, or fix the folder's owner",
             )
         ]
-    _folder, cache_file = hot.plan_path(_envstate.getter(ctx.environ), ctx.ignore_env)
+    _folder, cache_file = hot.plan_path(_plankey.getter(ctx.environ), ctx.ignore_env)
     plan, reason = hot.read_plan(cache_file or folder or "")
     if plan is None:
         return [
@@ -619,7 +619,7 @@ def check_cache(ctx: Context) -> list[Check]:
             )
         ]
     _plan, stale = hot.valid_cached_plan(
-        _envstate.native_lookup(ctx.environ), ctx.ignore_env, folder, cache_file
+        _plankey.native_lookup(ctx.environ), ctx.ignore_env, folder, cache_file
     )
     if stale:
         return [

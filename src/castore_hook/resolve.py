@@ -5,7 +5,7 @@ back without importing anything (see ``_castore_hook``). Its fields:
 
 ``format``  cache format version.
 ``key``     who may use it: the interpreter's identity, the variables that decided it and
-            the states of them that mean this decision (``_envstate.plan_key``).
+            the states of them that mean this decision (``_plankey.plan_key``).
 ``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
 ``set``     ``((NAME, value), ...)`` environment variables to export.
 ``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, bundle, cafiles, certset, config, pem, sources
+from castore_hook import _plancache, _plankey, bundle, cafiles, certset, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 if TYPE_CHECKING:  # the contracts cost ~3 ms to import; annotations need only their names
@@ -126,7 +126,7 @@ def _exports(
             continue
         user_value = env.get(name, "")
         dangling = (
-            name in _envstate.USER_CA_VARS
+            name in _plankey.USER_CA_VARS
             and bool(user_value)
             and _user_var_unusable(name, user_value, decision)
         )
@@ -154,7 +154,7 @@ def build_plan(
     holds for every user: no user config file is read or watched, and its key watches no
     per-user location variable (docs/architecture.md, "Where plans are cached").
     """
-    env = _envstate.decision_environ(environ, ignore_env)
+    env = _plankey.decision_environ(environ, ignore_env)
     decision = _Decision()
     cfg = config.load_config(env, user=not shared)
     decision.look(list(cfg.candidates))
@@ -200,13 +200,13 @@ def build_plan(
         if path and path not in seen:
             seen.add(path)
             stats.append((path, stat_signature(path)))
-    key, record = _envstate.plan_key(
+    key, record = _plankey.plan_key(
         environ, ignore_env, decision.to_set, decision.to_unset, shared=shared
     )
     if hooks is not None:
         # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
         # program has set others, its choice wins and load_default_certs is stock.
-        hooks["default_env"] = _envstate.applied_user_values(
+        hooks["default_env"] = _plankey.applied_user_values(
             environ, ignore_env, decision.to_set, decision.to_unset
         )
     return {

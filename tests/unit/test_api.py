@@ -21,7 +21,7 @@ import pytest
 
 import _castore_hook as hot
 import castore_hook
-from castore_hook import _envstate, _inprocess, api
+from castore_hook import _inprocess, _plankey, api
 
 trustme = pytest.importorskip("trustme")
 
@@ -142,7 +142,7 @@ def test_activate_twice_replaces_the_first(isolated: Env) -> None:
     assert one["exported"]["SSL_CERT_FILE"] != two["exported"]["SSL_CERT_FILE"]
     assert os.environ["SSL_CERT_FILE"] == two["exported"]["SSL_CERT_FILE"]
     # The record keeps the user's original (unset), not the first activation's bundle.
-    record = _envstate.parse_exported(os.environ[hot.EXPORTED_VAR])
+    record = _plankey.parse_exported(os.environ[hot.EXPORTED_VAR])
     assert record["SSL_CERT_FILE"] == ("", two["exported"]["SSL_CERT_FILE"])
     roots = _default_context_roots()
     assert _der(second) in roots and _der(first) not in roots
@@ -176,7 +176,7 @@ def test_activate_from_two_threads_at_once(isolated: Env) -> None:
     assert len(_finders()) <= 1
     exported = results[0]["exported"]["SSL_CERT_FILE"]
     assert os.environ["SSL_CERT_FILE"] == exported
-    record = _envstate.parse_exported(os.environ[hot.EXPORTED_VAR])
+    record = _plankey.parse_exported(os.environ[hot.EXPORTED_VAR])
     assert record["SSL_CERT_FILE"] == ("", exported)
     assert len(_inprocess.patched) == len({(id(o), a) for o, a, _ in _inprocess.patched})
     assert _der(extra) in _default_context_roots()
@@ -291,7 +291,7 @@ def test_activate_replaces_what_the_startup_hook_applied(isolated: Env) -> None:
     roots = _default_context_roots()
     assert _der(from_call) in roots and _der(from_config) not in roots
     assert len(_finders()) <= 1
-    record = _envstate.parse_exported(os.environ[hot.EXPORTED_VAR])
+    record = _plankey.parse_exported(os.environ[hot.EXPORTED_VAR])
     assert record["SSL_CERT_FILE"] == ("", bundle)
 
 

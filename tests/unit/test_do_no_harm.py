@@ -25,7 +25,7 @@ import pytest
 from tests.unit.conftest import fake_ssl
 from tests.unit.test_inprocess import Site, handshake, rehashed_folder
 
-from castore_hook import _envstate, _inprocess, _slowpath, bundle, certset, resolve, sources
+from castore_hook import _inprocess, _plankey, _slowpath, bundle, certset, resolve, sources
 
 trustme = pytest.importorskip("trustme")
 
@@ -207,16 +207,16 @@ def test_program_choices_are_bounded(monkeypatch: pytest.MonkeyPatch, a: Site) -
 
 def test_applied_user_values_cover_every_accepted_state() -> None:
     environ = {"SSL_CERT_DIR": "/user/dir"}
-    pairs = _envstate.applied_user_values(environ, False, [("SSL_CERT_FILE", "/b.pem")], [])
+    pairs = _plankey.applied_user_values(environ, False, [("SSL_CERT_FILE", "/b.pem")], [])
     assert pairs == (("/b.pem", "/user/dir"),)
     # A child of a hooked parent: the parent's export stands for the user's original value.
     child = {
         "SSL_CERT_FILE": "/parent/bundle.pem",
         "CASTORE_HOOK_EXPORTED": "SSL_CERT_FILE\t\t/parent/bundle.pem",
     }
-    pairs = _envstate.applied_user_values(child, False, [], [])
+    pairs = _plankey.applied_user_values(child, False, [], [])
     assert pairs == (("/parent/bundle.pem", None), (None, None))
-    assert _envstate.applied_user_values(child, False, [], ["SSL_CERT_FILE"]) == ((None, None),)
+    assert _plankey.applied_user_values(child, False, [], ["SSL_CERT_FILE"]) == ((None, None),)
 
 
 # --------------------------------------------------------------------------------------------

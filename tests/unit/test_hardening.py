@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache
+from castore_hook import _plancache, _plankey
 
 _ALLOWED = sorted(hot.EXPORT_ALLOWED)
 
@@ -50,7 +50,7 @@ _plans = st.fixed_dictionaries(
 
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
     """The user's own SSL_CERT_FILE / SSL_CERT_DIR as the slow path sees them."""
-    env = _envstate.decision_environ(environ, ignore_env)
+    env = _plankey.decision_environ(environ, ignore_env)
     return env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
 
 
@@ -94,7 +94,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
     path = folder / "plan"
     path.write_bytes(_plancache.encode_plan(plan))
     os.chmod(path, 0o600)
-    lookup = _envstate.native_lookup({"PATH": "/bin"})
+    lookup = _plankey.native_lookup({"PATH": "/bin"})
     loaded, reason = hot.valid_cached_plan(lookup, False, str(folder), str(path))
     if loaded is None:
         assert reason
@@ -117,19 +117,19 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
 @settings(max_examples=200)
 @given(value=st.text(max_size=200))
 def test_exported_record_parsing_never_raises(value: str) -> None:
-    record = _envstate.parse_exported(value)
+    record = _plankey.parse_exported(value)
     assert set(record) <= hot.EXPORT_ALLOWED
     env = {"SSL_CERT_FILE": value, hot.EXPORTED_VAR: value}
     _user_ca_values(env, False)
-    key, _record = _envstate.plan_key(env, False, (("SSL_CERT_DIR", "/d"),), ())
-    assert tuple(map(_envstate.native_lookup(env), key[4])) in key[5]
+    key, _record = _plankey.plan_key(env, False, (("SSL_CERT_DIR", "/d"),), ())
+    assert tuple(map(_plankey.native_lookup(env), key[4])) in key[5]
 
 
 def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("x")
     to_set = (("SSL_CERT_FILE", str(bundle)),)
-    key, record = _envstate.plan_key({}, False, to_set, ())
+    key, record = _plankey.plan_key({}, False, to_set, ())
     plan = {
         "format": hot.PLAN_FORMAT,
         "key": key,
@@ -143,7 +143,7 @@ def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
     path = folder / "plan"
     path.write_bytes(_plancache.encode_plan(plan))
     os.chmod(path, 0o600)
-    lookup = _envstate.native_lookup({})
+    lookup = _plankey.native_lookup({})
     # No in-process trust: the file's trust section is empty.
     assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[0] == dict(plan, trust=b"")
     bundle.unlink()

@@ -14,7 +14,7 @@ import platformdirs
 import pytest
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, _slowpath, config, resolve
+from castore_hook import _plancache, _plankey, _slowpath, config, resolve
 
 MODERN = tuple(int(p) for p in platformdirs.__version__.split(".")[:2]) >= (4, 5)
 needs_modern = pytest.mark.skipif(
@@ -65,7 +65,7 @@ def _set(monkeypatch: pytest.MonkeyPatch, env: Dict[str, Optional[str]]) -> Dict
 
 
 def _get(env: Dict[str, str]) -> Callable[[str], str]:
-    return _envstate.getter(env)
+    return _plankey.getter(env)
 
 
 @pytest.mark.parametrize(("env", "expected"), UNIX_CASES)
@@ -271,7 +271,7 @@ def env(tmp_path: Path) -> Dict[str, str]:
 
 
 def _lookup(env: Dict[str, str]) -> Callable[[object], object]:
-    return _envstate.native_lookup(env)
+    return _plankey.native_lookup(env)
 
 
 def test_cached_plan_refuses_a_folder_others_can_write(tmp_path: Path, env: Dict[str, str]) -> None:
@@ -318,7 +318,7 @@ def test_find_plan_order_user_then_fallback_then_shared(
         and plan["key"][4]
         == tuple(
             os.environ.encodekey(n)  # type: ignore[attr-defined]
-            for n in (*_envstate.HOOK_VARS, "XDG_CONFIG_DIRS", "SSL_CERT_FILE", "SSL_CERT_DIR")
+            for n in (*_plankey.HOOK_VARS, "XDG_CONFIG_DIRS", "SSL_CERT_FILE", "SSL_CERT_DIR")
         )
         + plan["key"][4][6:]
     )

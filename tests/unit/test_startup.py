@@ -13,7 +13,7 @@ import platformdirs
 import pytest
 
 import _castore_hook as hot
-from castore_hook import _envstate, _plancache, config
+from castore_hook import _plancache, _plankey, config
 from castore_hook._safefile import stat_signature
 
 # platformdirs gained its XDG mixin (absolute XDG_* honoured on macOS too, relative ones
@@ -28,7 +28,7 @@ needs_modern = pytest.mark.skipif(
 
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
     """The user's own SSL_CERT_FILE / SSL_CERT_DIR as the slow path sees them."""
-    env = _envstate.decision_environ(environ, ignore_env)
+    env = _plankey.decision_environ(environ, ignore_env)
     return env.get("SSL_CERT_FILE", ""), env.get("SSL_CERT_DIR", "")
 
 
@@ -46,7 +46,7 @@ def test_signature_matches_safefile(tmp_path: Path) -> None:
 
 
 def _get(env: dict[str, str]) -> Callable[[str], str]:
-    return _envstate.getter(env)
+    return _plankey.getter(env)
 
 
 @pytest.mark.parametrize(
@@ -127,8 +127,8 @@ def test_getenv_matches_os_environ(value: str, monkeypatch: pytest.MonkeyPatch) 
     except UnicodeEncodeError:
         pytest.skip("this file system encoding cannot hold the value")
     assert hot.getenv(name) == os.environ.get(name, "")
-    assert _envstate.native_lookup(os.environ)(os.environ.encodekey(name)) == (  # type: ignore[attr-defined]
-        _envstate.native_lookup(dict(os.environ))(os.environ.encodekey(name))  # type: ignore[attr-defined]
+    assert _plankey.native_lookup(os.environ)(os.environ.encodekey(name)) == (  # type: ignore[attr-defined]
+        _plankey.native_lookup(dict(os.environ))(os.environ.encodekey(name))  # type: ignore[attr-defined]
     )
 
 
@@ -178,12 +178,12 @@ def test_plan_path_is_stable_and_per_prefix(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_parse_exported_ignores_junk() -> None:
     value = "SSL_CERT_FILE\t/old\t/new\nLD_PRELOAD\t\t/evil\ngarbage\nSSL_CERT_DIR\t\t"
-    assert _envstate.parse_exported(value) == {
+    assert _plankey.parse_exported(value) == {
         "SSL_CERT_FILE": ("/old", "/new"),
         "SSL_CERT_DIR": ("", ""),
     }
-    assert _envstate.parse_exported(None) == {}
-    assert _envstate.parse_exported("") == {}
+    assert _plankey.parse_exported(None) == {}
+    assert _plankey.parse_exported("") == {}
 
 
 def test_user_values_undo_our_exports_but_keep_user_changes() -> None:
@@ -197,34 +197,34 @@ def test_user_values_undo_our_exports_but_keep_user_changes() -> None:
 
 
 def _accepts(key: tuple[Any, ...], env: dict[str, str]) -> bool:
-    return tuple(map(_envstate.native_lookup(env), key[4])) in key[5]
+    return tuple(map(_plankey.native_lookup(env), key[4])) in key[5]
 
 
 def test_key_ignores_hook_vars_under_ignore_environment() -> None:
     env = {"CASTORE_HOOK_SOURCES": "certifi", "SSL_CERT_FILE": "/x"}
     plain = {"SSL_CERT_FILE": "/x"}
-    assert _envstate.plan_key(env, True, (), ())[0] == _envstate.plan_key(plain, True, (), ())[0]
-    assert _envstate.plan_key(env, False, (), ())[0] != _envstate.plan_key(plain, False, (), ())[0]
-    key = _envstate.plan_key(plain, False, (), ())[0]
+    assert _plankey.plan_key(env, True, (), ())[0] == _plankey.plan_key(plain, True, (), ())[0]
+    assert _plankey.plan_key(env, False, (), ())[0] != _plankey.plan_key(plain, False, (), ())[0]
+    key = _plankey.plan_key(plain, False, (), ())[0]
     assert _accepts(key, plain) and not _accepts(key, env)
 
 
 def test_key_accepts_the_child_and_the_pristine_state_only() -> None:
     user = {"HOME": "/h", "SSL_CERT_FILE": "/dangling.pem", "PATH": "/bin"}
     to_set = (("SSL_CERT_DIR", "/etc/ssl/certs"),)
-    key, record = _envstate.plan_key(user, False, to_set, ("SSL_CERT_FILE",))
+    key, record = _plankey.plan_key(user, False, to_set, ("SSL_CERT_FILE",))
     assert record is not None and key[:4] == (sys.hexversion, sys.platform, sys.prefix, False)
     child = dict(user, SSL_CERT_DIR="/etc/ssl/certs", **{hot.EXPORTED_VAR: record})
     del child["SSL_CERT_FILE"]
     assert _accepts(key, user) and _accepts(key, child)
-    assert _envstate.decision_environ(child, False) == user
+    assert _plankey.decision_environ(child, False) == user
     # Unwatched variables do not matter; a user's own change to a watched one does.
     assert _accepts(key, dict(child, PATH="/usr/bin"))
     assert not _accepts(key, dict(child, SSL_CERT_DIR="/mine"))
     assert not _accepts(key, dict(user, HOME="/other"))
     assert not _accepts(key, dict(user, CASTORE_HOOK_EXTRA="/x.pem"))
     # The child deciding on its own (a miss) makes the same decision and accepts the parent.
-    child_key, child_record = _envstate.plan_key(child, False, to_set, ("SSL_CERT_FILE",))
+    child_key, child_record = _plankey.plan_key(child, False, to_set, ("SSL_CERT_FILE",))
     assert child_record == record
     assert _accepts(child_key, user) and _accepts(child_key, child)
 
@@ -234,7 +234,7 @@ def test_key_carries_a_parents_exports_it_leaves_alone() -> None:
     # grandchild must still see the user's SSL_CERT_FILE as unset, not as the parent's bundle.
     parent_record = "SSL_CERT_FILE\t\t/parent.pem"
     env = {"HOME": "/h", "SSL_CERT_FILE": "/parent.pem", hot.EXPORTED_VAR: parent_record}
-    key, record = _envstate.plan_key(env, False, (("PIP_CERT", "/ours.pem"),), ())
+    key, record = _plankey.plan_key(env, False, (("PIP_CERT", "/ours.pem"),), ())
     assert record is not None
     grandchild = dict(env, PIP_CERT="/ours.pem", **{hot.EXPORTED_VAR: record})
     assert _user_ca_values(grandchild, False) == ("", "")
@@ -248,7 +248,7 @@ def _plan(tmp_path: Path, env: Optional[dict[str, str]] = None, **overrides: Any
         bundle.write_text("x")
     to_set = overrides.pop("set", (("SSL_CERT_FILE", str(bundle)),))
     to_unset = overrides.pop("unset", ())
-    key, record = _envstate.plan_key(env or {}, False, list(to_set), list(to_unset))
+    key, record = _plankey.plan_key(env or {}, False, list(to_set), list(to_unset))
     plan: dict[str, Any] = {
         "format": hot.PLAN_FORMAT,
         "key": key,
@@ -274,7 +274,7 @@ def _store(tmp_path: Path, plan: object) -> tuple[str, str]:
 
 def _cached(tmp_path: Path, plan: object, env: Optional[dict[str, str]] = None) -> str:
     folder, path = _store(tmp_path, plan)
-    return hot.valid_cached_plan(_envstate.native_lookup(env or {}), False, folder, path)[1]
+    return hot.valid_cached_plan(_plankey.native_lookup(env or {}), False, folder, path)[1]
 
 
 def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
@@ -284,9 +284,9 @@ def test_read_and_check_a_good_plan(tmp_path: Path) -> None:
     assert reason == ""
     # The plan has no in-process trust: its file's trust section is empty.
     assert loaded == dict(plan, trust=b"")
-    lookup = _envstate.native_lookup({})
+    lookup = _plankey.native_lookup({})
     assert hot.valid_cached_plan(lookup, False, folder, path) == (loaded, "")
-    other = _envstate.native_lookup({"CASTORE_HOOK_SOURCES": "certifi"})
+    other = _plankey.native_lookup({"CASTORE_HOOK_SOURCES": "certifi"})
     assert hot.valid_cached_plan(other, False, folder, path) == (None, "environment changed")
     assert hot.valid_cached_plan(lookup, True, folder, path) == (None, "made for another Python")
 
@@ -316,7 +316,7 @@ def test_cached_plan_refuses_a_folder_of_another_user(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     folder, path = _store(tmp_path, plan)
     os.chown(folder, 65534, -1)
-    lookup = _envstate.native_lookup({})
+    lookup = _plankey.native_lookup({})
     assert hot.valid_cached_plan(lookup, False, folder, path) == (
         None,
         "cache folder not owned by this user",
@@ -414,7 +414,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     assert applied == {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": None}
     assert env["SSL_CERT_FILE"] == bundle
     assert "SSL_CERT_DIR" not in env
-    record = _envstate.parse_exported(env[hot.EXPORTED_VAR])
+    record = _plankey.parse_exported(env[hot.EXPORTED_VAR])
     assert record == {
         "SSL_CERT_FILE": ("/user/dangling.pem", bundle),
         "SSL_CERT_DIR": ("/nowhere", ""),

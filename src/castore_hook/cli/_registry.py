@@ -125,8 +125,8 @@ def scope(args: argparse.Namespace) -> Optional[str]:
 
 
 def decision_env() -> dict[str, str]:
-    """The environment as the user set it (``_envstate.decision_environ``): what config and
+    """The environment as the user set it (``_plankey.decision_environ``): what config and
     the probes see, whatever the hook exported into this process."""
-    from castore_hook import _envstate, config
+    from castore_hook import _plankey, config
 
-    return _envstate.decision_environ(dict(os.environ), config.hook_environ_ignored())
+    return _plankey.decision_environ(dict(os.environ), config.hook_environ_ignored())
