@@ -281,13 +281,18 @@ def find_plan(lookup, get, ignore_env):
             plan = valid_cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
             if plan is not None:
                 return plan, reason, "fallback", other + name
-    # The shared folder, as castore_hook._plancache.shared_dir names it.
-    other = os.path.join(os.path.dirname(__file__), "castore-hook-shared")
+    # The shared folder, as castore_hook._plancache.shared_dir names it; none when an
+    # in-memory importer (PyOxidizer) loaded this module: it then has no __file__.
+    here = globals().get("__file__")
     config = cache_dir(get, sys.platform, True, True)
     site = sys.modules.get("site")
-    if (config is None or signature(config + os.sep + "config.toml") is None) and getattr(
-        site, "USER_SITE", None
-    ) not in sys.path:  # this user's own site-packages would change what certifi is
+    if (
+        here
+        and os.path.isabs(here)
+        and (config is None or signature(config + os.sep + "config.toml") is None)
+        and getattr(site, "USER_SITE", None) not in sys.path
+    ):  # this user's own site-packages would change what certifi is
+        other = os.path.join(os.path.dirname(here), "castore-hook-shared")
         prefix = signature(sys.prefix)  # its owner is the environment's (None: root only)
         owners = (0, prefix[4] if prefix else 0)
         plan = valid_cached_plan(lookup, ignore_env, other, other + name, owners, os.lstat)[0]

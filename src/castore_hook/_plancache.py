@@ -77,13 +77,16 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
     return None
 
 
-def shared_dir() -> str:
+def shared_dir() -> Optional[str]:
     """The environment's shared plan folder (``castore-hook refresh --shared``): beside the
     hot module, inside the environment it serves, where only the environment's owner can
     write. ``pip uninstall`` leaves it (pip removes only what it installed); without the hot
     module it is inert, and its name is no module name, so it can never shadow an import.
     ``_castore_hook.find_plan`` spells out the same expression (pinned by a test)."""
-    return os.path.join(os.path.dirname(hot.__file__), "castore-hook-shared")
+    here = getattr(hot, "__file__", None)  # none under an in-memory importer (PyOxidizer)
+    if not here or not os.path.isabs(here):
+        return None
+    return os.path.join(os.path.dirname(here), "castore-hook-shared")
 
 
 def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:

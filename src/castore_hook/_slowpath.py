@@ -159,6 +159,12 @@ def store_shared(
     it holds for every user of the environment without a config file of their own.
     """
     folder = _plancache.shared_dir()
+    if folder is None:
+        return (
+            None,
+            "",
+            "castore-hook was not loaded from a file (an in-memory importer): no shared plan",
+        )
     path = hot.plan_path(_plankey.getter(environ), ignore_env, folder)[1] or folder
     getuid = getattr(os, "getuid", None)
     if getuid is not None and getuid() not in shared_owners():

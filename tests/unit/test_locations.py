@@ -409,3 +409,22 @@ def test_shared_dir_is_beside_the_hot_module_and_not_importable() -> None:
     folder = _plancache.shared_dir()
     assert folder == os.path.join(os.path.dirname(hot.__file__), "castore-hook-shared")
     assert not os.path.basename(folder).isidentifier()
+
+
+def test_no_shared_plan_when_the_hook_has_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-memory importer (PyOxidizer) loads the hot module without ``__file__``: there is
+    no shared folder then, and looking for plans must neither fail nor look anywhere relative
+    to the current folder."""
+    monkeypatch.delattr(hot, "__file__")
+    monkeypatch.chdir(tmp_path)
+    assert _plancache.shared_dir() is None
+
+    def get(name: str) -> str:
+        return str(tmp_path / "cache") if name == "CASTORE_HOOK_CACHE_DIR" else ""
+
+    plan, _reason, where, _path = hot.find_plan(lambda key: None, get, False)
+    assert plan is None and where == "user"
+    plan, _path, note = _slowpath.store_shared({}, False)
+    assert plan is None and "in-memory importer" in note
