@@ -338,12 +338,11 @@ def apply_plan(plan, environ):
 # import (docs/architecture.md, "Applying a plan"); only the membership test below runs per
 # import, the work lives in _inprocess. No importlib.util, no threading, no class at start-up
 # (creating one costs ~77 k instructions): the finder is a SimpleNamespace (sys.implementation's
-# type) holding
-# find_spec. That function gets a globals dict of its own with just the two lists: whatever
-# sys.meta_path references outlives the interpreter's first collection at exit, and this
-# module's globals would keep os, and with it collections.abc, alive into a second, costly
-# one (+0.47 M instructions at every exit, measured; benchmarks/README.md).
-_trust_data = None  # type: Any
+# type) that owns its state: find_spec, the modules still pending, those being looked up
+# (busy), and the plan's trust section. find_spec gets a globals dict of its own with just
+# the two lists: whatever sys.meta_path references outlives the interpreter's first
+# collection at exit, and this module's globals would keep os, and with it collections.abc,
+# alive into a second, costly one (+0.47 M instructions at every exit; benchmarks/README.md).
 _pending = []  # type: list[str]
 _busy = []  # type: list[str]
 
@@ -361,7 +360,9 @@ _namespace = type(sys.implementation)  # type: Any
 _function = type(_find_spec)  # type: Any
 # (__builtins__ given explicitly: before 3.10 a function whose globals lack it has none.)
 _globals = {"_pending": _pending, "_busy": _busy, "__builtins__": sys.modules["builtins"]}
-finder = _namespace(find_spec=_function(_find_spec.__code__, _globals))
+finder = _namespace(
+    find_spec=_function(_find_spec.__code__, _globals), pending=_pending, busy=_busy, trust=None
+)
 del _namespace, _function, _globals
 
 
@@ -371,12 +372,11 @@ def install_finder(plan):
     # imported (another .pth sorting first imported ssl) are handled at once.
     # The slow path stores None unless the plan patches ssl or redirects certifi; a cached
     # plan holds its file's trust section (castore_hook._plancache.trust_of reads either form).
-    global _trust_data
     trust = plan.get("trust")
     if not trust:
         return False
-    _trust_data = trust
-    _pending[:] = WATCHED
+    finder.trust = trust
+    finder.pending[:] = WATCHED
     if finder not in sys.meta_path:
         sys.meta_path.insert(0, finder)
     if not sys.modules.keys().isdisjoint(WATCHED):

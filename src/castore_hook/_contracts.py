@@ -62,4 +62,3 @@ class StartupState(TypedDict, total=False):
     miss: str
     cache_note: str
     error: str
-    hook_errors: list[str]

@@ -369,7 +369,7 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     the trust is applied once the module has executed (``_castore_hook.find_spec``)."""
     import _castore_hook as hot
 
-    hot._busy.append(fullname)
+    hot.finder.busy.append(fullname)
     try:
         for other in list(sys.meta_path):
             find = getattr(other, "find_spec", None)
@@ -381,7 +381,7 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
         else:
             return None
     finally:
-        hot._busy.remove(fullname)
+        hot.finder.busy.remove(fullname)
     loader = getattr(spec, "loader", None)
     if loader is None or not hasattr(loader, "exec_module"):
         return spec
@@ -395,22 +395,21 @@ def finder_after(name: str, module: ModuleType) -> None:
     and never breaks the import itself."""
     import _castore_hook as hot
 
-    if name in hot._pending:
-        hot._pending.remove(name)
-    if not hot._pending and hot.finder in sys.meta_path:
+    finder = hot.finder
+    if name in finder.pending:
+        finder.pending.remove(name)
+    if not finder.pending and finder in sys.meta_path:
         sys.meta_path.remove(hot.finder)
     try:
         from castore_hook import _plancache
 
-        hooks = _plancache.decode_trust(hot._trust_data)
+        hooks = _plancache.decode_trust(finder.trust)
         if hooks is None:
             raise ValueError(
                 "the plan file's in-process trust section is damaged; run castore-hook refresh"
             )
         after_import(name, module, hooks)
     except Exception as exc:
-        if hot.state is not None:
-            hot.state.setdefault("hook_errors", []).append(f"{name}: {exc}")
         failures.append(f"{name}: {exc}")
         from castore_hook import _trace
 
@@ -432,7 +431,7 @@ def remove_finder() -> None:
     """Take the post-import finder out of ``sys.meta_path`` (``deactivate``)."""
     import _castore_hook as hot
 
-    hot._pending.clear()
+    hot.finder.pending.clear()
     while hot.finder in sys.meta_path:
         sys.meta_path.remove(hot.finder)
 

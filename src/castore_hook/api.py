@@ -100,9 +100,8 @@ def status() -> dict[str, Any]:
     if note:
         reason += f"; {note}"
     problems = _problems(info)
-    hooks_module = sys.modules.get("castore_hook._inprocess")
-    in_process = list((state or {}).get("hook_errors", ()))
-    in_process += list(getattr(hooks_module, "failures", ()))
+    inprocess = sys.modules.get("castore_hook._inprocess")
+    in_process = list(getattr(inprocess, "failures", ()))
     problems += [{"where": "in-process", "message": message} for message in in_process]
     cache_note = (state or {}).get("cache_note") or ""
     if cache_note:
@@ -112,7 +111,7 @@ def status() -> dict[str, Any]:
         {"mechanism": mechanism, "reason": reason}
         for mechanism, reason in info.get("stepped_aside", ())
     ]
-    for cafile, capath in getattr(hooks_module, "program_choices", ()):
+    for cafile, capath in getattr(inprocess, "program_choices", ()):
         stepped_aside.append({"mechanism": "patch", "reason": _program_choice(cafile, capath)})
     return {
         "version": __version__,

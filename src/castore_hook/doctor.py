@@ -303,9 +303,8 @@ def _check_ran(ctx: Context) -> Check:
     details = []
     if state.get("miss"):
         details.append(f"took the slow path: {state['miss']}")
-    errors = list(state.get("hook_errors", ()))
-    hooks = sys.modules.get("castore_hook._inprocess")
-    errors.extend(getattr(hooks, "failures", ()) if hooks else ())
+    inprocess = sys.modules.get("castore_hook._inprocess")
+    errors = list(getattr(inprocess, "failures", ()) if inprocess else ())
     if errors:
         return Check(
             "startup",

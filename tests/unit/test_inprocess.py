@@ -472,7 +472,7 @@ def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Sit
             "loader": type(ssl.__spec__.loader).__name__,
             "module_loader": type(ssl.__loader__).__name__,
             "finders": sum(f is hot.finder for f in sys.meta_path),
-            "errors": hot.state.get("hook_errors", []),
+            "errors": _inprocess.failures,
             "failures": _inprocess.failures,
         }}))
         """
@@ -506,7 +506,7 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
         still_waiting = installed and (hot.finder in sys.meta_path)
         import certifi
         print(json.dumps({{"at_once": at_once, "waiting": still_waiting,
-                           "where": certifi.where(), "pending": hot._pending}}))
+                           "where": certifi.where(), "pending": hot.finder.pending}}))
         """
     )
     assert result["at_once"] and result["waiting"], result
@@ -540,13 +540,13 @@ def test_a_failing_after_import_never_breaks_the_import() -> None:
         hot.install_finder({"trust": {"cafile": "/x.pem", "patch": True}})
         import ssl
         print(json.dumps({"ok": hasattr(ssl, "create_default_context"),
-                          "errors": hot.state.get("hook_errors")}))
+                          "errors": _inprocess.failures}))
         """
     )
     assert result["ok"] and result["errors"] == ["ssl: kaboom"], result
 
 
-def test_a_damaged_hooks_section_is_reported_not_applied() -> None:
+def test_a_damaged_trust_section_is_reported_not_applied() -> None:
     # A cached plan's in-process trust is checked when ssl is imported; damage shows in status.
     result = run_fresh(
         """
@@ -555,7 +555,8 @@ def test_a_damaged_hooks_section_is_reported_not_applied() -> None:
         hot.install_finder({"trust": b"\\x00\\x00\\x00\\x01" + b"not marshal"})
         import ssl
         patched = ssl.SSLContext.load_default_certs.__module__ != "ssl"
-        print(json.dumps({"patched": patched, "errors": hot.state.get("hook_errors")}))
+        from castore_hook import _inprocess
+        print(json.dumps({"patched": patched, "errors": _inprocess.failures}))
         """
     )
     assert result["patched"] is False, result
@@ -585,7 +586,7 @@ def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
             "finders": sum(f is hot.finder for f in sys.meta_path),
             "patched": [p[1] for p in _inprocess.patched],
             "exported": __import__("os").environ.get("SSL_CERT_FILE"),
-            "errors": first.get("hook_errors", []) + [first.get("error", "")],
+            "errors": _inprocess.failures + [first.get("error", "")],
         }))
         """,
         env,
