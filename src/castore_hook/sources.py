@@ -367,20 +367,18 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) 
     # SSL_CERT_DIR only its default folder; the other default still counts.
     implicit: Tuple[str, ...] = ()
     default_file, default_dir = openssl_defaults(root)
-    if cafile is not None and capath is None and not cert_dir and default_dir:
-        result.looked_at.append(default_dir)
-        check = cafiles.inspect_dir(default_dir)
-        line = cafiles.trail_line(default_dir, check, "hash entries")
-        result.trail.append("OpenSSL default folder " + line)
-        if check.kind == "ok":
-            capath, implicit = default_dir, (default_dir,)
-    elif capath is not None and cafile is None and not cert_file and default_file:
-        result.looked_at.append(default_file)
-        check = cafiles.inspect_file(default_file)
-        line = cafiles.trail_line(default_file, check, "certificates")
-        result.trail.append("OpenSSL default file " + line)
-        if check.kind == "ok":
-            cafile, count, implicit = default_file, check.count, (default_file,)
+    only_file = cafile is not None and capath is None and not cert_dir
+    only_dir = capath is not None and cafile is None and not cert_file
+    default = _first_usable(
+        result,
+        [default_file] if only_dir and default_file else [],
+        [default_dir] if only_file and default_dir else [],
+        ("OpenSSL's default CA file", "OpenSSL's default CA folder"),
+    )
+    if default is not None and default.capath:
+        capath, implicit = default.capath, (default.capath,)
+    elif default is not None and default.cafile:
+        cafile, count, implicit = default.cafile, default.count, (default.cafile,)
     result.material = Material(cafile=cafile, capath=capath, count=count, implicit=implicit)
 
 
