@@ -46,17 +46,20 @@ class Plan(TypedDict, total=False):
     unset: Tuple[str, ...]
     record: Optional[str]
     # A fresh plan holds the dict; a cached one its file's checked-on-use section (bytes).
-    hooks: Union[Trust, bytes, None]
+    trust: Union[Trust, bytes, None]
     trust_size: int
     info: dict[str, Any]  # the human side (status): trail, problems, stepped_aside, ...
 
 
 class StartupState(TypedDict, total=False):
-    """What happened in this interpreter: ``_castore_hook.state``, read by ``status()``."""
+    """What happened in this interpreter: start-up's record (``_castore_hook.state``) or the
+    API's (``castore_hook._session``), read through ``_session.current()``."""
 
     outcome: str  # hit, miss, disabled, error, activated, deactivated
     debug: bool
     cache_file: Optional[str]
+    location: str  # user, fallback or shared: where the plan file is
+    passed: str  # why the user's own cache folder had no plan ("" when it had)
     plan: Optional[Plan]
     applied: Optional[dict[str, Optional[str]]]
     miss: str

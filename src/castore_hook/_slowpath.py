@@ -66,24 +66,21 @@ def choose_folder(
     return other, hot.plan_path(get, ignore_env, other)[1], "fallback", problem
 
 
-def _decide_after_miss(
-    facts: dict[str, Any],
+def _miss_facts(
     reason: str,
     environ: Mapping[str, str],
     cache_environ: Mapping[str, str],
     ignore_env: bool,
-) -> dict[str, Any]:
-    """Record the miss in ``facts`` (``outcome``, ``miss``, ``cache_file``, ``cache_note``,
-    and ``location``/``passed`` for a fallback folder), then decide and cache a plan: the
-    one recipe for start-up and for ``activate()``/``doctor``."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decide and cache a plan after a miss: the plan, and the facts ``status`` shows about it
+    (``outcome``, ``miss``, ``cache_file``, ``cache_note``; ``location``/``passed`` when it
+    went to a fallback folder). The one recipe for start-up, ``activate()`` and ``doctor``."""
     folder, path, where, why = choose_folder(cache_environ, ignore_env)
-    facts.update(outcome="miss", miss=reason or UNSAFE, cache_file=path)
-    facts.pop("location", None)
-    facts.pop("passed", None)
-    if where != "user":
-        facts.update(location=where, passed=why)
+    facts: dict[str, Any] = {"outcome": "miss", "miss": reason or UNSAFE, "cache_file": path}
+    facts["location"] = where
+    facts["passed"] = why if where != "user" else ""  # the user cache folder's problem
     plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env, reason)
-    return plan
+    return plan, facts
 
 
 def modified_bundle(miss: str, folder: Optional[str]) -> Optional[str]:
@@ -97,48 +94,54 @@ def modified_bundle(miss: str, folder: Optional[str]) -> Optional[str]:
     return None
 
 
-def decide_on_miss(state: dict[str, Any], ignore_env: bool, reason: str) -> None:
-    """The rest of ``_castore_hook.run`` after a miss: decide, cache and apply a fresh plan,
-    and record it in ``state``. Kept out of the hot module so that its code is not
-    unmarshalled at every start."""
-    plan = _decide_after_miss(state, reason, os.environ, os.environ, ignore_env)
-    state["plan"] = plan
-    state["applied"] = hot.apply_plan(plan, os.environ)
-    if state["applied"] is not None:
-        hot.install_finder(plan)
+def decide_on_miss(ignore_env: bool, reason: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start-up's miss (``reason`` says why no cached plan held): a fresh plan, already cached
+    when possible, and the facts to record; ``_castore_hook.run`` then uses it exactly as a
+    cached plan. Kept out of the hot module so that its code is not unmarshalled at every
+    start."""
+    return _miss_facts(reason, os.environ, os.environ, ignore_env)
 
 
-def obtain_plan(
-    decide_environ: Mapping[str, str], ignore_env: bool, cache_environ: Mapping[str, str]
+def plan_for(
+    environ: Mapping[str, str],
+    ignore_env: bool,
+    *,
+    use_cache: bool,
+    store: bool,
+    cache_environ: Optional[Mapping[str, str]] = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cached plan when it still holds and is safe to apply, else a fresh one (which is
-    then cached), with facts for ``status``: what start-up does, for ``activate()`` (explicit
-    overrides in ``decide_environ``) and ``doctor``."""
-    plan, reason, where, path = hot.find_plan(
-        _plankey.native_lookup(decide_environ), _plankey.getter(cache_environ), ignore_env
-    )
-    facts: dict[str, Any] = {"cache_file": path}
-    # apply_plan on a scratch mapping: the same safety rule start-up applies, nothing changed.
-    if plan is not None and hot.apply_plan(plan, {}) is not None:
-        facts["outcome"] = "hit"
-        if where != "user":
-            facts.update(location=where, passed=reason)
-        return plan, facts
-    return _decide_after_miss(facts, reason, decide_environ, cache_environ, ignore_env), facts
+    """The plan for an interpreter with ``environ``, and the facts ``status`` shows about it:
+    every caller but start-up's miss (``activate()``, ``doctor``, ``refresh``, ``status`` of
+    an unhooked interpreter).
 
-
-def decide(
-    environ: Mapping[str, str], ignore_env: bool, *, store: bool
-) -> tuple[dict[str, Any], Optional[str], str]:
-    """Decide the plan for an interpreter with this environment, as a fresh start would;
-    with ``store``, cache it under the same rules as start-up. Returns the plan, the plan
-    file's path and the cache note (``refresh``; ``status`` of an unhooked interpreter)."""
+    With ``use_cache``, the cached plan when it still holds and is safe to apply (facts
+    ``outcome="hit"``), as start-up looks it up. Otherwise, or when none holds, a fresh
+    decision (``"miss"`` after a lookup, else ``"decided"``), cached under start-up's rules
+    when ``store``. ``cache_environ`` locates the cache when it differs from ``environ``
+    (``activate()``'s explicit overrides decide, the process's variables locate). The facts
+    always name the plan file (``cache_file``) and, after a decision, ``cache_note``: ``""``
+    when it was written, else why not.
+    """
+    cache_environ = environ if cache_environ is None else cache_environ
+    reason = ""
+    if use_cache:
+        plan, reason, where, path = hot.find_plan(
+            _plankey.native_lookup(environ), _plankey.getter(cache_environ), ignore_env
+        )
+        # apply_plan on a scratch mapping: start-up's safety rule, nothing changed.
+        if plan is not None and hot.apply_plan(plan, {}) is not None:
+            return plan, {"outcome": "hit", "cache_file": path, "location": where, "passed": reason}
     if store:
-        folder, path, _where, _why = choose_folder(environ, ignore_env)
-        plan, note = resolve_and_store(environ, folder, path, ignore_env)
-        return plan, path, note
-    folder, path = hot.plan_path(_plankey.getter(environ), ignore_env)
-    return resolve.build_plan(environ, folder, ignore_env), path, ""
+        plan, facts = _miss_facts(reason, environ, cache_environ, ignore_env)
+    else:
+        folder, path = hot.plan_path(_plankey.getter(cache_environ), ignore_env)
+        plan = resolve.build_plan(environ, folder, ignore_env)
+        facts = {"outcome": "miss", "miss": reason or UNSAFE, "cache_file": path}
+        facts["cache_note"] = "not cached: decided to be shown only"
+    if not use_cache:
+        facts["outcome"] = "decided"
+        facts.pop("miss", None)
+    return plan, facts
 
 
 def shared_owners() -> tuple[int, ...]:

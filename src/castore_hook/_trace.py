@@ -17,10 +17,14 @@ PREFIX = "castore-hook: "
 
 def say(message: str) -> None:
     """Write one trace line if the trace is on in this interpreter; never raises."""
-    import _castore_hook as hot
+    from castore_hook import _session
 
-    if hot.state is None or not hot.state.get("debug"):
-        return
+    state = _session.current()
+    if state is not None and state.get("debug"):
+        _write(message)
+
+
+def _write(message: str) -> None:
     try:
         sys.stderr.write(PREFIX + message + "\n")
         sys.stderr.flush()
@@ -43,6 +47,7 @@ def startup_lines(state: dict[str, Any]) -> list[str]:
 
 
 def startup(state: dict[str, Any]) -> None:
-    """Print the trace of this interpreter's start-up (``CASTORE_HOOK_DEBUG`` is on)."""
+    """Print the trace of this interpreter's start-up (the hot module calls it when
+    ``CASTORE_HOOK_DEBUG`` is on)."""
     for line in startup_lines(state):
-        say(line)
+        _write(line)

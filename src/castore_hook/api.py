@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, _plancache, _plankey, config
+from castore_hook import __version__, _plancache, _plankey, _session, config
 from castore_hook.config import flag, hook_environ_ignored
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
@@ -30,26 +30,20 @@ _OUTCOME_WORDS = {
 
 
 def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
-    """The plan applied at start-up, or a freshly decided one (not applied, not cached)."""
-    state = hot.state
-    if state is not None and isinstance(state.get("plan"), dict):
-        plan: dict[str, Any] = state["plan"]
-        if "info" not in plan:  # a cache hit: the human side lives in the sidecar file
-            info = _plancache.load_info(state.get("cache_file"), plan.get("key"))
-            if info is None:
-                info = _fresh_plan()["info"]
-            plan = {**plan, "info": info}
+    """The plan this interpreter uses, or a freshly decided one (not applied, not cached)."""
+    state = _session.current()
+    plan = _session.plan()
+    if plan is not None:
+        if "info" not in plan:  # from the cache: the human side lives in the sidecar file
+            info = _plancache.load_info(state.get("cache_file") if state else None, plan.get("key"))
+            plan = {**plan, "info": info if info is not None else _session.fresh_plan()["info"]}
         return plan, ""
     if state is not None and state.get("outcome") == "deactivated":
         return None, ""
-    return _fresh_plan(), "not applied in this interpreter; shown as it would be decided now"
-
-
-def _fresh_plan() -> dict[str, Any]:
-    """The plan as it would be decided now for this environment (not applied, not cached)."""
-    from castore_hook import _slowpath
-
-    return _slowpath.decide(dict(os.environ), hook_environ_ignored(), store=False)[0]
+    return (
+        _session.fresh_plan(),
+        "not applied in this interpreter; shown as it would be decided now",
+    )
 
 
 def _cache_state(state: dict[str, Any]) -> str:
@@ -57,13 +51,13 @@ def _cache_state(state: dict[str, Any]) -> str:
         return "unwritable"
     if "miss" in state:
         return "written"
-    return "hit" if state.get("cache_file") and state.get("plan") else "unused"
+    return "hit" if state.get("cache_file") and state.get("outcome") == "hit" else "unused"
 
 
 def _location_reason(state: dict[str, Any]) -> Optional[str]:
     """Why start-up used a fallback or shared plan: the user cache's miss, and what is wrong
     with the user cache folder (checked now, nothing created)."""
-    if not state.get("location"):
+    if state.get("location", "user") == "user":
         return None
     folder = hot.cache_dir(hot.getenv, sys.platform, hook_environ_ignored())
     why = _plancache.unusable_reason(folder)
@@ -82,7 +76,7 @@ def status() -> dict[str, Any]:
     ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``, ``cache``.
     See docs/status.md.
     """
-    state = hot.state
+    state = _session.current()
     outcome = "not-run" if state is None else str(state.get("outcome", "unknown"))
     plan, note = _current_plan()
     info: dict[str, Any] = dict(plan.get("info") or {}) if plan else {}
@@ -232,18 +226,19 @@ def activate(
         debug = flag(decide, "CASTORE_HOOK_DEBUG")
         if not ignore_env and flag(decide, "CASTORE_HOOK_DISABLE"):
             # The operator's kill switch holds for embedded apps too (no rebuild needed).
-            hot.state = {"debug": debug, "outcome": "disabled"}
+            _session.replace({"debug": debug, "outcome": "disabled"})
             return status()
-        hot.state = {"debug": debug, "outcome": "activated"}
+        record: dict[str, Any] = {"debug": debug, "outcome": "activated"}
+        _session.replace(record)
         try:
             from castore_hook import _slowpath
 
-            plan, facts = _slowpath.obtain_plan(decide, False, os.environ)
+            plan, facts = _slowpath.plan_for(
+                decide, False, use_cache=True, store=True, cache_environ=os.environ
+            )
             facts.pop("outcome", None)
-            hot.state.update(facts, plan=plan)
-            hot.state["applied"] = hot.apply_plan(plan, os.environ)
-            if hot.state["applied"] is not None:
-                hot.install_finder(plan)
+            record.update(facts)
+            hot.use_plan(plan, record)  # as start-up uses a plan
         except BaseException:
             _deactivate_locked()
             raise
@@ -270,4 +265,4 @@ def deactivate() -> None:
     Contexts created before stay as they are."""
     with _lock:
         _deactivate_locked()
-        hot.state = {"outcome": "deactivated", "debug": False}
+        _session.replace({"outcome": "deactivated", "debug": False})

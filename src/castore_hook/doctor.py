@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, _plankey, _slowpath, config, pem, sources
+from castore_hook import _plancache, _plankey, _session, _slowpath, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
 OK = "ok"
@@ -171,8 +171,7 @@ def make_context(timing: bool = True) -> Context:
     environ = dict(os.environ)
     ignore_env = config.hook_environ_ignored()
     env = _plankey.decision_environ(environ, ignore_env)
-    state = hot.state
-    plan = state.get("plan") if state else None
+    plan = _session.plan()
     return Context(
         environ=environ,
         ignore_env=ignore_env,
@@ -275,7 +274,7 @@ def _pyver() -> str:
 
 
 def _check_ran(ctx: Context) -> Check:
-    state = hot.state
+    state = _session.current()
     if not ctx.ignore_env and config.flag(ctx.environ, "CASTORE_HOOK_DISABLE"):
         return Check(
             "startup",
@@ -636,14 +635,16 @@ def check_cache(ctx: Context) -> list[Check]:
 def time_hot_path(ctx: Context, runs: int = TIMING_RUNS) -> tuple[Optional[float], str]:
     """Median microseconds of the start-up work on a warm cache, and the outcome seen."""
     environ: dict[str, str] = dict(ctx.environ)
-    _plan, facts = _slowpath.obtain_plan(environ, ctx.ignore_env, environ)  # warm-up
+    _plan, facts = _slowpath.plan_for(
+        environ, ctx.ignore_env, use_cache=True, store=True
+    )  # warm-up
     if facts.get("outcome") != "hit":
         runs = min(runs, 3)  # every run takes the slow path: a few samples say enough
     samples = []
     outcome = ""
     for _ in range(runs):
         started = time.perf_counter()
-        _plan, facts = _slowpath.obtain_plan(environ, ctx.ignore_env, environ)
+        _plan, facts = _slowpath.plan_for(environ, ctx.ignore_env, use_cache=True, store=True)
         samples.append((time.perf_counter() - started) * 1e6)
         outcome = str(facts.get("outcome"))
     return statistics.median(samples), outcome
@@ -685,7 +686,10 @@ def check_cost(ctx: Context) -> list[Check]:
     if micros is None:
         return [Check("cost", WARN, "could not time the hot path")]
     bare = _bare_startup_ms(ctx)
-    details = [f"median of {TIMING_RUNS} runs of _castore_hook.obtain_plan in this process"]
+    details = [
+        f"median of {TIMING_RUNS} runs of the start-up lookup "
+        "(castore_hook._slowpath.plan_for) in this process"
+    ]
     share = None
     if bare:
         share = micros / 1000 / bare

@@ -358,10 +358,14 @@ def main():
             fetched = "ok:" + response.read().decode()
     except Exception as exc:
         fetched = type(getattr(exc, "reason", exc)).__name__
-    hot = sys.modules.get("_castore_hook")
-    state = getattr(hot, "state", None) or {{}}
-    print(json.dumps({{"fetched": fetched, "outcome": state.get("outcome"),
-                      "source": ((state.get("plan") or {{}}).get("info") or {{}}).get("source")}}))
+    if {activate!r}:  # what activate() did: the public status
+        status = castore_hook.status()
+        outcome, source = status["outcome"], status["source"]
+    else:  # what the .pth did at start-up, if it ran
+        state = getattr(sys.modules.get("_castore_hook"), "state", None) or {{}}
+        outcome = state.get("outcome")
+        source = ((state.get("plan") or {{}}).get("info") or {{}}).get("source")
+    print(json.dumps({{"fetched": fetched, "outcome": outcome, "source": source}}))
 
 
 if __name__ == "__main__":

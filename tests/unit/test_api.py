@@ -21,7 +21,7 @@ import pytest
 
 import _castore_hook as hot
 import castore_hook
-from castore_hook import _inprocess, _plankey, api
+from castore_hook import _inprocess, _plankey, _session, api
 
 trustme = pytest.importorskip("trustme")
 
@@ -91,6 +91,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     _inprocess.undo_all()
     sys.meta_path[:] = [f for f in sys.meta_path if not _is_finder(f)]
     hot.state = None
+    _session.forget()
     try:
         yield env
     finally:
@@ -99,9 +100,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         assert ssl.SSLContext.__dict__["load_default_certs"] is stock
         sys.meta_path[:] = [f for f in saved_meta_path if not _is_finder(f)]
         hot.state = saved_state
+        _session.forget()
         plan = (saved_state or {}).get("plan")
         if isinstance(plan, dict) and (saved_state or {}).get("applied") is not None:
-            hot.install_finder(plan)  # re-apply what the .pth had patched
+            hot.use_plan(plan, {})  # re-apply what the .pth had patched
 
 
 def _bundle_roots(status: Dict[str, Any]) -> str:
@@ -226,7 +228,7 @@ def _snapshot() -> Any:
         dict(os.environ),
         list(sys.meta_path),
         ssl.SSLContext.__dict__["load_default_certs"],
-        hot.state,
+        _session.current(),
     )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey
+from castore_hook._safefile import stat_signature
 
 _ALLOWED = sorted(hot.EXPORT_ALLOWED)
 
@@ -110,7 +111,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
     for name, value in applied.items():
         assert name in hot.EXPORT_ALLOWED
         if value is not None:
-            assert hot.signature(value) is not None  # it exists: valid_cached_plan just stat'ed it
+            assert stat_signature(value) is not None  # it exists: valid_cached_plan just stat'ed it
     assert env["PATH"] == "/bin"
 
 
@@ -133,7 +134,7 @@ def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
     plan = {
         "format": hot.PLAN_FORMAT,
         "key": key,
-        "stats": ((str(bundle), hot.signature(str(bundle))),),
+        "stats": ((str(bundle), stat_signature(str(bundle))),),
         "set": to_set,
         "unset": (),
         "record": record,

@@ -459,8 +459,8 @@ def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Sit
         import _castore_hook as hot
         hot.state = {{}}
         assert "ssl" not in sys.modules
-        f1 = hot.install_finder({{"trust": {hooks!r}}})
-        f2 = hot.install_finder({{"trust": {hooks!r}}})
+        f1 = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
+        f2 = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
         import ssl
         from castore_hook import _inprocess
         wrapper = ssl.SSLContext.load_default_certs
@@ -501,7 +501,7 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
         import _castore_hook as hot
         from castore_hook import _inprocess
         hot.state = {{}}
-        installed = hot.install_finder({{"trust": {hooks!r}}})
+        installed = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
         at_once = getattr(ssl.SSLContext.load_default_certs, _inprocess.MARK, None) is not None
         still_waiting = installed and (hot.finder in sys.meta_path)
         import certifi
@@ -520,9 +520,11 @@ def test_finder_not_installed_without_in_process_trust() -> None:
         import _castore_hook as hot
         hot.state = {}
         before = list(sys.meta_path)
-        a = hot.install_finder({"trust": None})
-        b = hot.install_finder({"trust": {}})
-        print(json.dumps({"none": a is False and b is False, "same": sys.meta_path == before}))
+        empty = {"stats": (), "set": (), "unset": (), "record": ""}
+        a = hot.use_plan(dict(empty, trust=None), {})
+        b = hot.use_plan(dict(empty, trust={}), {})
+        print(json.dumps({"none": a and b and hot.finder.trust is None,
+                          "same": sys.meta_path == before}))
         """
     )
     assert result == {"none": True, "same": True}
@@ -537,7 +539,8 @@ def test_a_failing_after_import_never_breaks_the_import() -> None:
         def boom(name, module, hooks):
             raise RuntimeError("kaboom")
         _inprocess.after_import = boom
-        hot.install_finder({"trust": {"cafile": "/x.pem", "patch": True}})
+        hot.use_plan({"stats": (), "set": (), "unset": (), "record": "",
+                      "trust": {"cafile": "/x.pem", "patch": True}}, {})
         import ssl
         print(json.dumps({"ok": hasattr(ssl, "create_default_context"),
                           "errors": _inprocess.failures}))
@@ -552,7 +555,8 @@ def test_a_damaged_trust_section_is_reported_not_applied() -> None:
         """
         import _castore_hook as hot
         hot.state = {}
-        hot.install_finder({"trust": b"\\x00\\x00\\x00\\x01" + b"not marshal"})
+        hot.use_plan({"stats": (), "set": (), "unset": (), "record": "",
+                      "trust": b"\\x00\\x00\\x00\\x01" + b"not marshal"}, {})
         import ssl
         patched = ssl.SSLContext.load_default_certs.__module__ != "ssl"
         from castore_hook import _inprocess

@@ -37,12 +37,33 @@ def test_export_allowlist_matches_config() -> None:
     assert hot.EXPORT_ALLOWED == config.EXPORT_ALLOWED
 
 
-def test_signature_matches_safefile(tmp_path: Path) -> None:
+def test_inline_signature_matches_safefile(tmp_path: Path) -> None:
+    # valid_cached_plan writes _safefile.stat_signature out inline: a plan whose stats come
+    # from stat_signature holds (a missing file and a path os.stat refuses are None in both),
+    # and a chmod, which changes neither mtime nor size, makes it stale.
     target = tmp_path / "f"
     target.write_text("x")
-    assert hot.signature(str(target)) == stat_signature(str(target))
-    assert hot.signature(str(tmp_path / "missing")) is None
-    assert hot.signature("bad\0path") is None
+    paths = (str(target), str(tmp_path / "missing"), "bad\0path")
+    assert stat_signature(paths[1]) is None and stat_signature(paths[2]) is None
+    key, record = _plankey.plan_key({}, False, (), ())
+    plan = {
+        "format": hot.PLAN_FORMAT,
+        "key": key,
+        "stats": tuple((path, stat_signature(path)) for path in paths),
+        "set": (),
+        "unset": (),
+        "record": record,
+    }
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700)
+    path = folder / "plan"
+    path.write_bytes(_plancache.encode_plan(plan))
+    os.chmod(path, 0o600)
+    lookup = _plankey.native_lookup({})
+    assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[1] == ""
+    os.chmod(target, 0o640)
+    reason = hot.valid_cached_plan(lookup, False, str(folder), str(path))[1]
+    assert reason == "changed: " + str(target)
 
 
 def _get(env: dict[str, str]) -> Callable[[str], str]:
@@ -582,12 +603,11 @@ def test_trace_has_one_decision_line_per_start(
     state: dict[str, Any], lines: list[str], monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     # tests/e2e/test_cache_e2e.py counts slow paths from these lines.
-    from castore_hook import _trace
+    from castore_hook import _session, _trace
 
     assert _trace.startup_lines(state) == lines
-    monkeypatch.setattr(hot, "state", dict(state, debug=True))
-    _trace.startup(hot.state)
+    _trace.startup(dict(state, debug=True))
     assert capsys.readouterr().err == "".join(_trace.PREFIX + line + "\n" for line in lines)
-    monkeypatch.setattr(hot, "state", dict(state, debug=False))
+    monkeypatch.setattr(_session, "current", lambda: dict(state, debug=False))
     _trace.say("not shown")
     assert capsys.readouterr().err == ""

@@ -50,17 +50,15 @@ def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
 
 
 def _effective_plan() -> Optional[dict[str, Any]]:
-    import _castore_hook as hot
+    from castore_hook import _session
 
-    state = hot.state
-    if state is not None and isinstance(state.get("plan"), dict):
-        plan: dict[str, Any] = state["plan"]
+    plan = _session.plan()
+    if plan is not None:
         return plan
+    state = _session.current()
     if state is not None and state.get("outcome") in ("deactivated", "disabled"):
         return None
-    from castore_hook import api
-
-    return api._fresh_plan()
+    return _session.fresh_plan()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         shared, path, note = _slowpath.store_shared(dict(os.environ), config.hook_environ_ignored())
         plan = shared or {"info": {"problems": ()}}
     else:
-        plan, path, note = _slowpath.decide(
-            dict(os.environ), config.hook_environ_ignored(), store=True
+        plan, facts = _slowpath.plan_for(
+            dict(os.environ), config.hook_environ_ignored(), use_cache=False, store=True
         )
+        path, note = facts["cache_file"], facts["cache_note"]
     problems = list(plan["info"]["problems"])
     label = "shared plan" if args.shared else "plan cache"
     if args.json:

@@ -1,0 +1,53 @@
+"""What castore-hook did in this interpreter, and the plan it uses: the one place ``status``,
+``doctor``, the CLI and the debug trace read them.
+
+Start-up writes its record into the hot module (``_castore_hook.state``), which owns it; a
+later ``activate()`` or ``deactivate()`` leaves that record alone and sets its own here, which
+then stands for the interpreter. So the package never writes the hot module's globals.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import _castore_hook as hot
+
+_replaced: Optional[dict[str, Any]] = None
+
+
+def current() -> Optional[dict[str, Any]]:
+    """The record that stands: the API's last one, else start-up's (``None`` when the hot
+    module did not run, e.g. ``python -S`` before ``activate()``)."""
+    return _replaced if _replaced is not None else hot.state
+
+
+def replace(record: dict[str, Any]) -> None:
+    """Make ``record`` the interpreter's record (``activate()``/``deactivate()``)."""
+    global _replaced
+    _replaced = record
+
+
+def forget() -> None:
+    """Let start-up's record stand again (tests restoring an interpreter)."""
+    global _replaced
+    _replaced = None
+
+
+def plan() -> Optional[dict[str, Any]]:
+    """The plan this interpreter uses: the one the standing record applied, else ``None``."""
+    record = current()
+    if record is None or record.get("applied") is None:
+        return None
+    used = record.get("plan")
+    return used if isinstance(used, dict) else None
+
+
+def fresh_plan() -> dict[str, Any]:
+    """The plan as it would be decided now for this environment (not applied, not cached)."""
+    from castore_hook import _slowpath
+    from castore_hook.config import hook_environ_ignored
+
+    return _slowpath.plan_for(
+        dict(os.environ), hook_environ_ignored(), use_cache=False, store=False
+    )[0]
