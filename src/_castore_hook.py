@@ -20,7 +20,8 @@ import marshal
 import os
 import sys
 
-# Only mypy reads this block: CPython folds "not __debug__" to False and drops it.
+# Only mypy reads this block; CPython never runs it ("not __debug__" is False), though the
+# names in it still reach the .pyc.
 TYPE_CHECKING = False
 if not __debug__ and TYPE_CHECKING:
     from typing import Any, Callable, MutableMapping, Optional
@@ -60,8 +61,9 @@ EXPORT_ALLOWED = frozenset(
     )
 )
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
-# O_NONBLOCK: a FIFO planted where a plan belongs must not hang start-up.
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: a FIFO planted where a plan belongs must not hang start-up (Windows has no
+# FIFOs, and needs O_BINARY). No getattr(os, name, default): a miss on a module raises inside.
+_OPEN_FLAGS = os.O_RDONLY | (os.O_BINARY if os.name == "nt" else os.O_NONBLOCK)
 # Plan files and their folders must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
@@ -436,7 +438,7 @@ del _namespace, _function, _find_spec
 # searched for site.addpackage instead, which costs more, so never at start-up. Imports from
 # the API, tests or python -S apply nothing. site is frozen on 3.11+ ("<frozen site>"), so
 # the module is matched, not the file.
-_site_done = hasattr(sys.modules["builtins"], "copyright")
+_site_done = "copyright" in sys.modules["builtins"].__dict__  # (hasattr: an exception inside)
 _frame = sys._getframe() if _site_done else None  # type: Any
 while _frame is not None:
     if _frame.f_code.co_name == "addpackage" and _frame.f_globals.get("__name__") == "site":
