@@ -63,7 +63,10 @@ EXPORT_ALLOWED = frozenset(
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
 # O_NONBLOCK: a FIFO planted where a plan belongs must not hang start-up (Windows has no
 # FIFOs, and needs O_BINARY). No getattr(os, name, default): a miss on a module raises inside.
-_OPEN_FLAGS = os.O_RDONLY | (os.O_BINARY if sys.platform == "win32" else os.O_NONBLOCK)
+if sys.platform == "win32":
+    _OPEN_FLAGS = os.O_RDONLY | os.O_BINARY
+else:
+    _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK
 # Plan files and their folders must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
