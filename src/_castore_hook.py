@@ -20,17 +20,13 @@ import marshal
 import os
 import sys
 
-# Only mypy reads this block; CPython never runs it ("not __debug__" is False), though the
-# names in it still reach the .pyc.
+# Only mypy runs this block (it takes TYPE_CHECKING as true). Every name in it still reaches
+# the .pyc, hence one import and types spelt out in the type comments. Their vocabulary: a
+# plan is dict[str, Any]; a getter (str) -> str ("" when unset) reads a variable; a lookup
+# (os.environ._data.get) reads one in os.environ's own encoding.
 TYPE_CHECKING = False
-if not __debug__ and TYPE_CHECKING:
-    from typing import Any, Callable, MutableMapping, Optional
-
-    Environ = MutableMapping[str, str]
-    Getter = Callable[[str], str]
-    Plan = dict[str, Any]
-    Lookup = Callable[[Any], Any]
-    Owners = tuple[Optional[int], ...]
+if TYPE_CHECKING:
+    import typing as t  # noqa: F401 - used in type comments
 
 PLAN_FORMAT = 4
 PLAN_LIMIT = 1 << 20
@@ -77,7 +73,7 @@ _FS_ENCODING = None if os.name == "nt" else sys.getfilesystemencoding()
 # What happened at start-up (castore_hook.status reports it; castore_hook._session keeps what
 # activate() and deactivate() did later). None until run() is called, which makes run()
 # idempotent: a venv may process site-packages twice.
-state = None  # type: Optional[dict[str, Any]]
+state = None  # type: t.Optional[dict[str, t.Any]]
 
 
 def run():
@@ -93,7 +89,7 @@ def run():
     global state
     if state is not None:
         return
-    current = {"outcome": "disabled"}  # type: dict[str, Any]
+    current = {"outcome": "disabled"}  # type: dict[str, t.Any]
     state = current
     try:
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
@@ -126,8 +122,12 @@ def run():
             pass
 
 
-def find_plan(lookup, get, ignore_env):
-    # type: (Lookup, Getter, bool) -> tuple[Optional[Plan], str, str, Optional[str]]
+def find_plan(
+    lookup,  # type: t.Callable[[t.Any], t.Any]
+    get,  # type: t.Callable[[str], str]
+    ignore_env,  # type: bool
+):
+    # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str, str, t.Optional[str]]
     # (plan, why the user cache had none, where it was found, its file), looking in order:
     # the user cache folder; the per-user fallback folders; the environment's shared plan
     # (castore-hook refresh --shared), owned by root or by the owner of sys.prefix, and valid
@@ -167,8 +167,12 @@ def find_plan(lookup, get, ignore_env):
     return plan, reason, "user", path
 
 
-def plan_path(get, ignore_env, folder=None):
-    # type: (Getter, bool, Optional[str]) -> tuple[Optional[str], Optional[str]]
+def plan_path(
+    get,  # type: t.Callable[[str], str]
+    ignore_env,  # type: bool
+    folder=None,  # type: t.Optional[str]
+):
+    # type: (...) -> tuple[t.Optional[str], t.Optional[str]]
     # (cache folder, plan file) of this interpreter: the one recipe that start-up, activate(),
     # refresh, status and doctor share; the user cache folder unless folder is given. One plan
     # file per interpreter and isolation mode (cache tag + sys.prefix made into a file name),
@@ -188,7 +192,7 @@ def plan_path(get, ignore_env, folder=None):
 
 
 def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
-    # type: (Getter, str, bool, bool) -> Optional[str]
+    # type: (t.Callable[[str], str], str, bool, bool) -> t.Optional[str]
     # The user cache folder: an absolute CASTORE_HOOK_CACHE_DIR, else platformdirs'
     # user_cache_dir("castore-hook", appauthor=False) written out (importing platformdirs
     # is too slow here); with config, its user_config_dir. As platformdirs 4: an absolute
@@ -237,7 +241,7 @@ def getenv(name):
 
 
 def fallback_dirs(get):
-    # type: (Getter) -> list[str]
+    # type: (t.Callable[[str], str]) -> list[str]
     # Where plans are cached when the user cache folder cannot be written (a service user's
     # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
     # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only;
@@ -257,8 +261,15 @@ def fallback_dirs(get):
     return found
 
 
-def valid_cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.stat):
-    # type: (Lookup, bool, Optional[str], Optional[str], Owners, Any) -> tuple[Optional[Plan], str]
+def valid_cached_plan(
+    lookup,  # type: t.Callable[[t.Any], t.Any]
+    ignore_env,  # type: bool
+    folder,  # type: t.Optional[str]
+    path,  # type: t.Optional[str]
+    owners=None,  # type: t.Optional[tuple[t.Optional[int], ...]]  # None: this user
+    stat=None,  # type: t.Any  # None: os.stat
+):
+    # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._plankey.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts (lookup reads os.environ's own
@@ -272,9 +283,11 @@ def valid_cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.st
     if plan is None:
         return plan, reason
     try:
-        st = stat(folder)
+        st = (stat or os.stat)(folder)  # type: ignore[arg-type]
         key = plan["key"]
-        if _UID is not None and (st.st_uid not in owners or st.st_mode & 0o170022 != 0o40000):
+        if _UID is not None and (
+            st.st_uid not in (owners or _MINE) or st.st_mode & 0o170022 != 0o40000
+        ):
             reason = "cache folder not owned by this user"
         elif key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
             reason = "made for another Python"
@@ -301,9 +314,10 @@ def valid_cached_plan(lookup, ignore_env, folder, path, owners=_MINE, stat=os.st
     return None, reason
 
 
-def read_plan(path, owners=_MINE):
-    # type: (str, Owners) -> tuple[Optional[Plan], str]
-    # The plan at path if it is intact and owners has its owner, else (None, reason). Reads
+def read_plan(path, owners=None):
+    # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> tuple[t.Optional[dict[str, t.Any]], str]
+    # The plan at path if it is intact and its owner is in owners (None: this user), else
+    # (None, reason). Reads
     # st_size + 1 bytes (to notice growth), not PLAN_LIMIT: os.read allocates what it is asked.
     plan = None
     reason = "no plan cached"
@@ -314,7 +328,7 @@ def read_plan(path, owners=_MINE):
     try:
         st = os.fstat(fd)
         data = b""
-        if st.st_mode & _FILE_MASK == 0o100000 and (_UID is None or st.st_uid in owners):
+        if st.st_mode & _FILE_MASK == 0o100000 and (_UID is None or st.st_uid in (owners or _MINE)):
             data = os.read(fd, st.st_size + 1) if st.st_size <= PLAN_LIMIT else b"too large"
     except OSError:
         data = b""
@@ -342,60 +356,56 @@ def read_plan(path, owners=_MINE):
     return plan, reason
 
 
-def use_plan(plan, facts):
-    # type: (Plan, dict[str, Any]) -> bool
-    # Apply the plan to os.environ and, if that was safe, install the post-import finder for
-    # its in-process trust; record the plan and what changed in facts. The one way a plan is
-    # used: by run() on a hit or after a miss, and by castore_hook.activate(). False (nothing
-    # touched) if unsafe. Modules already imported (another .pth sorting first imported ssl)
-    # are handled at once.
+def use_plan(plan, facts, environ=None):
+    # type: (dict[str, t.Any], dict[str, t.Any], t.Optional[t.MutableMapping[str, str]]) -> bool
+    # Apply the plan's variable changes and its EXPORTED_VAR record to os.environ, then
+    # install the post-import finder for its in-process trust; record the plan and what
+    # changed ("applied") in facts. The one way a plan is used: by run() on a hit or after a
+    # miss, and by castore_hook.activate(). Given another mapping, only that mapping changes
+    # (a dry run: castore_hook._slowpath.plan_for's safety check). False, with nothing
+    # touched and "applied" None, if the plan is unsafe.
+    #
+    # The cache is treated as hostile even though we wrote it: allow-listed names only, and
+    # only paths that the plan's stat list shows to exist (valid_cached_plan has just
+    # re-stat'ed them; the slow path writes absolute paths only). Shape errors (unhashable,
+    # wrong arity, not str) raise and land in the except: less bytecode than type checks.
     facts["plan"] = plan
-    applied = facts["applied"] = apply_plan(plan, os.environ)
-    if applied is None:
-        return False
-    trust = plan.get("trust")  # the slow path's dict or the plan file's section, or None
-    if trust:
-        finder.trust = trust
-        finder.pending[:] = WATCHED
-        if finder not in sys.meta_path:
-            sys.meta_path.insert(0, finder)
-        if not sys.modules.keys().isdisjoint(WATCHED):
-            import castore_hook._inprocess as inprocess
-
-            inprocess.patch_already_imported()
-    return True
-
-
-def apply_plan(plan, environ):
-    # type: (Plan, Environ) -> Optional[dict[str, Optional[str]]]
-    # Apply the plan's variable changes and its EXPORTED_VAR record; return what changed, or
-    # None if the plan is unsafe, and then nothing is touched. The cache is treated as hostile
-    # even though we wrote it: allow-listed names only, and only paths that the plan's stat
-    # list shows to exist (valid_cached_plan has just re-stat'ed them; the slow path writes
-    # absolute paths only). Shape errors (unhashable, wrong arity, not str) raise and land in
-    # the except: less bytecode than explicit type checks.
+    facts["applied"] = None
     try:
         present = dict(plan["stats"])
         to_set = plan["set"]
         to_unset = plan["unset"]
         for name, value in to_set:
             if name not in EXPORT_ALLOWED or present.get(value) is None:
-                return None
+                return False
         for name in to_unset:
             if name not in EXPORT_ALLOWED:
-                return None
-        applied = dict(to_set)  # type: dict[str, Optional[str]]
+                return False
+        applied = dict(to_set)  # type: dict[str, t.Optional[str]]
         applied.update(dict.fromkeys(to_unset))
     except Exception:
-        return None
+        return False
+    target = os.environ if environ is None else environ
     if applied:
         # The record first: if it cannot be set (not a str, a NUL), nothing has changed yet.
-        environ[EXPORTED_VAR] = plan["record"]
+        target[EXPORTED_VAR] = plan["record"]
         for name, value in to_set:
-            environ[name] = value
+            target[name] = value
         for name in to_unset:
-            environ.pop(name, None)
-    return applied
+            target.pop(name, None)
+    facts["applied"] = applied
+    trust = plan.get("trust")  # the slow path's dict or the plan file's section, or None
+    if trust and environ is None:
+        finder.trust = trust
+        finder.pending[:] = WATCHED
+        if finder not in sys.meta_path:
+            sys.meta_path.insert(0, finder)
+        # Modules already imported (another .pth sorting first imported ssl): at once.
+        if not sys.modules.keys().isdisjoint(WATCHED):
+            import castore_hook._inprocess as inprocess
+
+            inprocess.patch_already_imported()
+    return True
 
 
 # The post-import finder lets castore_hook._inprocess act on ssl and certifi right after their
@@ -410,7 +420,7 @@ _busy = []  # type: list[str]
 
 
 def _find_spec(fullname, path=None, target=None):
-    # type: (str, Any, Any) -> Any
+    # type: (str, t.Any, t.Any) -> t.Any
     if fullname not in _pending or fullname in _busy:
         return None
     import castore_hook._inprocess as inprocess
@@ -418,8 +428,8 @@ def _find_spec(fullname, path=None, target=None):
     return inprocess.find_wrapped_spec(fullname, path, target)
 
 
-_namespace = type(sys.implementation)  # type: Any
-_function = type(_find_spec)  # type: Any
+_namespace = type(sys.implementation)  # type: t.Any
+_function = type(_find_spec)  # type: t.Any
 finder = _namespace(
     find_spec=_function(
         # (__builtins__ given explicitly: before 3.10 a function whose globals lack it has none.)
@@ -442,7 +452,7 @@ del _namespace, _function, _find_spec
 # the API, tests or python -S apply nothing. site is frozen on 3.11+ ("<frozen site>"), so
 # the module is matched, not the file.
 _site_done = "copyright" in sys.modules["builtins"].__dict__  # (hasattr: an exception inside)
-_frame = sys._getframe() if _site_done else None  # type: Any
+_frame = sys._getframe() if _site_done else None  # type: t.Any
 while _frame is not None:
     if _frame.f_code.co_name == "addpackage" and _frame.f_globals.get("__name__") == "site":
         break

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, bundle, resolve
 
-#: Why a plan that passed every check is still refused (``_castore_hook.apply_plan`` said no).
+#: Why a plan that passed every check is still refused (``_castore_hook.use_plan`` said no).
 UNSAFE = "plan cache holds unsafe changes"
 
 
@@ -128,8 +128,8 @@ def plan_for(
         plan, reason, where, path = hot.find_plan(
             _plankey.native_lookup(environ), _plankey.getter(cache_environ), ignore_env
         )
-        # apply_plan on a scratch mapping: start-up's safety rule, nothing changed.
-        if plan is not None and hot.apply_plan(plan, {}) is not None:
+        # A dry run on a scratch mapping: start-up's safety rule, nothing changed.
+        if plan is not None and hot.use_plan(plan, {}, {}):
             return plan, {"outcome": "hit", "cache_file": path, "location": where, "passed": reason}
     if store:
         plan, facts = _miss_facts(reason, environ, cache_environ, ignore_env)

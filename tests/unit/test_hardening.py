@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,6 +47,14 @@ _plans = st.fixed_dictionaries(
         "info": _values,
     },
 )
+
+
+def _apply(plan: dict[str, Any], environ: Any) -> Optional[dict[str, Optional[str]]]:
+    """What ``_castore_hook.use_plan`` applied to ``environ`` (a dry run: no finder)."""
+    facts: dict[str, Any] = {}
+    hot.use_plan(plan, facts, environ)
+    applied: Optional[dict[str, Optional[str]]] = facts["applied"]
+    return applied
 
 
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
@@ -102,7 +110,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
         return
     env: dict[str, str] = {"PATH": "/bin"}
     try:
-        applied = hot.apply_plan(loaded, env)
+        applied = _apply(loaded, env)
     except (TypeError, ValueError):
         return  # an unsettable record: raised before anything changed (run() records it)
     if applied is None:

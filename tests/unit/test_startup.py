@@ -26,6 +26,14 @@ needs_modern = pytest.mark.skipif(
 )
 
 
+def _apply(plan: dict[str, Any], environ: Any) -> Optional[dict[str, Optional[str]]]:
+    """What ``_castore_hook.use_plan`` applied to ``environ`` (a dry run: no finder)."""
+    facts: dict[str, Any] = {}
+    hot.use_plan(plan, facts, environ)
+    applied: Optional[dict[str, Optional[str]]] = facts["applied"]
+    return applied
+
+
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
     """The user's own SSL_CERT_FILE / SSL_CERT_DIR as the slow path sees them."""
     env = _plankey.decision_environ(environ, ignore_env)
@@ -409,7 +417,7 @@ def test_apply_refuses_unsafe_plans(tmp_path: Path, changes: dict[str, object]) 
     plan = _plan(tmp_path)
     plan.update(changes)
     env: dict[str, str] = {"PATH": "/bin"}
-    assert hot.apply_plan(plan, env) is None
+    assert _apply(plan, env) is None
     assert env == {"PATH": "/bin"}
 
 
@@ -421,7 +429,7 @@ def test_apply_sets_nothing_when_the_record_cannot_be_set(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv(hot.EXPORTED_VAR, raising=False)
     with pytest.raises((TypeError, ValueError)):
-        hot.apply_plan(plan, os.environ)  # run() records this as outcome "error"
+        _apply(plan, os.environ)  # run() records this as outcome "error"
     assert "SSL_CERT_FILE" not in os.environ
     assert hot.EXPORTED_VAR not in os.environ
 
@@ -431,7 +439,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     user = {"SSL_CERT_FILE": "/user/dangling.pem", "SSL_CERT_DIR": "/nowhere"}
     plan = _plan(tmp_path, dict(user), unset=("SSL_CERT_DIR",))
     env = dict(user)
-    applied = hot.apply_plan(plan, env)
+    applied = _apply(plan, env)
     assert applied == {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": None}
     assert env["SSL_CERT_FILE"] == bundle
     assert "SSL_CERT_DIR" not in env
@@ -446,7 +454,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     assert _accepts(plan["key"], env)
     # Applying again (a child) keeps the record identical: no flip-flop.
     before = dict(env)
-    hot.apply_plan(plan, env)
+    _apply(plan, env)
     assert env == before
 
 
