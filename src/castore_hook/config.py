@@ -26,6 +26,7 @@ import stat
 import sys
 from typing import Any, Callable, Mapping, Optional
 
+import _castore_hook as hot
 from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, is_kernel_path, read_regular_file
 
@@ -51,23 +52,13 @@ SOURCE_WORDS = ("env", "system", "certifi", "openssl", "native")
 DEFAULT_SOURCES = ("env", "system", "certifi")
 DEFAULT_EXPORT = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 
-# The order ``export = ["all"]`` expands to: the two OpenSSL variables first, because they are
-# the ones most tools (and Python's own ``ssl`` module) read.
-_EXPORT_ORDER = (
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "PIP_CERT",
-    "AWS_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "NODE_EXTRA_CA_CERTS",
-    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "HTTPLIB2_CA_CERTS",
-)
 #: The only variables castore-hook may export. A closed list, because a config that could set
-#: any variable (``LD_PRELOAD``, ``PYTHONPATH``) would be a code-execution primitive.
-EXPORT_ALLOWED: frozenset[str] = frozenset(_EXPORT_ORDER)
+#: any variable (``LD_PRELOAD``, ``PYTHONPATH``) would be a code-execution primitive. Its one
+#: owner is the hot module, which checks every cached plan against it at start-up.
+EXPORT_ALLOWED: frozenset[str] = hot.EXPORT_ALLOWED
+# The order ``export = ["all"]`` expands to: the two OpenSSL variables first, because they are
+# the ones most tools (and Python's own ``ssl`` module) read, then the rest by name.
+_EXPORT_ORDER = (*DEFAULT_EXPORT, *sorted(EXPORT_ALLOWED.difference(DEFAULT_EXPORT)))
 #: ``export = ["all"]`` is shorthand for every name in ``EXPORT_ALLOWED``.
 EXPORT_ALL = "all"
 
