@@ -691,3 +691,43 @@ def run_in_ssl_namespace(work: Path, setup: str, steps: Sequence[Step]) -> Dict[
     assert proc.returncode == 0, describe(proc)
     result: Dict[str, Any] = json.loads(proc.stdout)
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Plans, as the hot module reads them
+
+
+def applied_by(plan: Dict[str, Any], environ: Any) -> Optional[Dict[str, Optional[str]]]:
+    """What ``_castore_hook.use_plan`` applies of ``plan`` to ``environ`` (a dry run: no
+    finder); ``None`` when it refuses the plan."""
+    import _castore_hook as hot
+
+    facts: Dict[str, Any] = {}
+    hot.use_plan(plan, facts, environ)
+    applied: Optional[Dict[str, Optional[str]]] = facts["applied"]
+    return applied
+
+
+def cache_plan(
+    tmp_path: Path, stats: Sequence[Tuple[str, Any]], to_set: Tuple[Tuple[str, str], ...] = ()
+) -> Tuple[Dict[str, Any], Path, Path]:
+    """A plan for an empty environment, cached as the slow path caches it (a 0700 folder, a
+    0600 file): ``(plan, folder, file)``."""
+    import _castore_hook as hot
+    from castore_hook import _plancache, _plankey
+
+    key, record = _plankey.plan_key({}, False, to_set, ())
+    plan = {
+        "format": hot.PLAN_FORMAT,
+        "key": key,
+        "stats": tuple(stats),
+        "set": to_set,
+        "unset": (),
+        "record": record,
+    }
+    folder = tmp_path / "cache"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / "plan"
+    path.write_bytes(_plancache.encode_plan(plan))
+    os.chmod(path, 0o600)
+    return plan, folder, path

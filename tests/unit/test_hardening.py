@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import applied_by, cache_plan
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey
@@ -47,14 +48,6 @@ _plans = st.fixed_dictionaries(
         "info": _values,
     },
 )
-
-
-def _apply(plan: dict[str, Any], environ: Any) -> Optional[dict[str, Optional[str]]]:
-    """What ``_castore_hook.use_plan`` applied to ``environ`` (a dry run: no finder)."""
-    facts: dict[str, Any] = {}
-    hot.use_plan(plan, facts, environ)
-    applied: Optional[dict[str, Optional[str]]] = facts["applied"]
-    return applied
 
 
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
@@ -110,7 +103,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
         return
     env: dict[str, str] = {"PATH": "/bin"}
     try:
-        applied = _apply(loaded, env)
+        applied = applied_by(loaded, env)
     except (TypeError, ValueError):
         return  # an unsettable record: raised before anything changed (run() records it)
     if applied is None:
@@ -138,20 +131,7 @@ def test_a_plan_whose_exported_file_vanished_is_a_miss(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("x")
     to_set = (("SSL_CERT_FILE", str(bundle)),)
-    key, record = _plankey.plan_key({}, False, to_set, ())
-    plan = {
-        "format": hot.PLAN_FORMAT,
-        "key": key,
-        "stats": ((str(bundle), stat_signature(str(bundle))),),
-        "set": to_set,
-        "unset": (),
-        "record": record,
-    }
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o700)
-    path = folder / "plan"
-    path.write_bytes(_plancache.encode_plan(plan))
-    os.chmod(path, 0o600)
+    plan, folder, path = cache_plan(tmp_path, [(str(bundle), stat_signature(str(bundle)))], to_set)
     lookup = _plankey.native_lookup({})
     # No in-process trust: the file's trust section is empty.
     assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[0] == dict(plan, trust=b"")

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import platformdirs
 import pytest
+from tests.helpers import applied_by, cache_plan
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, config
@@ -24,14 +25,6 @@ needs_modern = pytest.mark.skipif(
     not MODERN_PLATFORMDIRS,
     reason=f"platformdirs {platformdirs.__version__} predates the XDG semantics we mirror",
 )
-
-
-def _apply(plan: dict[str, Any], environ: Any) -> Optional[dict[str, Optional[str]]]:
-    """What ``_castore_hook.use_plan`` applied to ``environ`` (a dry run: no finder)."""
-    facts: dict[str, Any] = {}
-    hot.use_plan(plan, facts, environ)
-    applied: Optional[dict[str, Optional[str]]] = facts["applied"]
-    return applied
 
 
 def _user_ca_values(environ: Dict[str, str], ignore_env: bool) -> Tuple[str, str]:
@@ -53,20 +46,7 @@ def test_inline_signature_matches_safefile(tmp_path: Path) -> None:
     target.write_text("x")
     paths = (str(target), str(tmp_path / "missing"), "bad\0path")
     assert stat_signature(paths[1]) is None and stat_signature(paths[2]) is None
-    key, record = _plankey.plan_key({}, False, (), ())
-    plan = {
-        "format": hot.PLAN_FORMAT,
-        "key": key,
-        "stats": tuple((path, stat_signature(path)) for path in paths),
-        "set": (),
-        "unset": (),
-        "record": record,
-    }
-    folder = tmp_path / "cache"
-    folder.mkdir(mode=0o700)
-    path = folder / "plan"
-    path.write_bytes(_plancache.encode_plan(plan))
-    os.chmod(path, 0o600)
+    _plan, folder, path = cache_plan(tmp_path, [(p, stat_signature(p)) for p in paths])
     lookup = _plankey.native_lookup({})
     assert hot.valid_cached_plan(lookup, False, str(folder), str(path))[1] == ""
     os.chmod(target, 0o640)
@@ -417,7 +397,7 @@ def test_apply_refuses_unsafe_plans(tmp_path: Path, changes: dict[str, object]) 
     plan = _plan(tmp_path)
     plan.update(changes)
     env: dict[str, str] = {"PATH": "/bin"}
-    assert _apply(plan, env) is None
+    assert applied_by(plan, env) is None
     assert env == {"PATH": "/bin"}
 
 
@@ -429,7 +409,7 @@ def test_apply_sets_nothing_when_the_record_cannot_be_set(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv(hot.EXPORTED_VAR, raising=False)
     with pytest.raises((TypeError, ValueError)):
-        _apply(plan, os.environ)  # run() records this as outcome "error"
+        applied_by(plan, os.environ)  # run() records this as outcome "error"
     assert "SSL_CERT_FILE" not in os.environ
     assert hot.EXPORTED_VAR not in os.environ
 
@@ -439,7 +419,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     user = {"SSL_CERT_FILE": "/user/dangling.pem", "SSL_CERT_DIR": "/nowhere"}
     plan = _plan(tmp_path, dict(user), unset=("SSL_CERT_DIR",))
     env = dict(user)
-    applied = _apply(plan, env)
+    applied = applied_by(plan, env)
     assert applied == {"SSL_CERT_FILE": bundle, "SSL_CERT_DIR": None}
     assert env["SSL_CERT_FILE"] == bundle
     assert "SSL_CERT_DIR" not in env
@@ -454,7 +434,7 @@ def test_apply_sets_unsets_and_records(tmp_path: Path) -> None:
     assert _accepts(plan["key"], env)
     # Applying again (a child) keeps the record identical: no flip-flop.
     before = dict(env)
-    _apply(plan, env)
+    applied_by(plan, env)
     assert env == before
 
 
