@@ -548,7 +548,7 @@ def test_importing_the_module_outside_site_applies_nothing(tmp_path: Path) -> No
 
 
 def test_a_plan_without_in_process_trust_stores_no_trust_section(tmp_path: Path) -> None:
-    # install_finder only tests the plan's trust for truth; the resolver keeps that honest.
+    # use_plan only tests the plan's trust for truth; the resolver keeps that honest.
     from castore_hook import resolve
 
     cfg = tmp_path / "config.toml"
