@@ -51,7 +51,7 @@ def _cache_state(state: dict[str, Any]) -> str:
         return "unwritable"
     if "miss" in state:
         return "written"
-    return "hit" if state.get("cache_file") and state.get("outcome") == "hit" else "unused"
+    return "hit" if state.get("cache_file") and state.get("plan") else "unused"
 
 
 def _location_reason(state: dict[str, Any]) -> Optional[str]:

@@ -154,6 +154,17 @@ def test_activate_twice_replaces_the_first(isolated: Env) -> None:
     assert getattr(getattr(method, _inprocess.MARK), _inprocess.MARK, None) is None
 
 
+def test_activate_reports_the_cache_as_start_up_would(isolated: Env) -> None:
+    # The first call decides and writes the plan; the same call again finds it in the cache.
+    base = isolated.root("base")
+    first = castore_hook.activate(sources=[f"file:{base}"])
+    assert first["outcome"] == "activated" and first["cache"]["state"] == "written", first
+    again = castore_hook.activate(sources=[f"file:{base}"])
+    assert again["cache"]["state"] == "hit" and again["cache"]["location"] == "user", again
+    assert again["cache"]["file"] == first["cache"]["file"]
+    assert again["source"] == first["source"] and again["active"] is True
+
+
 def test_activate_from_two_threads_at_once(isolated: Env) -> None:
     base, extra = isolated.root("base"), isolated.root("extra")
     barrier = threading.Barrier(2)
