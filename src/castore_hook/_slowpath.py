@@ -66,18 +66,17 @@ def choose_folder(
     return other, hot.plan_path(get, ignore_env, other)[1], "fallback", problem
 
 
-def _miss_facts(
+def _decide_and_store(
     reason: str,
     environ: Mapping[str, str],
     cache_environ: Mapping[str, str],
     ignore_env: bool,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Decide and cache a plan after a miss: the plan, and the facts ``status`` shows about it
-    (``outcome``, ``miss``, ``cache_file``, ``cache_note``; ``location``/``passed`` when it
-    went to a fallback folder). The one recipe for start-up, ``activate()`` and ``doctor``."""
+    """Decide a plan and cache it under start-up's rules: the plan, and the facts ``status``
+    shows about where it went (``cache_file``, ``cache_note``, ``location``, ``passed``).
+    ``reason`` is why no cached plan held, if one was looked up."""
     folder, path, where, why = choose_folder(cache_environ, ignore_env)
-    facts: dict[str, Any] = {"outcome": "miss", "miss": reason or UNSAFE, "cache_file": path}
-    facts["location"] = where
+    facts: dict[str, Any] = {"cache_file": path, "location": where}
     facts["passed"] = why if where != "user" else ""  # the user cache folder's problem
     plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env, reason)
     return plan, facts
@@ -99,7 +98,9 @@ def decide_on_miss(ignore_env: bool, reason: str) -> tuple[dict[str, Any], dict[
     when possible, and the facts to record; ``_castore_hook.run`` then uses it exactly as a
     cached plan. Kept out of the hot module so that its code is not unmarshalled at every
     start."""
-    return _miss_facts(reason, os.environ, os.environ, ignore_env)
+    plan, facts = _decide_and_store(reason, os.environ, os.environ, ignore_env)
+    facts.update(outcome="miss", miss=reason or UNSAFE)
+    return plan, facts
 
 
 def plan_for(
@@ -132,15 +133,15 @@ def plan_for(
         if plan is not None and hot.use_plan(plan, {}, {}):
             return plan, {"outcome": "hit", "cache_file": path, "location": where, "passed": reason}
     if store:
-        plan, facts = _miss_facts(reason, environ, cache_environ, ignore_env)
+        plan, facts = _decide_and_store(reason, environ, cache_environ, ignore_env)
     else:
         folder, path = hot.plan_path(_plankey.getter(cache_environ), ignore_env)
         plan = resolve.build_plan(environ, folder, ignore_env)
-        facts = {"outcome": "miss", "miss": reason or UNSAFE, "cache_file": path}
-        facts["cache_note"] = "not cached: decided to be shown only"
-    if not use_cache:
+        facts = {"cache_file": path, "cache_note": "not cached: decided to be shown only"}
+    if use_cache:
+        facts.update(outcome="miss", miss=reason or UNSAFE)
+    else:
         facts["outcome"] = "decided"
-        facts.pop("miss", None)
     return plan, facts
 
 
