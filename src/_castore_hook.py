@@ -69,6 +69,8 @@ _UID = os.getuid() if hasattr(os, "getuid") else None
 _MINE = (_UID,)  # who may own a plan in the user's own folders
 _FILE_MASK = 0o170000 if _UID is None else 0o170022
 _FS_ENCODING = None if os.name == "nt" else sys.getfilesystemencoding()
+# os.environ's own mapping (os.environ changes it in place; it is never rebound).
+_ENVIRON = os.environ._data  # type: dict[t.Any, t.Any]  # type: ignore[attr-defined]
 
 # What happened at start-up (castore_hook.status reports it; castore_hook._session keeps what
 # activate() and deactivate() did later). None until run() is called, which makes run()
@@ -95,8 +97,7 @@ def run():
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
         current["debug"] = not ignore_env and getenv("CASTORE_HOOK_DEBUG") not in "0"
         if ignore_env or getenv("CASTORE_HOOK_DISABLE") in "0":
-            lookup = os.environ._data.get  # type: ignore[attr-defined]
-            plan, reason, where, path = find_plan(lookup, getenv, ignore_env)
+            plan, reason, where, path = find_plan(_ENVIRON.get, getenv, ignore_env)
             if plan is not None and use_plan(plan, current):
                 current["outcome"] = "hit"
                 current["cache_file"] = path
@@ -156,7 +157,7 @@ def find_plan(
         and (config is None or not os.access(config + os.sep + "config.toml", os.F_OK))
         and getattr(sys.modules.get("site"), "USER_SITE", None) not in sys.path
     ):
-        other = os.path.join(os.path.dirname(here), "castore-hook-shared")
+        other = os.path.dirname(here) + os.sep + "castore-hook-shared"
         try:
             owner = os.stat(sys.prefix).st_uid  # the environment's owner
         except (OSError, ValueError):
@@ -229,36 +230,39 @@ def cache_dir(get, platform=sys.platform, ignore_env=False, config=False):
 def getenv(name):
     # type: (str) -> str
     # os.environ.get(name, "") without the KeyError that Mapping.get raises and catches for
-    # every unset name, and most names read here are unset. It reads os.environ's own mapping,
-    # encoded as os.py encodes it (test_getenv_matches_os_environ pins the two). Every
-    # function here reads variables through such a get(name) -> str ("" when unset);
+    # every unset name, and most names read here are unset. It reads os.environ's own mapping
+    # (_ENVIRON), keyed as os.py keys it: upper-case str on Windows, else bytes (the names
+    # read here are ASCII, the same bytes in every file-system encoding); values decoded as
+    # os.py decodes them (test_getenv_matches_os_environ pins the two). Every function here
+    # reads variables through such a get(name) -> str ("" when unset);
     # castore_hook._plankey.getter makes one from any mapping.
-    data = os.environ._data  # type: ignore[attr-defined]
     if _FS_ENCODING is None:
-        return data.get(name.upper(), "")  # type: ignore[no-any-return]
-    value = data.get(name.encode(_FS_ENCODING, "surrogateescape"))
+        return _ENVIRON.get(name.upper(), "")  # type: ignore[no-any-return]
+    value = _ENVIRON.get(name.encode())
     return "" if value is None else value.decode(_FS_ENCODING, "surrogateescape")
 
 
 def fallback_dirs(get):
-    # type: (t.Callable[[str], str]) -> list[str]
+    # type: (t.Callable[[str], str]) -> t.Iterator[str]
     # Where plans are cached when the user cache folder cannot be written (a service user's
-    # missing home, a read-only image): a folder per uid in XDG_RUNTIME_DIR, else in
+    # missing home, a read-only image), in order: a folder per uid in XDG_RUNTIME_DIR, else in
     # tempfile's candidates (TMPDIR, TEMP, TMP, /tmp, /var/tmp, /usr/tmp), absolute ones only;
-    # none on Windows. castore_hook._plancache.fallback_folder makes the first usable one.
-    found = []  # type: list[str]
+    # none on Windows. A generator: start-up reads only the variables it gets to.
+    # castore_hook._plancache.fallback_folder makes the first usable one.
+    if _UID is None:
+        return
     for base in (
-        get("XDG_RUNTIME_DIR"),
-        get("TMPDIR"),
-        get("TEMP"),
-        get("TMP"),
+        "XDG_RUNTIME_DIR",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
         "/tmp",  # noqa: S108 - a folder of our own in it, checked before use
         "/var/tmp",  # noqa: S108
         "/usr/tmp",
     ):
-        if base[:1] == "/" and _UID is not None:
-            found.append(base.rstrip("/") + "/castore-hook-" + str(_UID))
-    return found
+        base = base if base[0] == "/" else get(base)  # a folder, or a variable naming one
+        if base[:1] == "/":
+            yield base.rstrip("/") + "/castore-hook-" + str(_UID)
 
 
 def valid_cached_plan(
@@ -388,9 +392,17 @@ def use_plan(plan, facts, environ=None):
     target = os.environ if environ is None else environ
     if applied:
         # The record first: if it cannot be set (not a str, a NUL), nothing has changed yet.
-        target[EXPORTED_VAR] = plan["record"]
-        for name, value in to_set:
-            target[name] = value
+        for name, value in ((EXPORTED_VAR, plan["record"]), *to_set):
+            if target is os.environ and _FS_ENCODING is not None:
+                # What os.environ[name] = value does on POSIX, without its four Python-level
+                # calls (benchmarks/README.md: 4.6 k instructions per start); the names are
+                # ASCII (allow-listed above), the value encoded as os.py encodes it.
+                key = name.encode()
+                value = str.encode(value, _FS_ENCODING, "surrogateescape")  # TypeError if no str
+                os.putenv(key, value)
+                _ENVIRON[key] = value
+            else:
+                target[name] = value
         for name in to_unset:
             target.pop(name, None)
     facts["applied"] = applied

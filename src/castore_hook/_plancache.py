@@ -86,7 +86,8 @@ def shared_dir() -> Optional[str]:
     here = getattr(hot, "__file__", None)  # none under an in-memory importer (PyOxidizer)
     if not here or not os.path.isabs(here):
         return None
-    return os.path.join(os.path.dirname(here), "castore-hook-shared")
+    folder: str = os.path.dirname(here)
+    return folder + os.sep + "castore-hook-shared"
 
 
 def fallback_folder(get: Callable[[str], str]) -> tuple[Optional[str], list[str]]:

@@ -174,7 +174,7 @@ def test_cache_dir_on_this_platform_matches_without_home(monkeypatch: pytest.Mon
 def test_fallback_dirs_follow_tempfile_order() -> None:
     uid = os.getuid()
     env = {"XDG_RUNTIME_DIR": "/run/user/7/", "TMPDIR": "/scratch", "TEMP": "rel", "TMP": "/t"}
-    assert hot.fallback_dirs(_get(env)) == [
+    assert list(hot.fallback_dirs(_get(env))) == [
         f"/run/user/7/castore-hook-{uid}",
         f"/scratch/castore-hook-{uid}",
         f"/t/castore-hook-{uid}",
