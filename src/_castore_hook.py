@@ -139,9 +139,10 @@ def find_plan(
     plan, reason = valid_cached_plan(lookup, ignore_env, folder, path)
     if plan is not None:
         return plan, reason, "user", path
-    # os.access first: most candidates do not exist, and it fails cheaper than os.open.
+    # The plan file's name, the same in every folder ("/plan-<tag><prefix>.marshal").
     base, file = (folder, path) if path else plan_path(get, ignore_env, os.sep)
     name = file[len(base) :]  # type: ignore[arg-type,index]
+    # os.access first: most candidates do not exist, and it fails cheaper than os.open.
     for other in fallback_dirs(get):
         if os.access(other, os.F_OK):
             plan = valid_cached_plan(lookup, ignore_env, other, other + name, _MINE, os.lstat)[0]
@@ -321,8 +322,8 @@ def valid_cached_plan(
 def read_plan(path, owners=None):
     # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> tuple[t.Optional[dict[str, t.Any]], str]
     # The plan at path if it is intact and its owner is in owners (None: this user), else
-    # (None, reason). Reads
-    # st_size + 1 bytes (to notice growth), not PLAN_LIMIT: os.read allocates what it is asked.
+    # (None, reason). Reads st_size + 1 bytes (to notice growth), not PLAN_LIMIT: os.read
+    # allocates what it is asked.
     plan = None
     reason = "no plan cached"
     try:

@@ -447,20 +447,25 @@ def test_real_certifi_redirect_and_undo(site_a: Site) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _full_trust(site: Site) -> Dict[str, Any]:
+    """In-process trust that patches ``load_default_certs`` and points certifi at ``site``."""
+    return {"cafile": str(site.pem), "certifi_file": str(site.pem), "patch": True, "certifi": True}
+
+
+def _trust_plan(trust: object) -> str:
+    """Python source of a plan that changes no variable and carries ``trust`` (for scripts)."""
+    return repr({"stats": (), "set": (), "unset": (), "record": "", "trust": trust})
+
+
 def test_finder_patches_on_first_import_once_even_if_installed_twice(site_a: Site) -> None:
-    hooks = {
-        "cafile": str(site_a.pem),
-        "certifi_file": str(site_a.pem),
-        "patch": True,
-        "certifi": True,
-    }
+    plan = _trust_plan(_full_trust(site_a))
     result = run_fresh(
         f"""
         import _castore_hook as hot
         hot.state = {{}}
         assert "ssl" not in sys.modules
-        f1 = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
-        f2 = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
+        f1 = hot.use_plan({plan}, {{}})
+        f2 = hot.use_plan({plan}, {{}})
         import ssl
         from castore_hook import _inprocess
         wrapper = ssl.SSLContext.load_default_certs
@@ -488,12 +493,7 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
     fake_pkg = tmp_path / "pkgs" / "certifi"
     fake_pkg.mkdir(parents=True)
     (fake_pkg / "__init__.py").write_text("def where():\n    return 'ORIGINAL'\n")
-    hooks = {
-        "cafile": str(site_a.pem),
-        "certifi_file": str(site_a.pem),
-        "patch": True,
-        "certifi": True,
-    }
+    plan = _trust_plan(_full_trust(site_a))
     result = run_fresh(
         f"""
         import ssl
@@ -501,7 +501,7 @@ def test_ssl_imported_before_the_hook_is_patched_at_once(tmp_path: Path, site_a:
         import _castore_hook as hot
         from castore_hook import _inprocess
         hot.state = {{}}
-        installed = hot.use_plan({{"stats": (), "set": (), "unset": (), "record": "", "trust": {hooks!r}}}, {{}})
+        installed = hot.use_plan({plan}, {{}})
         at_once = getattr(ssl.SSLContext.load_default_certs, _inprocess.MARK, None) is not None
         still_waiting = installed and (hot.finder in sys.meta_path)
         import certifi
