@@ -57,12 +57,16 @@ EXPORT_ALLOWED = frozenset(
     )
 )
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
-# O_NONBLOCK: a FIFO planted where a plan belongs must not hang start-up (Windows has no
-# FIFOs, and needs O_BINARY). No getattr(os, name, default): a miss on a module raises inside.
+# A plan is opened without following a link (O_NOFOLLOW), without becoming the controlling
+# terminal of a session leader (O_NOCTTY: a link or device planted where a plan belongs), and
+# without blocking on a FIFO (O_NONBLOCK); what was opened is then checked with fstat. Windows
+# has none of these and needs O_BINARY. No getattr(os, name, default): a miss raises inside.
 if sys.platform == "win32":
     _OPEN_FLAGS = os.O_RDONLY | os.O_BINARY
 else:
-    _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK
+    _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+# The start of unsafe_path's answer when a step of the path does not exist (yet).
+MISSING = "missing: "
 # Plan files and their folders must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
@@ -264,6 +268,62 @@ def fallback_dirs(get):
         base = base if base[0] == "/" else get(base)  # a folder, or a variable naming one
         if base[:1] == "/":
             yield base.rstrip("/") + "/castore-hook-" + str(_UID)
+
+
+def unsafe_path(path, owners=None):
+    # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> t.Optional[str]
+    # Why path may not hold, or be, a file that decides trust; None when it may. The one rule
+    # of a safe location (docs/architecture.md, "Safe locations"), used by start-up, the slow
+    # path and doctor: every step from / down to path (lstat; a link is never followed
+    # unseen) is owned by root or one of owners (None: this user) and writable by no one
+    # else, except a sticky folder (/tmp) that is not the last step (its next step passes
+    # the same rule); path itself belongs to owners. A link owned by root or owners is
+    # followed and its target checked the same way; any other link is refused. The answer
+    # starts with MISSING when a step does not exist. Windows: None (ACLs decide there).
+    if _UID is None:
+        return None
+    if path[:1] != "/":
+        return "not an absolute path: " + path
+    owners = owners or _MINE
+    todo = [part for part in path.split("/") if part and part != "."]
+    todo.reverse()
+    done = ""  # the real folder checked last ("" is /)
+    step = "/"
+    links = 0
+    while True:
+        try:
+            st = os.lstat(step)
+        except (OSError, ValueError):
+            return MISSING + step
+        if st.st_uid not in owners and (st.st_uid or not todo):  # root: any step but the last
+            return step + " is owned by uid " + str(st.st_uid)
+        if st.st_mode & 0o170000 == 0o120000:
+            links += 1
+            target = os.readlink(step) if links < 41 else ""
+            if not target:
+                return step + ": too many links"
+            parts = [part for part in target.split("/") if part and part != "."]
+            parts.reverse()
+            todo += parts
+            if target[0] == "/":
+                done = ""
+        else:
+            if st.st_mode & 0o022 and not (st.st_mode & 0o1000 and todo):
+                return step + " is writable by group or others"
+            if todo and st.st_mode & 0o170000 != 0o40000:
+                return step + " is not a folder"
+            done = step.rstrip("/")
+        step = None
+        while todo and step is None:
+            part = todo.pop()
+            if part != "..":
+                step = done + "/" + part
+            elif done:
+                done = done[: done.rindex("/")]
+                if not todo:  # the path ends at a folder checked as a step on the way
+                    step = done or "/"
+        if step is None:
+            return None
 
 
 def valid_cached_plan(
