@@ -134,15 +134,32 @@ def find_plan(
 ):
     # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str, str, t.Optional[str]]
     # (plan, why the user cache had none, where it was found, its file), looking in order:
-    # the user cache folder; the per-user fallback folders; the environment's shared plan
+    # the user cache folder (or this user's own, "own", when the variables name a place that
+    # is not this user's); the per-user fallback folders; the environment's shared plan
     # (castore-hook refresh --shared), owned by root or by the owner of sys.prefix, and valid
     # for any user without a config file or site-packages of their own: its key watches no
     # per-user location, so those are checked here (docs/architecture.md, "Where plans are
     # cached"). A miss returns the user cache's plan file, where the slow path stores first.
     folder, path = plan_path(get, ignore_env)
     plan, reason = valid_cached_plan(lookup, ignore_env, folder, path)
+    where = "user"
+    if plan is None and folder and (ignore_env or get("CASTORE_HOOK_CACHE_DIR")[:1] != "/"):
+        # A miss: is the folder in a place that is not this user's (root under sudo -E with
+        # another user's HOME)? Then this user's own cache folder instead.
+        # On a hit the folder was safe when the slow path wrote there, and only root or this
+        # user can have changed a step since (docs/architecture.md, "Safe locations").
+        why = unsafe_path(folder)
+        if why and why[:9] != MISSING:
+            reason = "unsafe: " + why
+            # This user's own cache folder: the password database's home ("".strip is a
+            # getter that finds every variable unset); castore_hook._plancache.own_cache_dir.
+            where = cache_dir("".strip, sys.platform, True)
+            if where:
+                folder, path = plan_path(get, ignore_env, where)
+                plan = valid_cached_plan(lookup, ignore_env, folder, path)[0]
+            where = "own"
     if plan is not None:
-        return plan, reason, "user", path
+        return plan, reason, where, path
     # The plan file's name, the same in every folder ("/plan-<tag><prefix>.marshal").
     base, file = (folder, path) if path else plan_path(get, ignore_env, os.sep)
     name = file[len(base) :]  # type: ignore[arg-type,index]
@@ -274,56 +291,42 @@ def unsafe_path(path, owners=None):
     # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> t.Optional[str]
     # Why path may not hold, or be, a file that decides trust; None when it may. The one rule
     # of a safe location (docs/architecture.md, "Safe locations"), used by start-up, the slow
-    # path and doctor: every step from / down to path (lstat; a link is never followed
-    # unseen) is owned by root or one of owners (None: this user) and writable by no one
-    # else, except a sticky folder (/tmp) that is not the last step (its next step passes
-    # the same rule); path itself belongs to owners. A link owned by root or owners is
-    # followed and its target checked the same way; any other link is refused. The answer
-    # starts with MISSING when a step does not exist. Windows: None (ACLs decide there).
+    # path and doctor: every step from / down to path (lstat: no link followed unseen) is
+    # owned by root or one of owners (None: this user) and writable by no one else, except a
+    # sticky folder (/tmp) on the way, whose next step passes the same rule; path itself
+    # belongs to owners. A link owned by root or owners is followed: the walk starts again on
+    # its target, joined to the real folder holding it. The answer starts with MISSING when a
+    # step does not exist. Windows: None (ACLs decide there).
     if _UID is None:
         return None
-    if path[:1] != "/":
-        return "not an absolute path: " + path
+    if path[:1] != "/" or "/../" in path + "/":
+        return "not absolute, or has '..': " + path
     owners = owners or _MINE
-    todo = [part for part in path.split("/") if part and part != "."]
-    todo.reverse()
-    done = ""  # the real folder checked last ("" is /)
-    step = "/"
     links = 0
+    step = "/"
     while True:
         try:
             st = os.lstat(step)
         except (OSError, ValueError):
             return MISSING + step
-        if st.st_uid not in owners and (st.st_uid or not todo):  # root: any step but the last
+        last = len(step) >= len(path)
+        if st.st_uid not in owners and (st.st_uid or last):  # root: any step but the last
             return step + " is owned by uid " + str(st.st_uid)
         if st.st_mode & 0o170000 == 0o120000:
             links += 1
-            target = os.readlink(step) if links < 41 else ""
-            if not target:
+            if links > 40:
                 return step + ": too many links"
-            parts = [part for part in target.split("/") if part and part != "."]
-            parts.reverse()
-            todo += parts
-            if target[0] == "/":
-                done = ""
-        else:
-            if st.st_mode & 0o022 and not (st.st_mode & 0o1000 and todo):
-                return step + " is writable by group or others"
-            if todo and st.st_mode & 0o170000 != 0o40000:
-                return step + " is not a folder"
-            done = step.rstrip("/")
-        step = None
-        while todo and step is None:
-            part = todo.pop()
-            if part != "..":
-                step = done + "/" + part
-            elif done:
-                done = done[: done.rindex("/")]
-                if not todo:  # the path ends at a folder checked as a step on the way
-                    step = done or "/"
-        if step is None:
+            path = os.path.normpath(
+                os.path.join(os.path.dirname(step), os.readlink(step)) + path[len(step) :]
+            )
+            step = "/"
+        elif st.st_mode & 0o022 and (last or not st.st_mode & 0o1000):
+            return step + " is writable by group or others"
+        elif last:
             return None
+        else:
+            end = path.find("/", len(step) + 1)
+            step = path if end < 0 else path[:end]
 
 
 def valid_cached_plan(

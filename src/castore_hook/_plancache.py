@@ -21,6 +21,9 @@ from typing import Any, Optional
 
 import _castore_hook as hot
 
+#: The words of every problem ``folder_problem`` finds with a place that is not this user's
+#: (``_castore_hook.unsafe_path``): the slow path then works in the user's own place.
+UNSAFE_PLACE = "is not a safe place"
 #: Temporary files older than this are leftovers of a killed writer and are removed.
 STALE_TEMP_SECONDS = 600
 TEMP_MARKER = ".tmp-"
@@ -29,44 +32,80 @@ TEMP_MARKER = ".tmp-"
 def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> Optional[str]:
     """Create ``folder`` (``mode``) if needed; return why it can't hold our files, or ``None``.
 
+    The folder must be a safe location by the whole path (``_castore_hook.unsafe_path``: every
+    step from ``/`` owned by root or this user and writable by no one else), so a folder in
+    another user's home (root under ``sudo -E``), under a group-writable ``TMPDIR`` or behind
+    a link another user owns is refused before anything is created or changed there. Missing
+    steps are made one at a time (``mkdir``, then the rule again on what now exists), so a
+    step another user plants in between is noticed, never adopted. A folder of ours that
+    others can write is closed through a descriptor opened without following links.
     ``strict`` is for folders in places other users can write (the fallback folders in a
-    temporary folder, the shared folder): no parent is created, a symlink is refused, and a
-    folder that exists already must be ours (one another user planted is never adopted).
+    temporary folder, the shared folder): no parent is created.
     """
     if not os.path.isabs(folder):
         return f"cache folder {folder!r} is not an absolute path"
+    owners: Optional[tuple[int, ...]] = None
     if folder == shared_dir():  # whoever writes there (a merged bundle too): for all users
-        mode, strict = 0o755, True
+        mode, strict, owners = 0o755, True, shared_owners()
+    for _attempt in range(64):
+        why = hot.unsafe_path(folder, owners)
+        if why is None:
+            break
+        if why.startswith(hot.MISSING):
+            step = why[len(hot.MISSING) :]
+            if strict and step != folder:
+                return f"cannot create cache folder {folder}: {step} does not exist"
+            try:
+                os.mkdir(step, mode if step == folder else 0o700)
+            except FileExistsError:
+                continue  # made by someone in between: the rule judges it next
+            except OSError as exc:
+                return f"cannot create cache folder {folder}: {exc.strerror or exc}"
+            continue
+        if why == folder + " is writable by group or others" and _close_folder(folder, mode):
+            continue
+        return f"cache folder {folder} {UNSAFE_PLACE}: {why}"
+    else:
+        return f"cache folder {folder} keeps changing while it is made"
     try:
-        if strict:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(folder, mode)
-            st = os.lstat(folder)
-        else:
-            os.makedirs(folder, mode=mode, exist_ok=True)
-            st = os.stat(folder)
+        st = os.lstat(folder)
     except OSError as exc:
         return f"cannot create cache folder {folder}: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):
         return f"cache folder {folder} is not a folder"
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None:
-        if st.st_uid != getuid():
-            return f"cache folder {folder} is owned by uid {st.st_uid}, not this user"
-        if st.st_mode & 0o077 != mode & 0o077:
-            try:
-                os.chmod(folder, stat.S_IMODE(st.st_mode) & 0o700 | mode & 0o077)
-            except OSError as exc:
-                return f"cache folder {folder} is open to other users and chmod failed: {exc}"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cache folder {folder} is not writable"
     return None
+
+
+def _close_folder(folder: str, mode: int) -> bool:
+    """Take group and other write access away from ``folder`` if it is a folder of this
+    user's; through a descriptor opened without following links, never by path."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        getuid = getattr(os, "getuid", None)
+        if not stat.S_ISDIR(st.st_mode) or getuid is None or st.st_uid != getuid():
+            return False
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700 | mode & 0o055)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def unusable_reason(folder: Optional[str]) -> Optional[str]:
     """Why ``folder`` cannot hold plans, found without creating anything (for ``status``)."""
     if not folder:
         return "no user cache folder can be determined"
+    why = hot.unsafe_path(folder)
+    if why is not None and not why.startswith(hot.MISSING):
+        return f"cache folder {folder} {UNSAFE_PLACE}: {why}"
     probe = folder
     while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
         probe = os.path.dirname(probe)
@@ -75,6 +114,27 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
             return f"cache folder {folder} is not writable"
         return f"cannot create cache folder {folder}: {probe} is not writable"
     return None
+
+
+def own_cache_dir(config: bool = False) -> Optional[str]:
+    """This user's own cache (``config``: config) folder, from the password database's home:
+    where the hook works when ``HOME`` or ``XDG_CACHE_HOME`` (``XDG_CONFIG_HOME``) name a place
+    that ``_castore_hook.unsafe_path`` refuses, e.g. another user's home under ``sudo -E``,
+    ``su -m`` or a service's ``HOME=``; the other user's folders are never created or changed.
+    ``_castore_hook.find_plan`` spells out the same call (pinned by a test). ``None`` on
+    Windows (no owners there) or without a password-database entry."""
+    if not hasattr(os, "getuid"):
+        return None
+    return hot.cache_dir("".strip, sys.platform, True, config)
+
+
+def shared_owners() -> tuple[int, ...]:
+    """Who may own the shared plan, its folder and the steps to it: root and the owner of
+    ``sys.prefix`` (the environment's owner), as ``_castore_hook.find_plan`` checks."""
+    try:
+        return (0, os.stat(sys.prefix).st_uid)
+    except (OSError, ValueError):
+        return (0,)
 
 
 def shared_dir() -> Optional[str]:

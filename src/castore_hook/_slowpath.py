@@ -49,17 +49,27 @@ def choose_folder(
 ) -> tuple[Optional[str], Optional[str], str, str]:
     """Where a new plan (and its merged bundle) goes: ``(folder, plan file, where, why)``.
 
-    The user cache folder when it can be created and written (``where`` is ``"user"``), else
-    the first usable per-user fallback folder (``"fallback"``, ``why`` says what was wrong
-    with the user cache folder); with neither, the user cache folder and why it can't be used.
-    An explicit ``CASTORE_HOOK_CACHE_DIR`` is obeyed: no fallback, its problem is reported.
-    The start-up lookup (``_castore_hook.find_plan``) reads them in the same order.
+    The user cache folder when it is a safe place of this user's and can be created and
+    written (``where`` is ``"user"``). When ``HOME``/``XDG_CACHE_HOME`` name a place that is
+    not this user's (root under ``sudo -E``), this user's own cache folder from the password
+    database (``"own"``; nothing is created in the other place). Else the first usable
+    per-user fallback folder (``"fallback"``); ``why`` says what was wrong with the user cache
+    folder. With none, the user cache folder and why it can't be used. An explicit
+    ``CASTORE_HOOK_CACHE_DIR`` is obeyed: no other folder, its problem is reported. The
+    start-up lookup (``_castore_hook.find_plan``) reads them in the same order.
     """
     get = _plankey.getter(cache_environ)
     folder, path = hot.plan_path(get, ignore_env)
     problem = _plancache.folder_problem(folder) if folder else "no cache folder could be determined"
     if problem is None or (not ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))):
         return folder, path, "user", problem or ""
+    if _plancache.UNSAFE_PLACE in problem:
+        own = _plancache.own_cache_dir()
+        if own and own != folder:
+            own_problem = _plancache.folder_problem(own)
+            if own_problem is None:
+                return own, hot.plan_path(get, ignore_env, own)[1], "own", problem
+            problem = f"{problem}; this user's own: {own_problem}"
     other, _problems = _plancache.fallback_folder(get)
     if other is None:
         return folder, path, "user", problem
@@ -145,12 +155,6 @@ def plan_for(
     return plan, facts
 
 
-def shared_owners() -> tuple[int, ...]:
-    """Who may own a shared plan: root and the owner of ``sys.prefix`` (the environment's
-    owner), as ``_castore_hook.find_plan`` checks."""
-    return (0, os.stat(sys.prefix).st_uid)
-
-
 def store_shared(
     environ: Mapping[str, str], ignore_env: bool
 ) -> tuple[Optional[dict[str, Any]], str, str]:
@@ -171,12 +175,12 @@ def store_shared(
         )
     path = hot.plan_path(_plankey.getter(environ), ignore_env, folder)[1] or folder
     getuid = getattr(os, "getuid", None)
-    if getuid is not None and getuid() not in shared_owners():
+    if getuid is not None and getuid() not in _plancache.shared_owners():
         return (
             None,
             path,
             (
-                f"only root or the owner of {sys.prefix} (uid {shared_owners()[1]}) may write "
+                f"only root or the owner of {sys.prefix} (uid {_plancache.shared_owners()[-1]}) may write "
                 "the shared plan; other users' plans would be refused"
             ),
         )

@@ -27,6 +27,7 @@ import sys
 from typing import Any, Callable, Mapping, Optional
 
 import _castore_hook as hot
+from castore_hook import _plancache
 from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, is_kernel_path, read_regular_file
 
@@ -470,9 +471,10 @@ def _paths_and_problems(
             )
         )
         return [], problems
+    own_dir = _own_user_dir(user_dir, problems) if user else None
     # XDG_CONFIG_DIRS lists the most important directory first; later files win, so read it
     # back to front and the user's own file last.
-    dirs = [*[d for d in site.split(os.pathsep) if d][::-1], *([user_dir] if user else [])]
+    dirs = [*[d for d in site.split(os.pathsep) if d][::-1], *([own_dir] if own_dir else [])]
     paths: list[str] = []
     for directory in dirs:
         candidate = os.path.join(directory, FILE_NAME)
@@ -491,6 +493,28 @@ def _paths_and_problems(
             seen.add(candidate)
             unique.append(candidate)
     return unique[::-1], problems
+
+
+def _own_user_dir(user_dir: str, problems: list[Problem]) -> Optional[str]:
+    """``user_dir``, or this user's own config folder when ``user_dir`` lies in a place that is
+    not this user's by the whole-path rule (``_castore_hook.unsafe_path``): another user's
+    home under ``sudo -E``, ``su -m`` or a service's ``HOME=``. A file there would let that
+    user steer this user's trust; it is reported, not read, and the site config still
+    applies (the hook is not turned off by it)."""
+    why = hot.unsafe_path(user_dir) if os.path.isabs(user_dir) else None
+    if why is None or why.startswith(hot.MISSING):
+        return user_dir
+    own = _plancache.own_cache_dir(True)
+    found = os.path.join(user_dir, FILE_NAME)
+    seen = f"; {found} is not read" if os.path.lexists(found) else ""
+    instead = f"{os.path.join(own, FILE_NAME)} is read instead" if own else "no user file is read"
+    problems.append(
+        Problem(
+            f"the user config folder {user_dir} is not this user's ({why}){seen}; {instead}",
+            found,
+        )
+    )
+    return own
 
 
 def config_paths(env: Mapping[str, str]) -> list[str]:

@@ -396,7 +396,7 @@ def test_choose_folder_falls_back_only_without_an_explicit_cache_dir(
 
 
 def test_refresh_shared_refused_for_another_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_slowpath, "shared_owners", lambda: (0, 4242))
+    monkeypatch.setattr(_plancache, "shared_owners", lambda: (0, 4242))
     monkeypatch.setattr(os, "getuid", lambda: 4343)
     plan, _path, note = _slowpath.store_shared({}, False)
     assert plan is None and "only root or the owner" in note
