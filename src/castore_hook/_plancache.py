@@ -67,8 +67,8 @@ def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> O
         return f"cache folder {folder} {UNSAFE_PLACE}: {why}"
     else:
         return f"cache folder {folder} keeps changing while it is made"
-    try:
-        st = os.lstat(folder)
+    try:  # a link the rule accepted (this user's own) is followed, except in shared places
+        st = os.lstat(folder) if strict else os.stat(folder)
     except OSError as exc:
         return f"cannot create cache folder {folder}: {exc.strerror or exc}"
     if not stat.S_ISDIR(st.st_mode):

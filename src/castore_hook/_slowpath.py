@@ -70,7 +70,10 @@ def choose_folder(
             if own_problem is None:
                 return own, hot.plan_path(get, ignore_env, own)[1], "own", problem
             problem = f"{problem}; this user's own: {own_problem}"
-    other, _problems = _plancache.fallback_folder(get)
+    # Fallback folders refused on the way (planted by another user, under a shared TMPDIR)
+    # are named too, with their owner: status shows why the plan went where it did.
+    other, refused = _plancache.fallback_folder(get)
+    problem = "; ".join([problem, *(why for why in refused if _plancache.UNSAFE_PLACE in why)])
     if other is None:
         return folder, path, "user", problem
     return other, hot.plan_path(get, ignore_env, other)[1], "fallback", problem
