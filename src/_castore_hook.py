@@ -65,8 +65,6 @@ if sys.platform == "win32":
     _OPEN_FLAGS = os.O_RDONLY | os.O_BINARY
 else:
     _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
-# The start of unsafe_path's answer when a step of the path does not exist (yet).
-MISSING = "missing: "
 # Plan files and their folders must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
@@ -143,21 +141,14 @@ def find_plan(
     folder, path = plan_path(get, ignore_env)
     plan, reason = valid_cached_plan(lookup, ignore_env, folder, path)
     where = "user"
-    if plan is None and folder and (ignore_env or get("CASTORE_HOOK_CACHE_DIR")[:1] != "/"):
-        # A miss: is the folder in a place that is not this user's (root under sudo -E with
-        # another user's HOME)? Then this user's own cache folder instead.
-        # On a hit the folder was safe when the slow path wrote there, and only root or this
-        # user can have changed a step since (docs/architecture.md, "Safe locations").
-        why = unsafe_path(folder)
-        if why and why[:9] != MISSING:
-            reason = "unsafe: " + why
-            # This user's own cache folder: the password database's home ("".strip is a
-            # getter that finds every variable unset); castore_hook._plancache.own_cache_dir.
-            where = cache_dir("".strip, sys.platform, True)
-            if where:
-                folder, path = plan_path(get, ignore_env, where)
-                plan = valid_cached_plan(lookup, ignore_env, folder, path)[0]
-            where = "own"
+    # A miss where the home (two steps up) exists: it may be another user's (root under sudo
+    # -E); _castore_hook_paths judges it and looks in this user's own cache folder instead.
+    if plan is None and folder and os.access(folder[: folder.rfind("/", 0, -14)], os.F_OK):
+        import _castore_hook_paths as paths
+
+        plan, reason, where, folder, path = paths.own_plan(
+            lookup, get, ignore_env, folder, path, reason
+        )
     if plan is not None:
         return plan, reason, where, path
     # The plan file's name, the same in every folder ("/plan-<tag><prefix>.marshal").
@@ -285,48 +276,6 @@ def fallback_dirs(get):
         base = base if base[0] == "/" else get(base)  # a folder, or a variable naming one
         if base[:1] == "/":
             yield base.rstrip("/") + "/castore-hook-" + str(_UID)
-
-
-def unsafe_path(path, owners=None):
-    # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> t.Optional[str]
-    # Why path may not hold, or be, a file that decides trust; None when it may. The one rule
-    # of a safe location (docs/architecture.md, "Safe locations"), used by start-up, the slow
-    # path and doctor: every step from / down to path (lstat: no link followed unseen) is
-    # owned by root or one of owners (None: this user) and writable by no one else, except a
-    # sticky folder (/tmp) on the way, whose next step passes the same rule; path itself
-    # belongs to owners. A link owned by root or owners is followed: the walk starts again on
-    # its target, joined to the real folder holding it. The answer starts with MISSING when a
-    # step does not exist. Windows: None (ACLs decide there).
-    if _UID is None:
-        return None
-    if path[:1] != "/" or "/../" in path + "/":
-        return "not absolute, or has '..': " + path
-    owners = owners or _MINE
-    links = 0
-    step = "/"
-    while True:
-        try:
-            st = os.lstat(step)
-        except (OSError, ValueError):
-            return MISSING + step
-        last = len(step) >= len(path)
-        if st.st_uid not in owners and (st.st_uid or last):  # root: any step but the last
-            return step + " is owned by uid " + str(st.st_uid)
-        if st.st_mode & 0o170000 == 0o120000:
-            links += 1
-            if links > 40:
-                return step + ": too many links"
-            path = os.path.normpath(
-                os.path.join(os.path.dirname(step), os.readlink(step)) + path[len(step) :]
-            )
-            step = "/"
-        elif st.st_mode & 0o022 and (last or not st.st_mode & 0o1000):
-            return step + " is writable by group or others"
-        elif last:
-            return None
-        else:
-            end = path.find("/", len(step) + 1)
-            step = path if end < 0 else path[:end]
 
 
 def valid_cached_plan(

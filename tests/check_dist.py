@@ -42,6 +42,7 @@ SDIST_MUST_HOLD = (
     "startup/castore_hook.pth",
     "startup/castore_hook.start",
     "src/_castore_hook.py",
+    "src/_castore_hook_paths.py",
     "src/castore_hook/__init__.py",
     "src/castore_hook/py.typed",
     "PKG-INFO",
@@ -100,7 +101,12 @@ def check_wheel(wheel: Path, pythons: List[str], errors: List[str]) -> Dict[str,
     for name in record:
         if name not in files:
             errors.append(f"{where}: RECORD lists {name}, absent from the wheel")
-    for name in ("_castore_hook.py", "castore_hook/__init__.py", "castore_hook/py.typed"):
+    for name in (
+        "_castore_hook.py",
+        "_castore_hook_paths.py",
+        "castore_hook/__init__.py",
+        "castore_hook/py.typed",
+    ):
         if name not in files:
             errors.append(f"{where}: {name} missing")
     check_metadata(where, files.get(f"{info}/METADATA", b""), pythons, errors)

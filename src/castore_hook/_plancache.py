@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 import _castore_hook as hot
+import _castore_hook_paths as paths
 
 #: The words of every problem ``folder_problem`` finds with a place that is not this user's
 #: (``_castore_hook.unsafe_path``): the slow path then works in the user's own place.
@@ -32,12 +33,13 @@ TEMP_MARKER = ".tmp-"
 def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> Optional[str]:
     """Create ``folder`` (``mode``) if needed; return why it can't hold our files, or ``None``.
 
-    The folder must be a safe location by the whole path (``_castore_hook.unsafe_path``: every
+    The folder must be a safe location by the whole path (``_castore_hook_paths.unsafe_path``: every
     step from ``/`` owned by root or this user and writable by no one else), so a folder in
     another user's home (root under ``sudo -E``), under a group-writable ``TMPDIR`` or behind
-    a link another user owns is refused before anything is created or changed there. Missing
-    steps are made one at a time (``mkdir``, then the rule again on what now exists), so a
-    step another user plants in between is noticed, never adopted. A folder of ours that
+    a link another user owns is refused before anything is created or changed there. The
+    folder and its parent (``~/.cache``) are made when missing, never a missing home; one step
+    at a time (``mkdir``, then the rule again on what now exists), so a step another user
+    plants in between is noticed, never adopted. A folder of ours that
     others can write is closed through a descriptor opened without following links.
     ``strict`` is for folders in places other users can write (the fallback folders in a
     temporary folder, the shared folder): no parent is created.
@@ -48,12 +50,14 @@ def folder_problem(folder: str, mode: int = 0o700, *, strict: bool = False) -> O
     if folder == shared_dir():  # whoever writes there (a merged bundle too): for all users
         mode, strict, owners = 0o755, True, shared_owners()
     for _attempt in range(64):
-        why = hot.unsafe_path(folder, owners)
+        why = paths.unsafe_path(folder, owners)
         if why is None:
             break
-        if why.startswith(hot.MISSING):
-            step = why[len(hot.MISSING) :]
-            if strict and step != folder:
+        if why.startswith(paths.MISSING):
+            step = why[len(paths.MISSING) :]
+            # Only the folder and its parent (~/.cache) are made; a missing home (a service
+            # user's HOME=/nonexistent) is never invented, nor a missing temporary folder.
+            if step != folder and (strict or step != os.path.dirname(folder)):
                 return f"cannot create cache folder {folder}: {step} does not exist"
             try:
                 os.mkdir(step, mode if step == folder else 0o700)
@@ -103,8 +107,8 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
     """Why ``folder`` cannot hold plans, found without creating anything (for ``status``)."""
     if not folder:
         return "no user cache folder can be determined"
-    why = hot.unsafe_path(folder)
-    if why is not None and not why.startswith(hot.MISSING):
+    why = paths.unsafe_path(folder)
+    if why is not None and not why.startswith(paths.MISSING):
         return f"cache folder {folder} {UNSAFE_PLACE}: {why}"
     probe = folder
     while not os.path.lexists(probe) and os.path.dirname(probe) != probe:

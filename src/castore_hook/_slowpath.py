@@ -183,8 +183,8 @@ def store_shared(
             None,
             path,
             (
-                f"only root or the owner of {sys.prefix} (uid {_plancache.shared_owners()[-1]}) may write "
-                "the shared plan; other users' plans would be refused"
+                f"only root or the owner of {sys.prefix} (uid {_plancache.shared_owners()[-1]}) "
+                "may write the shared plan; other users' plans would be refused"
             ),
         )
     user_site = getattr(sys.modules.get("site"), "USER_SITE", None)

@@ -27,6 +27,7 @@ import sys
 from typing import Any, Callable, Mapping, Optional
 
 import _castore_hook as hot
+import _castore_hook_paths as paths
 from castore_hook import _plancache
 from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, is_kernel_path, read_regular_file
@@ -501,8 +502,8 @@ def _own_user_dir(user_dir: str, problems: list[Problem]) -> Optional[str]:
     home under ``sudo -E``, ``su -m`` or a service's ``HOME=``. A file there would let that
     user steer this user's trust; it is reported, not read, and the site config still
     applies (the hook is not turned off by it)."""
-    why = hot.unsafe_path(user_dir) if os.path.isabs(user_dir) else None
-    if why is None or why.startswith(hot.MISSING):
+    why = paths.unsafe_path(user_dir) if os.path.isabs(user_dir) else None
+    if why is None or why.startswith(paths.MISSING):
         return user_dir
     own = _plancache.own_cache_dir(True)
     found = os.path.join(user_dir, FILE_NAME)

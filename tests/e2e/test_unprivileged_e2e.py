@@ -103,8 +103,12 @@ class World:
         env: Dict[str, str],
         *,
         readonly: Sequence[Path] = (),
+        groups: Sequence[str] = (),
+        setsid: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the venv's python with ``args`` as ``user`` (root when None)."""
+        """Run the venv's python with ``args`` as ``user`` (root when None), with the
+        supplementary ``groups`` given, and as the leader of a new session (no controlling
+        terminal, as a systemd service or cron job) with ``setsid``."""
         mounts: List[str] = []
         if self.python.startswith("/root/"):
             mounts += [
@@ -114,12 +118,15 @@ class World:
         mounts.append("mount -t tmpfs -o mode=1777 tmpfs /var/tmp")
         for path in readonly:
             mounts += [f"mount --bind {path} {path}", f"mount -o remount,bind,ro {path}"]
+        session = "setsid --wait " if setsid else ""
         if user is None:
-            launch = 'exec "$@"'
+            launch = f'exec {session}"$@"'
         else:
             entry = pwd.getpwnam(user)
+            joined = f"--groups={','.join(groups)}" if groups else "--clear-groups"
             launch = (
-                f'exec setpriv --reuid={entry.pw_uid} --regid={entry.pw_gid} --clear-groups -- "$@"'
+                f"exec {session}setpriv --reuid={entry.pw_uid} --regid={entry.pw_gid} {joined}"
+                ' -- "$@"'
             )
         script = " && ".join([*mounts, launch])
         return subprocess.run(

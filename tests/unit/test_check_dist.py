@@ -39,6 +39,7 @@ def wheel_files(meta: Optional[bytes] = None) -> Dict[str, bytes]:
         "castore_hook.pth": (root / "castore_hook.pth").read_bytes(),
         "castore_hook.start": (root / "castore_hook.start").read_bytes(),
         "_castore_hook.py": b"",
+        "_castore_hook_paths.py": b"",
         "castore_hook/__init__.py": b"",
         "castore_hook/py.typed": b"",
         f"{INFO}/METADATA": meta if meta is not None else metadata(),

@@ -18,7 +18,7 @@ from typing import Callable, Dict
 
 import pytest
 
-import _castore_hook as hot
+import _castore_hook_paths as paths
 from castore_hook import _plancache, _slowpath, config
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX owners and modes")
@@ -33,27 +33,27 @@ def base(tmp_path: Path) -> Path:
     """A private folder in a safe chain (pytest's own is 0700 under the sticky /tmp)."""
     folder = tmp_path / "base"
     folder.mkdir(mode=0o755)
-    assert hot.unsafe_path(str(folder)) is None
+    assert paths.unsafe_path(str(folder)) is None
     return folder
 
 
 def test_a_private_chain_is_safe_and_a_missing_step_is_named(base: Path) -> None:
-    assert hot.unsafe_path(str(base / "a" / "b")) == hot.MISSING + str(base / "a")
+    assert paths.unsafe_path(str(base / "a" / "b")) == paths.MISSING + str(base / "a")
     (base / "a").mkdir()
-    assert hot.unsafe_path(str(base / "a")) is None
-    assert hot.unsafe_path(str(base / "a") + "/") is None
-    assert hot.unsafe_path(str(base) + "//a/./") is None
+    assert paths.unsafe_path(str(base / "a")) is None
+    assert paths.unsafe_path(str(base / "a") + "/") is None
+    assert paths.unsafe_path(str(base) + "//a/./") is None
 
 
 def test_relative_paths_and_dot_dot_are_refused(base: Path) -> None:
-    assert hot.unsafe_path("relative/path") is not None
-    assert hot.unsafe_path("") is not None
+    assert paths.unsafe_path("relative/path") is not None
+    assert paths.unsafe_path("") is not None
     (base / "a").mkdir()
-    assert hot.unsafe_path(f"{base}/a/../a") is not None
-    assert "'..'" in (hot.unsafe_path(f"{base}/..") or "")
+    assert paths.unsafe_path(f"{base}/a/../a") is not None
+    assert "'..'" in (paths.unsafe_path(f"{base}/..") or "")
     # A name that merely starts with two dots is a name.
     (base / "..a").mkdir()
-    assert hot.unsafe_path(f"{base}/..a") is None
+    assert paths.unsafe_path(f"{base}/..a") is None
 
 
 @pytest.mark.parametrize("mode", [0o775, 0o757, 0o2775, 0o777])
@@ -62,10 +62,10 @@ def test_a_step_others_can_write_is_refused(base: Path, mode: int) -> None:
     shared.mkdir()
     os.chmod(shared, mode)
     (shared / "ca").mkdir()
-    why = hot.unsafe_path(str(shared / "ca" / "plan"))
+    why = paths.unsafe_path(str(shared / "ca" / "plan"))
     assert why == f"{shared} is writable by group or others"
     # The same folder as the last step is refused too.
-    assert hot.unsafe_path(str(shared)) == f"{shared} is writable by group or others"
+    assert paths.unsafe_path(str(shared)) == f"{shared} is writable by group or others"
 
 
 def test_a_sticky_folder_counts_on_the_way_but_not_as_the_last_step(base: Path) -> None:
@@ -73,9 +73,9 @@ def test_a_sticky_folder_counts_on_the_way_but_not_as_the_last_step(base: Path) 
     scratch.mkdir()
     os.chmod(scratch, 0o1777)
     (scratch / "mine").mkdir(mode=0o700)
-    assert hot.unsafe_path(str(scratch / "mine")) is None
-    assert hot.unsafe_path(str(scratch)) == f"{scratch} is writable by group or others"
-    assert hot.unsafe_path("/tmp") is not None
+    assert paths.unsafe_path(str(scratch / "mine")) is None
+    assert paths.unsafe_path(str(scratch)) == f"{scratch} is writable by group or others"
+    assert paths.unsafe_path("/tmp") is not None
 
 
 @needs_root
@@ -86,8 +86,8 @@ def test_a_sticky_folders_next_step_must_be_root_or_the_owners(base: Path) -> No
     planted = scratch / "castore-hook-0"
     planted.mkdir(mode=0o700)
     os.chown(planted, OTHER, OTHER)
-    assert hot.unsafe_path(str(planted)) == f"{planted} is owned by uid {OTHER}"
-    assert hot.unsafe_path(str(planted / "plan")) == f"{planted} is owned by uid {OTHER}"
+    assert paths.unsafe_path(str(planted)) == f"{planted} is owned by uid {OTHER}"
+    assert paths.unsafe_path(str(planted / "plan")) == f"{planted} is owned by uid {OTHER}"
 
 
 @needs_root
@@ -95,11 +95,11 @@ def test_another_users_home_is_refused_as_a_step_and_as_the_place(base: Path) ->
     home = base / "alice"
     (home / ".cache").mkdir(parents=True)
     os.chown(home, OTHER, OTHER)
-    assert hot.unsafe_path(str(home / ".cache" / "castore-hook")) == (
+    assert paths.unsafe_path(str(home / ".cache" / "castore-hook")) == (
         f"{home} is owned by uid {OTHER}"
     )
     # With that user among the owners (the shared plan's environment owner), it passes.
-    assert hot.unsafe_path(str(home / ".cache"), (0, OTHER)) is None
+    assert paths.unsafe_path(str(home / ".cache"), (0, OTHER)) is None
 
 
 @needs_root
@@ -108,10 +108,10 @@ def test_root_may_own_any_step_but_the_last_belongs_to_the_owners(base: Path) ->
     mine.mkdir()
     os.chown(mine, OTHER, OTHER)
     # As user OTHER: the root-owned steps above are fine, the last step is OTHER's.
-    assert hot.unsafe_path(str(mine), (OTHER,)) is None
+    assert paths.unsafe_path(str(mine), (OTHER,)) is None
     # A root-owned last step is not OTHER's own folder.
-    assert hot.unsafe_path(str(base), (OTHER,)) == f"{base} is owned by uid 0"
-    assert hot.unsafe_path(str(base), (0, OTHER)) is None
+    assert paths.unsafe_path(str(base), (OTHER,)) == f"{base} is owned by uid 0"
+    assert paths.unsafe_path(str(base), (0, OTHER)) is None
 
 
 @needs_root
@@ -120,11 +120,11 @@ def test_links_are_followed_only_when_root_or_the_owners_made_them(base: Path) -
     real.mkdir()
     link = base / "link"
     link.symlink_to(real)
-    assert hot.unsafe_path(str(link / "x")) == hot.MISSING + str(real / "x")
-    assert hot.unsafe_path(str(link)) is None
+    assert paths.unsafe_path(str(link / "x")) == paths.MISSING + str(real / "x")
+    assert paths.unsafe_path(str(link)) is None
     os.lchown(link, OTHER, OTHER)
-    assert hot.unsafe_path(str(link)) == f"{link} is owned by uid {OTHER}"
-    assert hot.unsafe_path(str(link / "x")) == f"{link} is owned by uid {OTHER}"
+    assert paths.unsafe_path(str(link)) == f"{link} is owned by uid {OTHER}"
+    assert paths.unsafe_path(str(link / "x")) == f"{link} is owned by uid {OTHER}"
 
 
 def test_a_link_target_is_judged_by_the_same_rule(base: Path) -> None:
@@ -134,33 +134,37 @@ def test_a_link_target_is_judged_by_the_same_rule(base: Path) -> None:
     (open_folder / "inner").mkdir()
     link = base / "link"
     link.symlink_to("open/inner")  # relative, joined to the real folder holding the link
-    assert hot.unsafe_path(str(link)) == f"{open_folder} is writable by group or others"
+    assert paths.unsafe_path(str(link)) == f"{open_folder} is writable by group or others"
     relative_up = base / "sub"
     relative_up.mkdir()
     (relative_up / "up").symlink_to("../real")
     (base / "real").mkdir()
-    assert hot.unsafe_path(str(relative_up / "up")) is None
+    assert paths.unsafe_path(str(relative_up / "up")) is None
 
 
 def test_link_loops_end(base: Path) -> None:
     (base / "a").symlink_to("b")
     (base / "b").symlink_to("a")
-    assert "too many links" in (hot.unsafe_path(str(base / "a")) or "")
+    assert "too many links" in (paths.unsafe_path(str(base / "a")) or "")
 
 
 def test_a_system_link_owned_by_root_is_followed() -> None:
     if not os.path.islink("/var/run") or os.lstat("/var/run").st_uid != 0:
         pytest.skip("no root-owned /var/run link here")
-    assert hot.unsafe_path("/var/run", (0,)) in (None, "/run is writable by group or others")
+    assert paths.unsafe_path("/var/run", (0,)) in (None, "/run is writable by group or others")
 
 
 # --- folders made one step at a time -------------------------------------------------------
 
 
-def test_folder_problem_makes_missing_steps_one_at_a_time(base: Path) -> None:
-    target = base / "x" / "y" / "castore-hook"
+def test_folder_problem_makes_the_folder_and_its_parent_never_a_missing_home(base: Path) -> None:
+    home = base / "home"
+    assert "does not exist" in (_plancache.folder_problem(str(home / ".cache" / "c")) or "")
+    assert not home.exists()  # a service user's HOME=/nonexistent is never invented
+    home.mkdir()
+    target = home / ".cache" / "castore-hook"
     assert _plancache.folder_problem(str(target)) is None
-    for step in (base / "x", base / "x" / "y", target):
+    for step in (home / ".cache", target):
         assert stat.S_IMODE(os.lstat(step).st_mode) == 0o700
 
 

@@ -4,4 +4,9 @@ Its slow path imports ``castore_hook._slowpath`` and ``castore_hook._inprocess``
 naming them here makes sure the whole package follows (through ``hook-castore_hook.py``).
 """
 
-hiddenimports = ["castore_hook", "castore_hook._slowpath", "castore_hook._inprocess"]
+hiddenimports = [
+    "_castore_hook_paths",
+    "castore_hook",
+    "castore_hook._slowpath",
+    "castore_hook._inprocess",
+]

@@ -7,6 +7,7 @@ import castore_hook
 # Every submodule, except this build-time folder, which never goes into an app.
 hiddenimports = [
     "_castore_hook",
+    "_castore_hook_paths",
     *(
         "castore_hook." + module.name
         for module in pkgutil.iter_modules(castore_hook.__path__)
