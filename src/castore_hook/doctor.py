@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import _castore_hook as hot
+import _castore_hook_paths as paths
 from castore_hook import _plancache, _plankey, _session, _slowpath, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
 
@@ -399,6 +400,25 @@ def _owner_check(path: str, what: str) -> Optional[Check]:
     return Check("permissions", FAIL, f"{what} refused: {problem}", fix=fix)
 
 
+def _location_check(folder: Optional[str]) -> Optional[Check]:
+    """The user cache folder judged by the whole-path rule (``_castore_hook_paths.unsafe_path``,
+    the one start-up and the slow path use): a place that is not this user's is reported with
+    the folder the hook uses instead."""
+    if not folder:
+        return None
+    why = paths.unsafe_path(folder)
+    if why is None or why.startswith(paths.MISSING):
+        return None
+    own = _plancache.own_cache_dir()
+    instead = f"castore-hook uses {own} instead" if own else "no plan can be cached there"
+    return Check(
+        "permissions",
+        WARN,
+        f"cache folder {folder} is not a safe place for this user ({why}); {instead}",
+        fix="run with this user's own HOME (sudo -H, su -) to use the usual folder",
+    )
+
+
 def check_permissions(ctx: Context) -> list[Check]:
     checks = []
     for path in ctx.cfg.candidates:
@@ -410,6 +430,9 @@ def check_permissions(ctx: Context) -> list[Check]:
         if found:
             checks.append(found)
     folder, cache_file = hot.plan_path(_plankey.getter(ctx.environ), ctx.ignore_env)
+    found = _location_check(folder)
+    if found:
+        checks.append(found)
     if folder and cache_file:
         getuid = getattr(os, "getuid", None)
         try:
