@@ -11,11 +11,39 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Iterable
+from typing import Optional
 
+from castore_hook import _plancache
 from castore_hook._plancache import write_atomic
 
 BUNDLE_PREFIX = "bundle-"
+
+
+def bundle_folder(plan_folder: Optional[str]) -> Optional[str]:
+    """Where a plan decided for ``plan_folder`` keeps the bundles it hands out.
+
+    Bundles are public data named by path to other programs: ``certifi.where()``, the exported
+    ``SSL_CERT_FILE``, read by children that may run as another user. For root and the
+    environment's owner (who may write the environment anyway) they go beside the environment,
+    in the shared folder (``castore-hook-shared/`` in site-packages, 0755, files 0644), like
+    certifi's own ``cacert.pem``: readable after the process drops privileges (gunicorn,
+    ``subprocess.run(..., user=...)``) and untouched by cache cleaners. Everyone else, and a
+    hook not installed inside ``sys.prefix`` (a user site, tests running from a checkout), or
+    an environment that cannot be written (a read-only image): the plan's own folder.
+    """
+    shared = _plancache.shared_dir()
+    getuid = getattr(os, "getuid", None)
+    if (
+        shared is None
+        or getuid is None
+        or getuid() not in _plancache.shared_owners()
+        or not shared.startswith(os.path.join(sys.prefix, ""))
+        or _plancache.folder_problem(shared) is not None
+    ):
+        return plan_folder
+    return shared
 
 
 def merge_pem(blocks: Iterable[str]) -> str:

@@ -441,9 +441,10 @@ def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optio
     return None
 
 
-def _materialise(folder: Optional[str], pem: str, decision: _Decision) -> Optional[str]:
+def _materialise(plan_folder: Optional[str], pem: str, decision: _Decision) -> Optional[str]:
     if not pem:
         return None
+    folder = bundle.bundle_folder(plan_folder)
     if not folder:
         decision.problem("no cache folder for the merged bundle; nothing exported")
         return None

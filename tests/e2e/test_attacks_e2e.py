@@ -251,3 +251,57 @@ def test_a_group_scratch_tmpdir_is_never_a_fallback(lab: World, team: Path, evil
     assert decision.startswith(f"castore-hook: plan cache hit /tmp/castore-hook-{uid}/"), decision
     status = lab.status(victim, env, groups=[TEAM])
     assert status["cache"]["location"] == "fallback", status["cache"]
+
+
+# --- files handed out go where the process goes --------------------------------------------
+
+DROP = (
+    "import json, os, shutil, ssl, subprocess, sys, urllib.request\n"
+    "import certifi, castore_hook\n"
+    "url, uid = sys.argv[1], int(sys.argv[2])\n"
+    "where = certifi.where()\n"
+    "cache = castore_hook.status()['cache']['dir']\n"
+    "curl = subprocess.run(['curl', '-sS', '--max-time', '10', url], user=uid,\n"
+    "    capture_output=True, text=True)\n"
+    "if cache:\n"
+    "    shutil.rmtree(cache, ignore_errors=True)  # a cache cleaner, while the process runs\n"
+    "os.setgid(uid)\n"
+    "os.setuid(uid)  # a daemon dropping privileges after start-up\n"
+    "def fetch(**kw):\n"
+    "    try:\n"
+    "        return urllib.request.urlopen(url, timeout=10, **kw).read().decode()\n"
+    "    except Exception as exc:\n"
+    "        return type(exc).__name__ + ': ' + str(exc)\n"
+    "print(json.dumps({'curl': curl.stdout or curl.stderr, 'where': where,\n"
+    "    'pinned': fetch(context=ssl.create_default_context(cafile=where)),\n"
+    "    'default': fetch(), 'SSL_CERT_FILE': os.environ.get('SSL_CERT_FILE')}))\n"
+)
+
+
+def test_bundles_stay_readable_after_root_drops_privileges_and_a_cache_cleaner(
+    lab: World,
+) -> None:
+    """Root decides (the site config's ``extra`` root needs a bundle of the hook's), then
+    runs ``curl`` as another user, empties its cache folder, and drops privileges: the
+    bundle lies beside the environment, readable by everyone and outside any cache, so every
+    client still trusts the configured root; with the hook disabled none does (control)."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    uid = str(pwd.getpwnam(USERS[0]).pw_uid)
+    env = lab.env("root", HOME=str(lab.base / "root-home"), CASTORE_HOOK_DEBUG=None)
+    (lab.base / "root-home").mkdir(exist_ok=True)
+    results = {}
+    for hooked in (False, True):
+        run_env = dict(env) if hooked else dict(env, CASTORE_HOOK_DISABLE="1")
+        proc = lab.run(None, ["-c", DROP, lab.url, uid], run_env)  # type: ignore[attr-defined]
+        assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        results[hooked] = json.loads(proc.stdout.strip().splitlines()[-1])
+    stock, got = results[False], results[True]
+    assert stock["curl"] != "castore-ok" and stock["pinned"] != "castore-ok", stock
+    assert got["curl"] == "castore-ok", got
+    assert got["pinned"] == "castore-ok" and got["default"] == "castore-ok", got
+    shared = _shared(lab)
+    assert got["where"].startswith(f"{shared}/") and got["SSL_CERT_FILE"] == got["where"], got
+    st = os.stat(got["where"])
+    assert stat.S_IMODE(st.st_mode) == 0o644 and st.st_uid == 0
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
