@@ -28,13 +28,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t  # noqa: F401 - used in type comments
 
-PLAN_FORMAT = 4
+PLAN_FORMAT = 5
 PLAN_LIMIT = 1 << 20
 # A plan file: PLAN_MAGIC, a 4-byte checksum and the 4-byte length of the marshal payload,
 # the payload, then the in-process trust section, which start-up only measures (it is checked
 # and unmarshalled when ssl or certifi is imported). The checksum guards marshal.loads, which
 # trusts the lengths inside its input (docs/architecture.md, "The plan").
-PLAN_MAGIC = b"castore-hook plan 4\n"
+PLAN_MAGIC = b"castore-hook plan 5\n"
 PLAN_CHECK_MODULUS = 1073741789  # the largest prime below 2**30: one-digit division in C
 _HEAD = len(PLAN_MAGIC) + 8
 # What the hook changed ("NAME<TAB>ORIGINAL<TAB>NEW" per line), so that a child interpreter
@@ -313,15 +313,34 @@ def valid_cached_plan(
         else:
             # castore_hook._safefile.stat_signature, written out (one call less per file):
             # mode and owner too, as chmod/chown decide trust yet change neither mtime nor size.
+            # A shared plan travels in images (docs/architecture.md, "A shared plan travels"):
+            # its signatures keep what a pulled image keeps (whole-second mtime, a file's size,
+            # mode, owner) and "portable" maps its small files to content digests, compared by
+            # _castore_hook_paths only when that signature differs (a ConfigMap's fresh mtime).
+            # (unit, keep): (1, 1) for a user plan; (10**9, 0) for a shared one: whole seconds,
+            # no inode, and a size for regular files only (st_mode >> 15 is 1 for them).
+            portable = plan.get("portable")
+            unit, keep = (1, 1) if portable is None else (1000000000, 0)
             for file, signature in plan["stats"]:
                 now = None
                 try:  # most files the plan saw missing are still missing: os.access is cheaper
                     if signature is not None or os.access(file, os.F_OK):
                         st = os.stat(file)
-                        now = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
+                        now = (
+                            st.st_mtime_ns // unit,
+                            st.st_size * (st.st_mode >> 15 | keep),
+                            st.st_ino * keep,
+                            st.st_mode,
+                            st.st_uid,
+                        )
                 except (OSError, ValueError):
                     pass
                 if now != signature:
+                    if now and portable and portable.get(file):
+                        import _castore_hook_paths as paths
+
+                        if paths.same_content(file, portable[file]):
+                            continue
                     reason = "changed: " + file
                     break
             else:

@@ -317,11 +317,14 @@ def decode_trust(hooks: Any) -> Optional[dict[str, Any]]:
     return hooks if isinstance(hooks, dict) else None
 
 
-def load_info(path: Optional[str], key: object) -> Optional[dict[str, Any]]:
-    """The ``info`` stored beside the plan at ``path`` for ``key``, or ``None``."""
+def load_info(
+    path: Optional[str], key: object, owners: Optional[tuple[int, ...]] = None
+) -> Optional[dict[str, Any]]:
+    """The ``info`` stored beside the plan at ``path`` for ``key``, or ``None``; owned by one
+    of ``owners`` (``None``: this user; a shared plan's: root or the environment's owner)."""
     if not path:
         return None
-    sidecar, _reason = hot.read_plan(path + INFO_SUFFIX)
+    sidecar, _reason = hot.read_plan(path + INFO_SUFFIX, owners)
     if sidecar is None or sidecar.get("key") != key or not isinstance(sidecar.get("info"), dict):
         return None
     info: dict[str, Any] = sidecar["info"]

@@ -142,3 +142,36 @@ def stat_signature(path: str) -> Optional[tuple[int, int, int, int, int]]:
     except (OSError, ValueError):
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
+
+
+#: Files a shared plan watches by content too (config files, extras, bundles, CA bundles):
+#: larger ones are watched by their portable signature alone.
+DIGEST_LIMIT = 4 << 20
+
+
+def portable_signature(path: str) -> Optional[tuple[int, int, int, int, int]]:
+    """What a shared plan watches of ``path``: what a pulled image keeps of it — the mtime to
+    the second, the size of a regular file (a folder's size depends on the file system), mode
+    and owner; never the inode. ``None`` if absent. The start-up hot path computes the same
+    tuple for a plan with ``portable`` (``_castore_hook.valid_cached_plan``; pinned by a
+    test)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return (st.st_mtime_ns // 1_000_000_000, size, 0, st.st_mode, st.st_uid)
+
+
+def portable_digest(path: str) -> Optional[tuple[int, int]]:
+    """The content digest a shared plan keeps for a small regular file (``None`` for others):
+    compared at start-up only when its portable signature differs (docs/architecture.md, "A
+    shared plan travels")."""
+    import _castore_hook_paths as paths
+
+    try:
+        data = read_regular_file(path, DIGEST_LIMIT, check_owner=False)
+    except (OSError, UnsafeFile, ValueError):
+        return None
+    digest: tuple[int, int] = paths.content_digest(data)
+    return digest

@@ -113,6 +113,9 @@ def decide_on_miss(ignore_env: bool, reason: str) -> tuple[dict[str, Any], dict[
     start."""
     plan, facts = _decide_and_store(reason, os.environ, os.environ, ignore_env)
     facts.update(outcome="miss", miss=reason or UNSAFE)
+    shared = shared_plan_note(os.environ, ignore_env)
+    if shared is not None:
+        facts["shared"] = shared
     return plan, facts
 
 
@@ -201,3 +204,64 @@ def store_shared(
     if plan["info"].get("transient"):
         return plan, path, "not written: the decision failed for a reason that may pass"
     return plan, path, _plancache.store_plan(folder, path, plan, shared=True)
+
+
+#: The fix ``status``, ``doctor`` and the trace give for a shared plan that no longer holds.
+REFRESH_SHARED = "run `castore-hook refresh --shared` at build time, after the last change"
+
+
+def _shown(value: Any) -> str:
+    """A watched variable's value (``os.environ``'s own encoding) for a sentence."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    return repr(value)
+
+
+def shared_plan_note(environ: Mapping[str, str], ignore_env: bool) -> Optional[dict[str, str]]:
+    """Why this environment's shared plan (``castore-hook refresh --shared``) does not serve
+    this interpreter, and the fix: ``{"file", "why", "fix"}``, or ``None`` when there is no
+    shared plan or it would be used. Names the watched variable that differs (its value here
+    and the values the plan was made for) or the file that changed: operators of images need
+    to know the baked plan exists and why it went unused (docs/status.md)."""
+    folder = _plancache.shared_dir()
+    if folder is None:
+        return None
+    get = _plankey.getter(environ)
+    path = hot.plan_path(get, ignore_env, folder)[1]
+    if not path or not os.path.lexists(path):
+        return None
+    owners = _plancache.shared_owners()
+    lookup = _plankey.native_lookup(environ)
+    plan, reason = hot.valid_cached_plan(lookup, ignore_env, folder, path, owners, os.lstat)
+    fix = REFRESH_SHARED
+    if plan is not None:
+        config = hot.cache_dir(get, sys.platform, True, True)
+        user_site = getattr(sys.modules.get("site"), "USER_SITE", None)
+        if config and os.path.lexists(os.path.join(config, "config.toml")):
+            why = f"this user has a config file of their own ({config}/config.toml)"
+            fix = "nothing, if that file is meant; else remove it"
+        elif user_site and user_site in sys.path:
+            why = f"this user's site-packages ({user_site}) is on sys.path"
+            fix = "run with python -s, or set PYTHONNOUSERSITE=1"
+        else:
+            return None
+    elif reason == "environment changed":
+        found, _ = hot.read_plan(path, owners)
+        why = "a variable it watches differs"
+        if found is not None:
+            names, states = found["key"][4], found["key"][5]
+            now = tuple(map(lookup, names))
+            for index, name in enumerate(names):
+                baked = list(dict.fromkeys(state[index] for state in states))
+                if now[index] not in baked:
+                    shown = " or ".join(_shown(value) for value in baked)
+                    why = f"{_shown(name)[1:-1]} is {_shown(now[index])} here, {shown} when baked"
+                    fix = f"{REFRESH_SHARED}, or set {_shown(name)[1:-1]} as when it was baked"
+                    break
+    elif reason.startswith("changed: "):
+        why = f"{reason[len('changed: ') :]} changed since it was written"
+    else:
+        why = reason
+    return {"file": path, "why": why, "fix": fix}

@@ -42,7 +42,14 @@ def startup_lines(state: dict[str, Any]) -> list[str]:
     if outcome == "miss":
         note = state.get("cache_note")
         applied = f"applied {state.get('applied')!r}" + (f"; {note}" if note else "")
-        return [f"slow path: {state.get('miss')}", applied]
+        lines = [f"slow path: {state.get('miss')}", applied]
+        shared = state.get("shared")
+        if shared:
+            lines.append(
+                f"the shared plan {shared['file']} was not used: {shared['why']}; "
+                f"fix: {shared['fix']}"
+            )
+        return lines
     return [f"error, interpreter left as it was: {state.get('error')}"]
 
 

@@ -35,7 +35,13 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
     plan = _session.plan()
     if plan is not None:
         if "info" not in plan:  # from the cache: the human side lives in the sidecar file
-            info = _plancache.load_info(state.get("cache_file") if state else None, plan.get("key"))
+            # A shared plan's sidecar belongs to root or the environment's owner, like the plan.
+            owners = (
+                _plancache.shared_owners() if (state or {}).get("location") == "shared" else None
+            )
+            info = _plancache.load_info(
+                state.get("cache_file") if state else None, plan.get("key"), owners
+            )
             plan = {**plan, "info": info if info is not None else _session.fresh_plan()["info"]}
         return plan, ""
     if state is not None and state.get("outcome") == "deactivated":
@@ -62,6 +68,20 @@ def _location_reason(state: dict[str, Any]) -> Optional[str]:
     folder = hot.cache_dir(hot.getenv, sys.platform, hook_environ_ignored())
     why = _plancache.unusable_reason(folder)
     return "; ".join(filter(None, (state.get("passed"), why))) or None
+
+
+def _shared_note(state: Optional[dict[str, Any]]) -> Optional[dict[str, str]]:
+    """Why the environment's shared plan did not serve this interpreter (``file``, ``why``,
+    ``fix``), or ``None`` when it did or there is none: start-up's finding on a miss, else
+    checked now."""
+    if state is not None and state.get("location") == "shared":
+        return None
+    if state is not None and "shared" in state:
+        note: Optional[dict[str, str]] = state["shared"]
+        return note
+    from castore_hook import _slowpath
+
+    return _slowpath.shared_plan_note(os.environ, hook_environ_ignored())
 
 
 def _problems(info: dict[str, Any]) -> list[dict[str, str]]:
@@ -142,6 +162,7 @@ def status() -> dict[str, Any]:
             "miss_reason": (state or {}).get("miss"),
             "location": ((state or {}).get("location") or "user") if cache_file else None,
             "location_reason": _location_reason(state or {}),
+            "shared": _shared_note(state),
         },
     }
 

@@ -593,6 +593,17 @@ def check_cache(ctx: Context) -> list[Check]:
                 [f"the user cache has none: {passed}"],
             )
         ]
+    shared = _slowpath.shared_plan_note(ctx.environ, ctx.ignore_env)
+    if shared is not None:  # first: it is the fix an image needs, whatever else is wrong
+        return [
+            Check(
+                "cache",
+                WARN,
+                f"the shared plan {shared['file']} is not used: {shared['why']}",
+                ["this user's plan is decided and cached apart from it, or at every start"],
+                shared["fix"],
+            )
+        ]
     folder = hot.cache_dir(get, sys.platform, ctx.ignore_env)
     problem = _plancache.folder_problem(folder) if folder else "no cache folder"
     explicit = not ctx.ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))

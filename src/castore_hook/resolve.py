@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, bundle, cafiles, certset, config, pem, sources
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    portable_digest,
+    portable_signature,
+    read_regular_file,
+    stat_signature,
+)
 
 if TYPE_CHECKING:  # the contracts cost ~3 ms to import; annotations need only their names
     from castore_hook._contracts import Signature, Trust
@@ -195,11 +202,16 @@ def build_plan(
         if hooks is not None and not (hooks["patch"] or hooks["certifi"]):
             hooks = None  # nothing to do in-process: start-up installs no finder
     stats = []
+    portable: dict[str, Optional[tuple[int, int]]] = {}
     seen: set[str] = set()
     for path in decision.looked_at:
         if path and path not in seen:
             seen.add(path)
-            stats.append((path, stat_signature(path)))
+            if shared:  # it must hold on every node that pulls the image
+                stats.append((path, portable_signature(path)))
+                portable[path] = portable_digest(path)
+            else:
+                stats.append((path, stat_signature(path)))
     key, record = _plankey.plan_key(
         environ, ignore_env, decision.to_set, decision.to_unset, shared=shared
     )
@@ -216,6 +228,7 @@ def build_plan(
         "set": tuple(decision.to_set),
         "unset": tuple(decision.to_unset),
         "record": record,
+        **({"portable": portable} if shared else {}),
         "trust": hooks,
         "info": {
             **info,

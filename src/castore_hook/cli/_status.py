@@ -74,6 +74,15 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         lines.append(f"  cache:    {cache['file']} ({cache['state']}, {where} plan)")
     if cache.get("location_reason"):
         lines.extend(wrap(f"user cache not used: {cache['location_reason']}", 12, " " * 12))
+    shared = cache.get("shared")
+    if shared:
+        lines.extend(
+            wrap(
+                f"shared plan not used: {shared['file']}: {shared['why']}; fix: {shared['fix']}",
+                12,
+                " " * 12,
+            )
+        )
     if cache.get("miss_reason"):
         lines.extend(wrap(f"slow path at start-up: {cache['miss_reason']}", 12, " " * 12))
     if report["trail"]:
