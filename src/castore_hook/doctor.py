@@ -632,6 +632,29 @@ def check_cache(ctx: Context) -> list[Check]:
     return [Check("cache", OK, f"{cache_file}: fresh, writable folder")]
 
 
+def check_legacy_shared(ctx: Context) -> list[Check]:
+    """A shared plan an earlier release wrote inside the package (``castore_hook/shared/``)."""
+    from castore_hook import _sharedtidy
+
+    folder = _sharedtidy.legacy_dir()
+    if folder is None or not os.path.lexists(folder):
+        return []
+    return [
+        Check(
+            "cache",
+            WARN,
+            f"{folder}: a shared plan left by an earlier release",
+            [
+                "start-up no longer reads it (the shared plan lives in castore-hook-shared/)",
+                "`pip uninstall castore-hook` would leave it behind, and the leftover "
+                "castore_hook/ folder would turn `import castore_hook` into a namespace package",
+            ],
+            "castore-hook refresh --shared (as the environment's owner) writes the shared plan "
+            f"anew and removes it; or remove {folder}",
+        )
+    ]
+
+
 def time_hot_path(ctx: Context, runs: int = TIMING_RUNS) -> tuple[Optional[float], str]:
     """Median microseconds of the start-up work on a warm cache, and the outcome seen."""
     environ: dict[str, str] = dict(ctx.environ)
@@ -981,6 +1004,7 @@ ALL_CHECKS = (
     check_sources,
     check_stepped_aside,
     check_cache,
+    check_legacy_shared,
     check_cost,
     check_conflicts,
     check_openssl,
