@@ -25,6 +25,7 @@ from tests.helpers import (
     user_config_path,
     write_ca_pem,
     write_user_config,
+    write_site_config,
 )
 
 STATUS_KEYS = {
@@ -551,8 +552,7 @@ def test_disable_enable_preserve_comments(hooked_venv: Venv, scratch: Any) -> No
 
     proc = cli(hooked_venv, ["enable", "--user"], scratch.env)
     assert proc.returncode == 0, describe(proc)
-    assert "enabled = true" in path.read_text()
-    assert "# fleet policy, do not remove" in path.read_text()
+    assert path.read_text() == text  # as before `disable`: no explicit `enabled = true`
     assert status_json(hooked_venv, scratch.env)["active"] is True
     again = cli(hooked_venv, ["enable"], scratch.env)
     assert again.returncode == 0 and "already so" in again.stdout
@@ -567,6 +567,25 @@ def test_enable_creates_missing_file_and_reports_override(hooked_venv: Venv, scr
     proc = cli(hooked_venv, ["enable", "--site"], scratch.env)
     assert proc.returncode == 1, describe(proc)
     assert "still disabled" in proc.stdout
+
+
+def test_disable_enable_leaves_an_administrators_false_in_force(
+    hooked_venv: Venv, scratch: Any
+) -> None:
+    """A user's ``disable`` then ``enable`` restores the user file as it was (here: no file),
+    so the site file's ``enabled = false`` still decides; ``enable`` says so (exit 1)."""
+    site = write_site_config(scratch.env, "enabled = false\n")
+    user = user_config_path(scratch.env)
+    assert not user.exists()
+    assert cli(hooked_venv, ["disable"], scratch.env).returncode == 0
+    assert user.exists()
+    proc = cli(hooked_venv, ["enable"], scratch.env)
+    assert proc.returncode == 1, describe(proc)
+    said = " ".join(proc.stdout.split())  # wrapped at 80 columns
+    assert "removed" in said and f"still disabled: {site} decides" in said
+    assert not user.exists()
+    status = status_json(hooked_venv, scratch.env)
+    assert status["enabled"] is False and status["active"] is False
 
 
 def test_enable_refuses_invalid_toml(hooked_venv: Venv, scratch: Any) -> None:
