@@ -35,6 +35,7 @@ STATUS_KEYS = {
     "outcome",
     "reason",
     "enabled",
+    "disabled_by",
     "source",
     "form",
     "material",
@@ -549,6 +550,14 @@ def test_disable_enable_preserve_comments(hooked_venv: Venv, scratch: Any) -> No
     status = status_json(hooked_venv, scratch.env)
     assert status["active"] is False and status["enabled"] is False
     assert status["cache"]["miss_reason"]  # the edit made the cached plan stale
+    # Line 3: disable added the key after the file's two lines. Text and JSON agree.
+    assert status["disabled_by"] == f"{path}:3"
+    assert status["reason"].startswith(f"disabled by `enabled = false` in {path}:3 (")
+    text_status = " ".join(cli(hooked_venv, ["status"], scratch.env).stdout.split())
+    assert f"inactive - disabled by `enabled = false` in {path}:3" in text_status
+    again = status_json(hooked_venv, scratch.env)  # now a cache hit: the same truth
+    assert again["cache"]["state"] == "hit" and again["disabled_by"] == f"{path}:3"
+    assert "applied the cached plan: it changes nothing" in again["reason"]
 
     proc = cli(hooked_venv, ["enable", "--user"], scratch.env)
     assert proc.returncode == 0, describe(proc)
