@@ -237,7 +237,7 @@ def test_doctor_healthy_exits_0(hooked_venv: Venv, scratch: Any) -> None:
     for area in ("startup:", "config:", "sources:", "cache:", "cost:", "conflicts:", "openssl:"):
         assert area in proc.stdout
     assert "castore_hook.pth" in proc.stdout
-    assert "hot path:" in proc.stdout
+    assert "the start-up decision alone:" in proc.stdout and "README, Speed" in proc.stdout
     assert_fits(proc.stdout)
     data = json.loads(cli(hooked_venv, ["doctor", "--json", "--no-timing"], scratch.env).stdout)
     assert data["ok"] is True

@@ -761,3 +761,12 @@ def test_internal_error_is_one_line(
 def test_verify_namespace_usage_error_uses_parser(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["verify", "bad target"]) == cli.EXIT_USAGE
     assert "is not a URL" in capsys.readouterr().err
+
+
+def test_doctor_points_to_the_readme_start_up_figure() -> None:
+    """doctor times only the decision and quotes the README's callgrind figure for the whole
+    hook: the quote must be the README's row (a), rounded."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^\| \(a\) warm cache, no config \| [^|]+ \| \+(\d+\.\d+) % \|", readme, re.M)
+    assert found, "README lost its start-up row (a)"
+    assert doctor.README_STARTUP == f"+{float(found.group(1)):.1f} %"
