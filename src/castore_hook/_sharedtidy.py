@@ -135,9 +135,9 @@ def prune_bundles(folder: str) -> Tidy:
                 if plan is not None:
                     named |= bundles_named(folder, plan)
         for name in sorted(names):
-            if name.startswith(BUNDLE_PREFIX) and name.endswith(BUNDLE_SUFFIX):
-                if name not in named:
-                    _remove_own(fd, folder, name, tidy)
+            bundle = name.startswith(BUNDLE_PREFIX) and name.endswith(BUNDLE_SUFFIX)
+            if bundle and name not in named:
+                _remove_own(fd, folder, name, tidy)
     finally:
         os.close(fd)
     return tidy

@@ -85,8 +85,9 @@ def status() -> dict[str, Any]:
     """What this interpreter trusts, what the hook changed, and why.
 
     Keys (all always present): ``version``, ``python``, ``active``, ``outcome``, ``reason``,
-    ``enabled``, ``disabled_by``, ``source``, ``form``, ``material``, ``bundle``, ``exported``, ``unset``,
-    ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``, ``cache``.
+    ``enabled``, ``disabled_by``, ``source``, ``form``, ``material``, ``bundle``, ``exported``,
+    ``unset``, ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``,
+    ``cache``.
     See docs/status.md.
     """
     state = _session.current()

@@ -259,9 +259,13 @@ def enable_text(text: str) -> Optional[str]:
         del document["enabled"]
         result = str(tomlkit.dumps(document))
         return "" if value == WAS_NO_FILE and not result.strip() else result
+    from tomlkit.items import Item
+
     try:
         restored = tomlkit.parse(f"enabled = {value}\n").item("enabled")
     except Exception:
+        restored = None
+    if not isinstance(restored, Item):
         del document["enabled"]  # a mark someone edited: fall back to no key
         return str(tomlkit.dumps(document))
     restored.trivia.comment = old_comment

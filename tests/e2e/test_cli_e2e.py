@@ -24,8 +24,8 @@ from tests.helpers import (
     toml_list,
     user_config_path,
     write_ca_pem,
-    write_user_config,
     write_site_config,
+    write_user_config,
 )
 
 STATUS_KEYS = {

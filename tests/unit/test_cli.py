@@ -310,7 +310,7 @@ def test_disable_enable_on_a_file_with_other_keys(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("before", ["true", "false"])
 def test_disable_enable_on_a_file_that_had_enabled(tmp_path: Path, before: str) -> None:
-    text = f"# ops\nenabled = {before}  # set by ops\nsources = [\"system\"]\n"
+    text = f'# ops\nenabled = {before}  # set by ops\nsources = ["system"]\n'
     path = tmp_path / "config.toml"
     path.write_text(text)
     said = _disable_enable(path)
@@ -767,6 +767,10 @@ def test_doctor_points_to_the_readme_start_up_figure() -> None:
     """doctor times only the decision and quotes the README's callgrind figure for the whole
     hook: the quote must be the README's row (a), rounded."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"^\| \(a\) warm cache, no config \| [^|]+ \| \+(\d+\.\d+) % \|", readme, re.M)
+    found = re.search(
+        r"^\| \(a\) warm cache, no config \| [^|]+ \| \+(\d+\.\d+) % \|", readme, re.M
+    )
     assert found, "README lost its start-up row (a)"
-    assert doctor.README_STARTUP == f"+{float(found.group(1)):.1f} %"
+    quoted = doctor.README_STARTUP
+    measured = float(found.group(1))
+    assert quoted == f"+{measured:.1f} %"

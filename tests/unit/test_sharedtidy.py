@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from tests.helpers import hermetic_env, make_ca, write_ca_pem
 
 import _castore_hook as hot
 import castore_hook
 from castore_hook import _plancache, _sharedtidy, _slowpath, cli, doctor
-from tests.helpers import hermetic_env, make_ca, write_ca_pem
 
 
 @pytest.fixture

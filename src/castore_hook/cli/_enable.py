@@ -12,8 +12,9 @@ from castore_hook.cli._registry import Command, add_scope, decision_env, scope
 HELP = """\
 {action}, keeping its comments and layout. Every interpreter notices on its next start: the
 file's change makes the cached plan stale. Without --site/--user the file is
-CASTORE_HOOK_CONFIG when set, else the user file. If another file or variable still decides otherwise, the command says so and
-exits 1. CASTORE_HOOK_DISABLE=1 remains the per-process kill switch.
+CASTORE_HOOK_CONFIG when set, else the user file. If another file or variable still decides
+otherwise, the command says so and exits 1. CASTORE_HOOK_DISABLE=1 remains the per-process
+kill switch.
 """
 EPILOG = (
     EXIT_CODES.format(
