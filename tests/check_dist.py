@@ -12,6 +12,10 @@ index). A wheel that depends on how it was built would install a different hook,
   other file too, each with a matching hash;
 * the metadata is 2.4 (the first version where License-Expression is valid), names the
   project URLs, and claims exactly the Python versions CI tests (``--pythons``);
+* the version is one and the same everywhere: the wheels' file names and dist-info folders,
+  their METADATA, the ``castore_hook/_version.py`` the build wrote from git (what
+  ``castore_hook.__version__`` reports), and each sdist's PKG-INFO (a wheel built from the
+  sdist has no .git: setuptools-scm reads PKG-INFO);
 * the sdist holds what building a wheel needs (pyproject.toml, LICENSE, startup/, src/).
 
 Exits 1 listing every failed check. Standard library only.
@@ -45,6 +49,7 @@ SDIST_MUST_HOLD = (
     "src/_castore_hook_paths.py",
     "src/castore_hook/__init__.py",
     "src/castore_hook/py.typed",
+    "src/castore_hook/_version.py",
     "PKG-INFO",
 )
 
@@ -110,9 +115,31 @@ def check_wheel(wheel: Path, pythons: List[str], errors: List[str]) -> Dict[str,
         if name not in files:
             errors.append(f"{where}: {name} missing")
     check_metadata(where, files.get(f"{info}/METADATA", b""), pythons, errors)
+    check_version(wheel, files, info, errors)
     if f"{info}/licenses/LICENSE" not in files:
         errors.append(f"{where}: {info}/licenses/LICENSE missing (PEP 639)")
     return files
+
+
+def metadata_version(raw: bytes) -> str:
+    """The ``Version`` field of METADATA or PKG-INFO."""
+    return str(email.message_from_bytes(raw).get("Version", ""))
+
+
+def check_version(wheel: Path, files: Dict[str, bytes], info: str, errors: List[str]) -> None:
+    """The wheel's file name, dist-info folder, METADATA and ``castore_hook/_version.py``
+    name one version, and it was derived (not the ``0+unknown`` of a tree never built)."""
+    version = metadata_version(files.get(f"{info}/METADATA", b""))
+    where = wheel.name
+    if not version or version.startswith("0+unknown"):
+        errors.append(f"{where}: no version derived from git (METADATA Version {version!r})")
+    if wheel.name.split("-")[1:2] != [version] or info != f"castore_hook-{version}.dist-info":
+        errors.append(f"{where}: file name or {info} does not match METADATA Version {version}")
+    source = files.get("castore_hook/_version.py")
+    if source is None:
+        errors.append(f"{where}: castore_hook/_version.py missing (__version__ is 0+unknown)")
+    elif f"__version__ = version = {version!r}" not in source.decode("utf-8", "replace"):
+        errors.append(f"{where}: castore_hook/_version.py does not say {version}")
 
 
 def check_metadata(where: str, raw: bytes, pythons: List[str], errors: List[str]) -> None:
@@ -156,7 +183,11 @@ def check_sdist(sdist: Path, pythons: List[str], errors: List[str]) -> List[str]
                 errors.append(f"{sdist.name}: {name} missing")
         pkg_info = archive.extractfile(members["PKG-INFO"]) if "PKG-INFO" in members else None
         if pkg_info is not None:
-            check_metadata(sdist.name, pkg_info.read(), pythons, errors)
+            raw = pkg_info.read()
+            check_metadata(sdist.name, raw, pythons, errors)
+            version = metadata_version(raw)
+            if sdist.name != f"castore_hook-{version}.tar.gz":
+                errors.append(f"{sdist.name}: PKG-INFO says version {version}")
     return sorted(members)
 
 
@@ -192,9 +223,18 @@ def main(argv: List[str]) -> int:
     ]
     if sdists[0] != sdists[1]:
         errors.append("the two sdists hold different files")
+    names = {p.name.split("-")[1] for f in (args.direct, args.via_sdist) for p in f.glob("*.whl")}
+    names |= {
+        p.name[len("castore_hook-") : -len(".tar.gz")]
+        for f in (args.direct, args.via_sdist)
+        for p in f.glob("*.tar.gz")
+    }
+    if len(names) != 1:
+        errors.append(f"the sdists and wheels carry different versions: {sorted(names)}")
     if not errors:
         sys.stdout.write(
-            f"ok: wheel of {len(direct)} files identical built directly and from the sdist; "
+            f"ok: version {names.pop()} in both wheels and sdists; wheel of {len(direct)} "
+            "files identical built directly and from the sdist; "
             f"hook files at the root and in RECORD; metadata 2.4; sdist of {len(sdists[0])} "
             "files\n"
         )

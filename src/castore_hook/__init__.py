@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-__version__ = "0.1.0"
+try:
+    # Written by the build from git (hatch-vcs): pyproject.toml, [tool.hatch.version].
+    from castore_hook._version import __version__  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # a source tree no build has run in: no version was derived
+    __version__ = "0+unknown"
 __all__ = ["__version__", "activate", "deactivate", "status"]
 
 

@@ -84,6 +84,19 @@ def _shared_note(state: Optional[dict[str, Any]]) -> Optional[dict[str, str]]:
     return _slowpath.shared_plan_note(os.environ, hook_environ_ignored())
 
 
+def _disabled_by(outcome: str, info: dict[str, Any]) -> Optional[str]:
+    """What switched the hook off here: ``CASTORE_HOOK_DISABLE``, or where ``enabled = false``
+    was read (``file:line``, from the plan's origins; the line is looked up now), else
+    ``None``."""
+    if outcome == "disabled":
+        return "CASTORE_HOOK_DISABLE"
+    if not info.get("config_usable") or info.get("enabled", True):
+        return None
+    origin = str(dict(info.get("origins", ())).get("enabled", "")) or "the configuration"
+    line = config.key_line(origin, "enabled") if os.path.isabs(origin) else None
+    return f"{origin}:{line}" if line else origin
+
+
 def _problems(info: dict[str, Any]) -> list[dict[str, str]]:
     return [{"where": where, "message": message} for where, message in info.get("problems", ())]
 
@@ -92,8 +105,9 @@ def status() -> dict[str, Any]:
     """What this interpreter trusts, what the hook changed, and why.
 
     Keys (all always present): ``version``, ``python``, ``active``, ``outcome``, ``reason``,
-    ``enabled``, ``source``, ``form``, ``material``, ``bundle``, ``exported``, ``unset``,
-    ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``, ``cache``.
+    ``enabled``, ``disabled_by``, ``source``, ``form``, ``material``, ``bundle``, ``exported``,
+    ``unset``, ``config_files``, ``trail``, ``problems``, ``stepped_aside``, ``warnings``,
+    ``cache``.
     See docs/status.md.
     """
     state = _session.current()
@@ -105,12 +119,16 @@ def status() -> dict[str, Any]:
     unset = sorted(name for name, value in applied.items() if value is None)
     changed = bool(exported or unset or (plan and plan.get("trust")))
     active = outcome in ("hit", "miss", "activated") and changed
+    disabled_by = _disabled_by(outcome, info)
     if state is None:
         reason = "the start-up hook did not run (python -S, no .pth processed, or embedded)"
     else:
         reason = _OUTCOME_WORDS.get(outcome, outcome)
         if state.get("error"):
             reason += f" ({state['error']})"
+    if disabled_by and outcome != "disabled":
+        # The plan was applied, but it is the plan of a switched-off hook: say what matters.
+        reason = f"disabled by `enabled = false` in {disabled_by} ({reason}: it changes nothing)"
     if note:
         reason += f"; {note}"
     problems = _problems(info)
@@ -134,6 +152,7 @@ def status() -> dict[str, Any]:
         "outcome": outcome,
         "reason": reason,
         "enabled": bool(info.get("enabled", False)) and info.get("config_usable", False),
+        "disabled_by": disabled_by,
         "source": info.get("source"),
         "form": info.get("form"),
         "material": {

@@ -579,6 +579,17 @@ def _key_lines(text: str) -> dict[str, int]:
     return lines
 
 
+def key_line(path: str, key: str) -> Optional[int]:
+    """The line of the top-level ``key`` in the config file at ``path``, or ``None``: for
+    pointing a human at a value after the fact (``status``: "disabled by ``enabled = false``
+    in file:line"). Never raises."""
+    try:
+        text = read_regular_file(path, CONFIG_LIMIT).decode("utf-8-sig")
+    except (OSError, UnsafeFile, ValueError):
+        return None
+    return _key_lines(text).get(key)
+
+
 def _toml_loader() -> Optional[Callable[[str], dict[str, Any]]]:
     """``tomllib.loads`` (3.11+) or ``tomli.loads``, or ``None`` if neither can be imported.
 

@@ -186,26 +186,92 @@ def toml_comment(text: str) -> str:
 # Editing
 
 
-def set_enabled_text(text: str, value: bool) -> str:
-    """``text`` (a TOML document) with top-level ``enabled`` set to ``value``.
+#: The comment ``disable`` puts on the ``enabled = false`` it writes, recording what was
+#: there before, so that ``enable`` can put it back: ``absent`` (no key), ``no file`` (the file
+#: did not exist), or the old value as TOML (``true``), then ``| <old comment>`` if any.
+MARK = "castore-hook disable, was: "
+WAS_ABSENT = "absent"
+WAS_NO_FILE = "no file"
 
-    Comments, blank lines, key order and formatting survive; a missing key is added among the
-    top-level keys (before any table). Raises ``ConfigFileError`` for invalid TOML, naming the
-    line: a file we cannot parse is never rewritten.
-    """
+
+def _parse(text: str) -> Any:
+    """``text`` as a tomlkit document; ``ConfigFileError`` naming the line when it is not
+    TOML: a file we cannot parse is never rewritten."""
     import tomlkit
     from tomlkit.exceptions import ParseError
 
     try:
-        document = tomlkit.parse(text)
+        return tomlkit.parse(text)
     except ParseError as exc:
         line = getattr(exc, "line", None)
         where = f"line {line}: " if line else ""
         raise ConfigFileError(f"{where}invalid TOML ({exc}); fix it first") from None
     except Exception as exc:
         raise ConfigFileError(f"invalid TOML ({exc}); fix it first") from None
-    document["enabled"] = value
-    return tomlkit.dumps(document)
+
+
+def disable_text(text: Optional[str]) -> Optional[str]:
+    """``text`` (``None``: no file) with top-level ``enabled = false``, marked with what was
+    there before (see ``MARK``); ``None`` when it already says ``enabled = false``.
+
+    Comments, blank lines, key order and formatting survive; a missing key is added among
+    the top-level keys (before any table).
+    """
+    import tomlkit
+
+    document = _parse(text or "")
+    old = document.item("enabled") if "enabled" in document else None
+    if old is not None and old.unwrap() is False:
+        return None
+    item = tomlkit.item(False)
+    if old is None:
+        item.trivia.comment = f"# {MARK}{WAS_NO_FILE if text is None else WAS_ABSENT}"
+        item.trivia.comment_ws = "  "
+    else:
+        before = old.as_string()
+        if old.trivia.comment:
+            before += f" | {old.trivia.comment}"
+        item.trivia.comment = f"# {MARK}{before}"
+        item.trivia.comment_ws = old.trivia.comment_ws or "  "
+    document["enabled"] = item
+    return str(tomlkit.dumps(document))
+
+
+def enable_text(text: str) -> Optional[str]:
+    """``text`` with what ``disable`` replaced put back; ``None`` when nothing here disables.
+
+    An ``enabled = false`` that ``disable`` marked becomes what was there before: no key
+    (``""`` when the file itself did not exist and nothing else was added since, so the
+    caller removes it), or the old value with its comment. An unmarked ``enabled = false``
+    is removed. ``enable`` never writes an explicit ``enabled = true`` of its own: in a user
+    file it would override an administrator's site-wide ``enabled = false``.
+    """
+    import tomlkit
+
+    document = _parse(text)
+    item = document.item("enabled") if "enabled" in document else None
+    if item is None or item.unwrap() is not False:
+        return None
+    comment = item.trivia.comment[1:].strip() if item.trivia.comment.startswith("#") else ""
+    was = comment[len(MARK) :] if comment.startswith(MARK) else WAS_ABSENT
+    value, _bar, old_comment = was.partition(" | ")
+    if value in (WAS_ABSENT, WAS_NO_FILE):
+        del document["enabled"]
+        result = str(tomlkit.dumps(document))
+        return "" if value == WAS_NO_FILE and not result.strip() else result
+    from tomlkit.items import Item
+
+    try:
+        restored = tomlkit.parse(f"enabled = {value}\n").item("enabled")
+    except Exception:
+        restored = None
+    if not isinstance(restored, Item):
+        del document["enabled"]  # a mark someone edited: fall back to no key
+        return str(tomlkit.dumps(document))
+    restored.trivia.comment = old_comment
+    restored.trivia.comment_ws = item.trivia.comment_ws if old_comment else ""
+    document["enabled"] = restored
+    return str(tomlkit.dumps(document))
 
 
 def _read_text(path: str) -> Optional[tuple[str, int]]:
@@ -242,19 +308,33 @@ def _write(path: str, text: str, mode: int) -> None:
         raise ConfigFileError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def set_enabled(path: str, value: bool) -> bool:
-    """Set ``enabled`` in the file at ``path`` (created if missing); return whether the file
-    changed. Raises ``ConfigFileError``."""
+def set_enabled(path: str, value: bool) -> str:
+    """``disable`` (``value`` false) or ``enable`` the file at ``path``; return what was done,
+    for the command's output. ``disable`` creates a missing file; ``enable`` restores what
+    ``disable`` replaced (``enable_text``) and removes the file ``disable`` created when it
+    holds nothing else. Raises ``ConfigFileError``."""
     current = _read_text(path)
-    if current is None:
-        text, mode = "", 0o644
-    else:
-        text, mode = current
-    new = set_enabled_text(text, value)
-    if current is not None and new == text:
-        return False
+    text, mode = current if current is not None else (None, 0o644)
+    if not value:
+        new = disable_text(text)
+        if new is None:
+            return "enabled = false (already so)"
+        _write(path, new, mode)
+        return "enabled = false (written; `castore-hook enable` puts back what was there)"
+    new = None if text is None else enable_text(text)
+    if new is None:
+        return "no `enabled = false` here (already so)"
+    if new == "":
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise ConfigFileError(f"cannot remove {path}: {exc.strerror or exc}") from None
+        return "removed (`castore-hook disable` had created it)"
     _write(path, new, mode)
-    return True
+    old = _parse(new).get("enabled")
+    if old is None:
+        return "`enabled = false` removed (the default or an earlier file decides)"
+    return f"enabled = {str(old).lower() if isinstance(old, bool) else old} (restored)"
 
 
 def init(path: str, force: bool) -> None:

@@ -24,6 +24,7 @@ from tests.helpers import (
     toml_list,
     user_config_path,
     write_ca_pem,
+    write_site_config,
     write_user_config,
 )
 
@@ -34,6 +35,7 @@ STATUS_KEYS = {
     "outcome",
     "reason",
     "enabled",
+    "disabled_by",
     "source",
     "form",
     "material",
@@ -235,7 +237,7 @@ def test_doctor_healthy_exits_0(hooked_venv: Venv, scratch: Any) -> None:
     for area in ("startup:", "config:", "sources:", "cache:", "cost:", "conflicts:", "openssl:"):
         assert area in proc.stdout
     assert "castore_hook.pth" in proc.stdout
-    assert "hot path:" in proc.stdout
+    assert "the start-up decision alone:" in proc.stdout and "README, Speed" in proc.stdout
     assert_fits(proc.stdout)
     data = json.loads(cli(hooked_venv, ["doctor", "--json", "--no-timing"], scratch.env).stdout)
     assert data["ok"] is True
@@ -548,11 +550,18 @@ def test_disable_enable_preserve_comments(hooked_venv: Venv, scratch: Any) -> No
     status = status_json(hooked_venv, scratch.env)
     assert status["active"] is False and status["enabled"] is False
     assert status["cache"]["miss_reason"]  # the edit made the cached plan stale
+    # Line 3: disable added the key after the file's two lines. Text and JSON agree.
+    assert status["disabled_by"] == f"{path}:3"
+    assert status["reason"].startswith(f"disabled by `enabled = false` in {path}:3 (")
+    text_status = " ".join(cli(hooked_venv, ["status"], scratch.env).stdout.split())
+    assert f"inactive - disabled by `enabled = false` in {path}:3" in text_status
+    again = status_json(hooked_venv, scratch.env)  # now a cache hit: the same truth
+    assert again["cache"]["state"] == "hit" and again["disabled_by"] == f"{path}:3"
+    assert "applied the cached plan: it changes nothing" in again["reason"]
 
     proc = cli(hooked_venv, ["enable", "--user"], scratch.env)
     assert proc.returncode == 0, describe(proc)
-    assert "enabled = true" in path.read_text()
-    assert "# fleet policy, do not remove" in path.read_text()
+    assert path.read_text() == text  # as before `disable`: no explicit `enabled = true`
     assert status_json(hooked_venv, scratch.env)["active"] is True
     again = cli(hooked_venv, ["enable"], scratch.env)
     assert again.returncode == 0 and "already so" in again.stdout
@@ -567,6 +576,25 @@ def test_enable_creates_missing_file_and_reports_override(hooked_venv: Venv, scr
     proc = cli(hooked_venv, ["enable", "--site"], scratch.env)
     assert proc.returncode == 1, describe(proc)
     assert "still disabled" in proc.stdout
+
+
+def test_disable_enable_leaves_an_administrators_false_in_force(
+    hooked_venv: Venv, scratch: Any
+) -> None:
+    """A user's ``disable`` then ``enable`` restores the user file as it was (here: no file),
+    so the site file's ``enabled = false`` still decides; ``enable`` says so (exit 1)."""
+    site = write_site_config(scratch.env, "enabled = false\n")
+    user = user_config_path(scratch.env)
+    assert not user.exists()
+    assert cli(hooked_venv, ["disable"], scratch.env).returncode == 0
+    assert user.exists()
+    proc = cli(hooked_venv, ["enable"], scratch.env)
+    assert proc.returncode == 1, describe(proc)
+    said = " ".join(proc.stdout.split())  # wrapped at 80 columns
+    assert "removed" in said and f"still disabled: {site} decides" in said
+    assert not user.exists()
+    status = status_json(hooked_venv, scratch.env)
+    assert status["enabled"] is False and status["active"] is False
 
 
 def test_enable_refuses_invalid_toml(hooked_venv: Venv, scratch: Any) -> None:

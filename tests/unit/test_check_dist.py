@@ -12,6 +12,7 @@ from tests import check_dist
 
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 INFO = "castore_hook-0.1.0.dist-info"
+WHEEL = "castore_hook-0.1.0-py3-none-any.whl"
 
 
 def metadata(version: str = "2.4", pythons: Optional[List[str]] = None, extra: str = "") -> bytes:
@@ -42,6 +43,7 @@ def wheel_files(meta: Optional[bytes] = None) -> Dict[str, bytes]:
         "_castore_hook_paths.py": b"",
         "castore_hook/__init__.py": b"",
         "castore_hook/py.typed": b"",
+        "castore_hook/_version.py": b"__version__ = version = '0.1.0'\n",
         f"{INFO}/METADATA": meta if meta is not None else metadata(),
         f"{INFO}/licenses/LICENSE": b"MIT",
     }
@@ -68,24 +70,24 @@ def errors_of(path: Path) -> List[str]:
 
 
 def test_a_good_wheel_passes(tmp_path: Path) -> None:
-    assert errors_of(make_wheel(tmp_path / "w.whl", wheel_files())) == []
+    assert errors_of(make_wheel(tmp_path / WHEEL, wheel_files())) == []
 
 
 def test_hook_file_missing_from_record(tmp_path: Path) -> None:
-    wheel = make_wheel(tmp_path / "w.whl", wheel_files(), unrecorded=("castore_hook.pth",))
+    wheel = make_wheel(tmp_path / WHEEL, wheel_files(), unrecorded=("castore_hook.pth",))
     assert any("castore_hook.pth is not in RECORD" in e for e in errors_of(wheel))
 
 
 def test_hook_file_below_the_root(tmp_path: Path) -> None:
     files = wheel_files()
     files["castore_hook/castore_hook.start"] = files.pop("castore_hook.start")
-    errors = errors_of(make_wheel(tmp_path / "w.whl", files))
+    errors = errors_of(make_wheel(tmp_path / WHEEL, files))
     assert any("castore_hook.start is not at the wheel root" in e for e in errors)
     assert any("below the root" in e for e in errors)
 
 
 def test_wrong_record_hash(tmp_path: Path) -> None:
-    wheel = make_wheel(tmp_path / "w.whl", wheel_files())
+    wheel = make_wheel(tmp_path / WHEEL, wheel_files())
     with zipfile.ZipFile(wheel, "a") as archive:
         archive.writestr("extra.py", b"x")  # present, not recorded
     assert any("extra.py is missing from RECORD" in e for e in errors_of(wheel))
@@ -103,5 +105,14 @@ def test_wrong_record_hash(tmp_path: Path) -> None:
     ],
 )
 def test_metadata_defects(tmp_path: Path, meta: bytes, expected: str) -> None:
-    errors = errors_of(make_wheel(tmp_path / "w.whl", wheel_files(meta)))
+    errors = errors_of(make_wheel(tmp_path / WHEEL, wheel_files(meta)))
     assert any(expected in e for e in errors), errors
+
+
+def test_version_not_derived_or_disagreeing(tmp_path: Path) -> None:
+    files = wheel_files()
+    del files["castore_hook/_version.py"]
+    assert any("_version.py missing" in e for e in errors_of(make_wheel(tmp_path / WHEEL, files)))
+    files["castore_hook/_version.py"] = b"__version__ = version = '0.2.0'\n"
+    errors = errors_of(make_wheel(tmp_path / "castore_hook-0.1.0-py3-none-any.whl", files))
+    assert any("_version.py does not say 0.1.0" in e for e in errors), errors

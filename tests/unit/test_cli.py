@@ -230,49 +230,110 @@ def test_format_verify_fits_80_columns() -> None:
 # configedit: tomlkit round trip
 
 
-def test_set_enabled_preserves_comments_and_layout() -> None:
+def test_disable_then_enable_preserves_comments_and_layout() -> None:
     text = (
         "# fleet policy\n"
         "enabled = true   # flipped by ops\n"
         'sources = ["system",\n           "certifi"]  # two\n'
         "\n[tool]\nx = 1\n"
     )
-    out = configedit.set_enabled_text(text, False)
-    assert out == text.replace("enabled = true", "enabled = false")
-    assert configedit.set_enabled_text(out, True) == text
+    out = configedit.disable_text(text)
+    assert out == text.replace(
+        "enabled = true   # flipped by ops",
+        "enabled = false   # castore-hook disable, was: true | # flipped by ops",
+    )
+    assert configedit.enable_text(out) == text
+    assert configedit.disable_text(out) is None  # already disabled: nothing to record
 
 
-def test_set_enabled_adds_key_among_top_level_keys() -> None:
+def test_disable_adds_key_among_top_level_keys_and_enable_removes_it() -> None:
     text = '# comment\nsources = ["env"]\n\n[tool]\nx = 1\n'
-    out = configedit.set_enabled_text(text, False)
-    assert out.startswith('# comment\nsources = ["env"]\nenabled = false\n')
+    out = configedit.disable_text(text)
+    assert out is not None
+    assert out.startswith(
+        '# comment\nsources = ["env"]\nenabled = false  # castore-hook disable, was: absent\n'
+    )
     assert out.endswith("[tool]\nx = 1\n")
-    assert configedit.set_enabled_text("", True) == "enabled = true\n"
+    assert configedit.enable_text(out) == text
+    assert configedit.enable_text(text) is None  # nothing disables here
 
 
-def test_set_enabled_refuses_invalid_toml() -> None:
+def test_enable_never_writes_an_explicit_true() -> None:
+    """An unmarked ``enabled = false`` (written by hand, or before ``disable`` marked its
+    edits) is removed, not flipped: an explicit ``true`` in a user file would override an
+    administrator's site-wide ``enabled = false``."""
+    assert configedit.enable_text("# mine\nenabled = false\nextra = []\n") == "# mine\nextra = []\n"
+    assert configedit.enable_text("enabled = true\n") is None
+
+
+def test_disable_refuses_invalid_toml() -> None:
     with pytest.raises(configedit.ConfigFileError, match="line 2"):
-        configedit.set_enabled_text("a = 1\nenabled = = true\n", True)
+        configedit.disable_text("a = 1\nenabled = = true\n")
 
 
-def test_set_enabled_file(tmp_path: Path) -> None:
+def _disable_enable(path: Path) -> List[str]:
+    """``disable`` then ``enable`` on ``path``: what each said."""
+    return [configedit.set_enabled(str(path), False), configedit.set_enabled(str(path), True)]
+
+
+def test_disable_enable_with_no_file_before(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.toml"
-    assert configedit.set_enabled(str(path), False) is True
-    assert path.read_text() == "enabled = false\n"
+    said = configedit.set_enabled(str(path), False)
+    assert "written" in said
+    assert path.read_text() == "enabled = false  # castore-hook disable, was: no file\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert configedit.set_enabled(str(path), False) is False
+    assert configedit.set_enabled(str(path), False) == "enabled = false (already so)"
+    assert "removed" in configedit.set_enabled(str(path), True)
+    assert not path.exists()  # as before: no file
+    assert "already so" in configedit.set_enabled(str(path), True)
+
+
+def test_disable_enable_on_no_file_before_keeps_keys_added_since(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    configedit.set_enabled(str(path), False)
+    path.write_text(path.read_text() + 'extra = ["/etc/corp/root.pem"]\n')
+    configedit.set_enabled(str(path), True)
+    assert path.read_text() == 'extra = ["/etc/corp/root.pem"]\n'
+
+
+def test_disable_enable_on_a_file_with_other_keys(tmp_path: Path) -> None:
+    text = '# corp\nsources = ["system"]  # OS store\nextra = ["/etc/corp/root.pem"]\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    configedit.set_enabled(str(path), False)
     inode = path.stat().st_ino
-    assert configedit.set_enabled(str(path), True) is True
+    said = configedit.set_enabled(str(path), True)
+    assert said == "`enabled = false` removed (the default or an earlier file decides)"
+    assert path.read_text() == text
     assert path.stat().st_ino != inode  # atomic replace: every cached plan goes stale
+
+
+@pytest.mark.parametrize("before", ["true", "false"])
+def test_disable_enable_on_a_file_that_had_enabled(tmp_path: Path, before: str) -> None:
+    text = f'# ops\nenabled = {before}  # set by ops\nsources = ["system"]\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    said = _disable_enable(path)
+    if before == "true":
+        assert said == [
+            "enabled = false (written; `castore-hook enable` puts back what was there)",
+            "enabled = true (restored)",
+        ]
+        assert path.read_text() == text
+    else:
+        # Already disabled: disable records nothing; enable removes the false, never
+        # writes an explicit true.
+        assert said[0] == "enabled = false (already so)"
+        assert path.read_text() == '# ops\nsources = ["system"]\n'
 
 
 def test_set_enabled_strips_group_write(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("# mine\n")
     os.chmod(path, 0o664)
-    configedit.set_enabled(str(path), True)
+    configedit.set_enabled(str(path), False)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
-    assert path.read_text() == "# mine\nenabled = true\n"
+    assert path.read_text() == "# mine\nenabled = false  # castore-hook disable, was: absent\n"
 
 
 def test_init_refuses_overwrite(tmp_path: Path) -> None:
@@ -700,3 +761,16 @@ def test_internal_error_is_one_line(
 def test_verify_namespace_usage_error_uses_parser(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["verify", "bad target"]) == cli.EXIT_USAGE
     assert "is not a URL" in capsys.readouterr().err
+
+
+def test_doctor_points_to_the_readme_start_up_figure() -> None:
+    """doctor times only the decision and quotes the README's callgrind figure for the whole
+    hook: the quote must be the README's row (a), rounded."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"^\| \(a\) warm cache, no config \| [^|]+ \| \+(\d+\.\d+) % \|", readme, re.M
+    )
+    assert found, "README lost its start-up row (a)"
+    quoted = doctor.README_STARTUP
+    measured = float(found.group(1))
+    assert quoted == f"+{measured:.1f} %"

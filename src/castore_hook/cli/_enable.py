@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from castore_hook.cli._output import EXIT_CODES, EXIT_OK, EXIT_PROBLEMS, wrap
 from castore_hook.cli._registry import Command, add_scope, decision_env, scope
 
 HELP = """\
-Set `enabled = {value}` in one config file, keeping its comments and layout (the file is
-created if missing). Every interpreter notices on its next start: the file's change makes
-the cached plan stale. Without --site/--user the file is CASTORE_HOOK_CONFIG when set, else
-the user file. If another file or variable still decides otherwise, the command says so and
-exits 1. CASTORE_HOOK_DISABLE=1 remains the per-process kill switch.
+{action}, keeping its comments and layout. Every interpreter notices on its next start: the
+file's change makes the cached plan stale. Without --site/--user the file is
+CASTORE_HOOK_CONFIG when set, else the user file. If another file or variable still decides
+otherwise, the command says so and exits 1. CASTORE_HOOK_DISABLE=1 remains the per-process
+kill switch.
 """
 EPILOG = (
     EXIT_CODES.format(
@@ -36,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     word = "enabled" if value else "disabled"
     try:
         path = configedit.target_path(decision_env(), scope(args))
-        changed = configedit.set_enabled(path, value)
+        done = configedit.set_enabled(path, value)
     except configedit.ConfigFileError as exc:
         sys.stderr.write(f"castore-hook {args.command}: {exc}\n")
         return EXIT_PROBLEMS
-    written = "written" if changed else "already so"
-    sys.stdout.write(f"{path}: enabled = {str(value).lower()} ({written})\n")
+    for line in wrap(f"{path}: {done}", 2, ""):
+        sys.stdout.write(line + "\n")
     env = decision_env()
     cfg = config.load_config(env)
     problems = []
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     elif cfg.enabled != value:
         origin = cfg.origins.get("enabled", "default")
         problems.append(f"still {'enabled' if cfg.enabled else 'disabled'}: {origin} decides")
-    elif path not in cfg.files_read:
+    elif path not in cfg.files_read and os.path.lexists(path):
         problems.append(f"{path} is not read here (CASTORE_HOOK_CONFIG names another file)")
     if value and not config.hook_environ_ignored() and config.flag(env, "CASTORE_HOOK_DISABLE"):
         problems.append("CASTORE_HOOK_DISABLE is set in this environment")
@@ -62,6 +63,16 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
+ACTIONS = {
+    False: "Set `enabled = false` in one config file (created if missing), with a comment that "
+    "records what was there before",
+    True: "Undo `disable` in one config file: put back what `disable` replaced (no `enabled` "
+    "key, the old value, or no file at all), or remove an `enabled = false`; never write an "
+    "explicit `enabled = true`, which in a user file would override an administrator's "
+    "site-wide `enabled = false`",
+}
+
+
 def _command(name: str, value: bool) -> Command:
     def arguments(parser: argparse.ArgumentParser) -> None:
         add_scope(parser)
@@ -69,8 +80,8 @@ def _command(name: str, value: bool) -> Command:
 
     return Command(
         name,
-        f"set enabled = {str(value).lower()} in a config file",
-        HELP.format(value=str(value).lower()),
+        "undo `disable` in a config file" if value else "set enabled = false in a config file",
+        HELP.format(action=ACTIONS[value]),
         EPILOG.format(name=name, state="enabled" if value else "disabled"),
         run,
         arguments,
