@@ -221,14 +221,14 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     server_auth = ssl_module.Purpose.SERVER_AUTH
     purpose_type = getattr(ssl_module, "_ASN1Object", tuple)  # what stock checks against
     windows = sys.platform == "win32"
-    environ = os.environ
     accepted = trust.default_env
     relax = relaxer(ssl_module, trust)
+    read_choice: list[Any] = [_first_choice_reader]
 
     def load_default_certs(self: Any, purpose: Any = server_auth) -> None:
         if not isinstance(purpose, purpose_type):
             raise TypeError(purpose)
-        pair = (environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR"))
+        pair = read_choice[0](read_choice)
         if pair not in accepted:
             _note_program_choice(pair)
             return original(self, purpose)  # type: ignore[no-any-return]
@@ -258,6 +258,49 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     if trust.own_files:
         _patch_load_verify_locations(cls, trust, relax)
     return True
+
+
+Pair = tuple[Optional[str], Optional[str]]
+
+
+def _from_os_environ(_slot: object = None) -> Pair:
+    environ = os.environ
+    return environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR")
+
+
+def _first_choice_reader(slot: list[Callable[[Any], Pair]]) -> Pair:
+    """Choose, at the first default context, how ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are read,
+    and read them.
+
+    OpenSSL reads the C environment, which a program may change below ``os.environ``
+    (``os.putenv``, an extension's ``setenv``): the choice wins only if the wrapper sees what
+    OpenSSL sees. On POSIX that is libc's ``getenv`` through ctypes (imported here, not when
+    ``ssl`` is: ~1.4 ms once per process that makes a default context; each read ~0.4 us,
+    less than two ``os.environ`` reads); without ctypes, and on Windows (whose C runtimes
+    keep their own copies), ``os.environ`` (docs/architecture.md, "Do no harm")."""
+    reader: Callable[[Any], Pair] = _from_os_environ
+    if sys.platform != "win32":
+        try:
+            import ctypes
+
+            getenv = ctypes.CDLL(None).getenv
+            getenv.restype = ctypes.c_char_p
+            getenv.argtypes = (ctypes.c_char_p,)
+            decode = os.fsdecode
+
+            def _from_c_environment(_slot: object = None) -> Pair:
+                cafile, capath = getenv(b"SSL_CERT_FILE"), getenv(b"SSL_CERT_DIR")
+                return (
+                    None if cafile is None else decode(cafile),
+                    None if capath is None else decode(capath),
+                )
+
+            _from_c_environment()
+            reader = _from_c_environment
+        except Exception as exc:  # no ctypes (a minimal build): os.environ, as before
+            failures.append(f"the C environment cannot be read ({exc}); reading os.environ")
+    slot[0] = reader
+    return reader(slot)
 
 
 def _look_like(wrapper: Any, original: Any) -> None:

@@ -424,3 +424,48 @@ def test_a_vanished_bundle_of_the_hooks_falls_back_to_the_plans_trust(
     assert out["hooked"] and out["in_cache"] and out["gone"], out  # controls
     assert out["reach"] == "B", out
     assert out["roots"] >= 1 and out["contents"], out
+
+
+# --------------------------------------------------------------------------------------------
+# 8. a choice made below os.environ
+# --------------------------------------------------------------------------------------------
+
+PUTENV = (
+    HEAD
+    + r"""
+import ssl, http.client
+server, pem = json.loads(sys.argv[1]), sys.argv[2]
+out = {"outcome": outcome(), "hooked": hooked()}
+def reach():
+    try:
+        conn = http.client.HTTPSConnection(server["host"], server["port"], timeout=15,
+                                           context=ssl.create_default_context())
+        conn.request("GET", "/")
+        return conn.getresponse().read().decode().strip()
+    except Exception as exc:
+        return type(exc).__name__ + ": " + str(exc)[:200]
+out["before"] = reach()
+os.putenv("SSL_CERT_FILE", pem)
+out["in_os_environ"] = os.environ.get("SSL_CERT_FILE") == pem  # hooked: the hook's export
+out["after_putenv"] = reach()
+os.unsetenv("SSL_CERT_FILE")
+out["after_unsetenv"] = reach()
+print(json.dumps(out))
+"""
+)
+
+
+def test_a_choice_made_with_putenv_wins_as_in_stock(tmp_path: Path, hooked_venv: Venv) -> None:
+    ca = make_ca()
+    pem = write_ca_pem(ca, tmp_path / "roots" / "P.pem")
+    os.chmod(tmp_path / "roots", 0o755)
+    with serve_https(ca, write_index_docroot(tmp_path / "docroot", "P")) as port:
+        server = json.dumps({"host": "127.0.0.1", "port": port})
+        out = run_both(hooked_venv, tmp_path, PUTENV, server, str(pem))
+    for mode in ("stock", "hooked"):
+        data = out[mode]
+        assert not data["in_os_environ"], data
+        assert any(word in data["before"] for word in CERT_FAILURES), (mode, data)  # control
+        assert data["after_putenv"] == "P", (mode, data)
+        assert any(word in data["after_unsetenv"] for word in CERT_FAILURES), (mode, data)
+    assert out["hooked"]["hooked"], out

@@ -530,3 +530,37 @@ def _fake_certifi() -> Any:
     from tests.unit.test_inprocess import _fake_certifi as fake
 
     return fake(with_contents=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 8. a choice made below os.environ (os.putenv, C setenv)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows reads os.environ (documented)")
+@pytest.mark.parametrize("how", ["os.putenv", "libc setenv"])
+def test_a_choice_made_below_os_environ_wins_as_openssl_sees_it(
+    sites: Dict[str, Any], how: str
+) -> None:
+    a, b = sites["a"], sites["b"]
+    assert _inprocess.patch_ssl(
+        ssl, _inprocess.Trust({"cafile": str(a.pem), "patch": True, "default_env": ((None, None),)})
+    )
+    assert reach(ssl.create_default_context(), sites) == [True, False, False]  # the plan's
+    if how == "os.putenv":
+        os.putenv("SSL_CERT_FILE", str(b.pem))
+    else:
+        import ctypes
+
+        ctypes.CDLL(None).setenv(b"SSL_CERT_FILE", os.fsencode(str(b.pem)), 1)
+    try:
+        assert "SSL_CERT_FILE" not in os.environ  # below os.environ, as the test means
+        # Stock: OpenSSL reads the C environment and loads the program's file.
+        stock = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        STOCK["load_default_certs"](stock)
+        assert reach(stock, sites) == [False, True, False]
+        assert reach(ssl.create_default_context(), sites) == [False, True, False]
+        assert (str(b.pem), None) in _inprocess.program_choices
+    finally:
+        os.unsetenv("SSL_CERT_FILE")
+    assert reach(ssl.create_default_context(), sites) == [True, False, False]
