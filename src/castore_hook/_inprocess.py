@@ -11,10 +11,12 @@ these patches reach what exports can't (docs/architecture.md, "Applying a plan")
 * libraries that pin certifi's bundle (requests, botocore, httpx, pip's fallback).
 
 Rules learned from truststore's and pip-system-certs' bug trackers: never replace the
-``ssl.SSLContext`` class (only ``native`` delegates to truststore, which does); wrap the one
-method at class level, keep its signature and ``purpose``, keep the Windows store; be
-idempotent; and when our loading fails, fall back to stock loading and record why (``status``
-shows :data:`failures`) rather than leave a context with no trust.
+``ssl.SSLContext`` class (only ``native`` delegates to truststore, which does); wrap methods
+at class level, keep their signatures (``__wrapped__``) and ``purpose``, keep the Windows
+store; be idempotent; and when our loading fails, fall back to stock loading and record why
+(``status`` shows :data:`failures`) rather than leave a context with no trust. Nothing here
+may show: the finder hands the import system the real loader, and a store the hook made lazy
+reads as stock (docs/architecture.md, "Fast contexts").
 """
 
 from __future__ import annotations
