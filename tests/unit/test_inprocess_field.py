@@ -133,7 +133,7 @@ def test_the_load_verify_locations_wrapper_takes_what_stock_takes(sites: Dict[st
 # --------------------------------------------------------------------------------------------
 
 LOADER_PROBE = """
-import importlib, importlib.util, importlib.machinery, inspect, json, marshal, os, pkgutil
+import importlib, importlib.util, importlib.machinery, inspect, json, os, pkgutil
 import _castore_hook as hot
 from castore_hook import _inprocess
 hot.state = {{}}
@@ -162,9 +162,9 @@ def answers(loader, name, spec):
                 result = value(name)
             else:
                 result = value
-            if type(result).__name__ == "code":
-                result = marshal.dumps(result)
-            out[attr] = result if isinstance(result, (bytes, str, bool, type(None))) else repr(result)
+            plain = (bytes, str, bool, type(None), type(compile("", "", "exec")))
+            out[attr] = result if isinstance(result, plain) else repr(result)  # code: ==
+
         except Exception as exc:
             out[attr] = "raises " + type(exc).__name__
     return out
