@@ -504,9 +504,10 @@ _ANNOUNCING: dict[type, type] = {}
 def _announcing(base: type) -> type:
     """A subclass of ``base`` (a spec class) that calls :func:`finder_after` once the import
     system is done with the spec: ``_bootstrap._load_unlocked`` sets ``spec._initializing``
-    to False right after the module executed (3.4 to 3.14), which is the one moment nothing
-    else marks. Same name and layout as ``base``, and no new attribute: the spec's class is
-    put back at that moment, so the imported module's ``__spec__`` is a plain one."""
+    to False right after the module executed (3.9 to 3.13, pinned by the finder tests), the
+    one moment nothing else marks. Same name and layout as ``base``, and no new attribute:
+    the spec's class is put back at that moment, so the module's ``__spec__`` is a plain
+    one."""
     made = _ANNOUNCING.get(base)
     if made is None:
         set_attribute: Any = base.__setattr__
