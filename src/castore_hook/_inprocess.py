@@ -326,8 +326,10 @@ def mark_lazy(context: Any, cafile: str) -> None:
     """Remember that ``context`` holds the lazy form of ``cafile``."""
     try:
         lazy_contexts[context] = cafile
-    except TypeError:
-        failures.append(f"{type(context).__name__} takes no weak reference; its store reads lazy")
+    except TypeError:  # a subclass without weak references or hashing: its store reads lazy
+        note = f"{type(context).__name__}: get_ca_certs() lists only the roots looked up"
+        if note not in failures:
+            failures.append(note)
 
 
 def _patch_store_readers(cls: Any) -> None:
@@ -340,7 +342,10 @@ def _patch_store_readers(cls: Any) -> None:
         base_load = getattr(base_load, MARK)
 
     def materialise(context: Any) -> None:
-        cafile = lazy_contexts.pop(context, None)
+        try:
+            cafile = lazy_contexts.pop(context, None)
+        except TypeError:  # unhashable: never marked (mark_lazy said so)
+            return
         if cafile is None:
             return
         try:

@@ -564,3 +564,17 @@ def test_a_choice_made_below_os_environ_wins_as_openssl_sees_it(
     finally:
         os.unsetenv("SSL_CERT_FILE")
     assert reach(ssl.create_default_context(), sites) == [True, False, False]
+
+
+def test_an_unhashable_context_subclass_still_works(sites: Dict[str, Any]) -> None:
+    class Unhashable(ssl.SSLContext):
+        def __eq__(self, other: object) -> bool:  # defining __eq__ drops __hash__
+            return self is other
+
+    _inprocess.patch_ssl(ssl, lazy_trust(sites))
+    for _ in range(3):
+        ctx = Unhashable(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_default_certs()
+        assert reach(ctx, sites) == [True, True, False]
+        assert ctx.cert_store_stats()["x509_ca"] >= 0  # never raises
+    assert len(_inprocess.failures) == 1, _inprocess.failures  # said once, not per context
