@@ -210,9 +210,11 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
 
     The wrapper is stock for everything stock documents: the same signature and default, the
     same ``TypeError`` for a ``purpose`` that is not an ``ssl.Purpose``, Windows store loading
-    kept. It loads the plan's trust only while ``SSL_CERT_FILE``/``SSL_CERT_DIR`` in
-    ``os.environ`` are what the plan left there; a program that set its own gets the original
-    method, which reads them (docs/architecture.md, "Do no harm").
+    kept. It loads the plan's trust only while ``SSL_CERT_FILE``/``SSL_CERT_DIR``, read where
+    OpenSSL reads them (:func:`_first_choice_reader`), are what the plan left there; a program
+    that set its own (``os.environ``, ``os.putenv``, C ``setenv``) gets the original method,
+    which reads them (docs/architecture.md, "Do no harm"). With a hashed folder in the plan,
+    ``get_ca_certs``/``cert_store_stats`` are wrapped too, so a lazy store reads as stock.
     """
     if trust.native:
         return _inject_truststore()
@@ -299,7 +301,7 @@ def _first_choice_reader(slot: list[Callable[[Any], Pair]]) -> Pair:
 
             _from_c_environment()
             reader = _from_c_environment
-        except Exception as exc:  # no ctypes (a minimal build): os.environ, as before
+        except Exception as exc:  # no ctypes (a minimal build): os.environ
             failures.append(f"the C environment cannot be read ({exc}); reading os.environ")
     slot[0] = reader
     return reader(slot)
