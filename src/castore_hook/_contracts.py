@@ -26,6 +26,8 @@ class Trust(TypedDict):
     capath: Optional[str]  # the material's hashed folder(s), os.pathsep-joined
     cadata: Optional[str]  # in-memory material (PEM)
     extra_pem: str  # the extra roots (PEM), loaded as data after the material
+    stands_for: Optional[str]  # the file capath stands in for (its roots, looked up lazily)
+    folder_proof: Tuple[Tuple[str, Signature], ...]  # capath's folders when the proofs held
     lazy_files: Tuple[Tuple[str, Signature], ...]  # files that hold exactly the above
     own_files: Tuple[Tuple[str, Signature], ...]  # files the hook hands out
     x509_strict: bool  # False: drop VERIFY_X509_STRICT where the hook supplies the trust

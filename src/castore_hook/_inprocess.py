@@ -11,16 +11,19 @@ these patches reach what exports can't (docs/architecture.md, "Applying a plan")
 * libraries that pin certifi's bundle (requests, botocore, httpx, pip's fallback).
 
 Rules learned from truststore's and pip-system-certs' bug trackers: never replace the
-``ssl.SSLContext`` class (only ``native`` delegates to truststore, which does); wrap the one
-method at class level, keep its signature and ``purpose``, keep the Windows store; be
-idempotent; and when our loading fails, fall back to stock loading and record why (``status``
-shows :data:`failures`) rather than leave a context with no trust.
+``ssl.SSLContext`` class (only ``native`` delegates to truststore, which does); wrap methods
+at class level, keep their signatures (``__wrapped__``) and ``purpose``, keep the Windows
+store; be idempotent; and when our loading fails, fall back to stock loading and record why
+(``status`` shows :data:`failures`) rather than leave a context with no trust. Nothing here
+may show: the finder hands the import system the real loader, and a store the hook made lazy
+reads as stock (docs/architecture.md, "Fast contexts").
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import weakref
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Callable, Optional
@@ -89,32 +92,56 @@ class Trust:
         self.extra_pem = _text(hooks.get("extra_pem"))
         self.certifi_file = _text(hooks.get("certifi_file"))
         self.default_env = _env_pairs(hooks.get("default_env"))
+        self.stands_for = _text(hooks.get("stands_for"))
+        self.folder_proof = _lazy_files(hooks.get("folder_proof"))
         self.lazy_files = _lazy_files(hooks.get("lazy_files"))
-        self.own_files = {**_lazy_files(hooks.get("own_files")), **self.lazy_files}
+        #: The files the hook hands out (its bundle, certifi.where()): only these fall back
+        #: to the plan's trust when they vanish; an OS file that vanished fails as stock.
+        self.handed_out = _lazy_files(hooks.get("own_files"))
+        self.own_files = {**self.handed_out, **self.lazy_files}
         # Only an explicit False relaxes: anything else (absent, hostile) keeps stock checks.
         self.x509_strict = hooks.get("x509_strict") is not False
         self.native = hooks.get("native") is True
         self.patch = hooks.get("patch") is True
         self.certifi = hooks.get("certifi") is True
 
-    def load_into(self, context: Any) -> None:
+    def folder_intact(self) -> bool:
+        """Whether the folder is as it was when the slow path proved it stands in for a file:
+        each folder's own stat signature, which linking or unlinking an entry changes. One
+        ``stat`` per folder; no proof recorded (an older plan) counts as changed."""
+        from castore_hook._safefile import stat_signature
+
+        return bool(self.folder_proof) and all(
+            stat_signature(folder) == signature for folder, signature in self.folder_proof.items()
+        )
+
+    def load_into(self, context: Any) -> Optional[str]:
         """Load exactly the plan's trust into ``context``: the material as it is (a folder
-        stands alone only when the slow path proved it holds the file's certificates), then
-        the extras as in-memory data."""
-        if self.capath:
+        stands alone only when the slow path proved OpenSSL's lookup there finds the file's
+        certificates, and only while the folder is unchanged since), then the extras as
+        in-memory data. Returns the file the folder stood in for, if it did (the context's
+        store then fills lazily: ``get_ca_certs`` loads that file first)."""
+        cafile, capath, stood_in = self.cafile, self.capath, None
+        if self.stands_for:
+            if self.folder_intact():
+                stood_in = self.stands_for
+            else:
+                cafile = self.stands_for  # the proof no longer holds: the material as it is
+        if capath:
             # OpenSSL accepts a capath that does not exist without a word, which would leave
             # the context trusting nothing: check, and let the caller fall back to stock.
-            missing = [p for p in self.capath.split(os.pathsep) if not os.path.isdir(p)]
+            missing = [p for p in capath.split(os.pathsep) if not os.path.isdir(p)]
             if missing:
                 raise FileNotFoundError(f"CA folder {missing[0]} is gone")
-        if self.cafile or self.capath:
-            context.load_verify_locations(cafile=self.cafile, capath=self.capath)
+        if cafile or capath:
+            context.load_verify_locations(cafile=cafile, capath=capath)
         if self.cadata:
             context.load_verify_locations(cadata=self.cadata)
-        if not (self.cafile or self.capath or self.cadata):
+        if not (cafile or capath or self.cadata):
             raise ValueError("the plan names no CA material")
         if self.extra_pem:
             context.load_verify_locations(cadata=self.extra_pem)
+        return stood_in
 
     def pem(self) -> str:
         """Every root this trust loads, as PEM (the material's, then the extras). Raises
@@ -127,11 +154,15 @@ class Trust:
         return certset.to_pem(certset.unique(roots))
 
     def bundle_text(self) -> Optional[str]:
-        """The text of the file certifi is redirected to, for ``certifi.contents()``."""
+        """The text of the file certifi is redirected to, for ``certifi.contents()``; when a
+        cache cleaner removed that file, the same roots from the plan's material."""
         if not self.certifi_file:
             return None
-        with open(self.certifi_file, encoding="ascii", errors="replace") as handle:
-            return handle.read()
+        try:
+            with open(self.certifi_file, encoding="ascii", errors="replace") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return self.pem()
 
 
 #: How many contexts had VERIFY_X509_STRICT dropped by ``x509_strict = false`` (``status``).
@@ -179,9 +210,11 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
 
     The wrapper is stock for everything stock documents: the same signature and default, the
     same ``TypeError`` for a ``purpose`` that is not an ``ssl.Purpose``, Windows store loading
-    kept. It loads the plan's trust only while ``SSL_CERT_FILE``/``SSL_CERT_DIR`` in
-    ``os.environ`` are what the plan left there; a program that set its own gets the original
-    method, which reads them (docs/architecture.md, "Do no harm").
+    kept. It loads the plan's trust only while ``SSL_CERT_FILE``/``SSL_CERT_DIR``, read where
+    OpenSSL reads them (:func:`_first_choice_reader`), are what the plan left there; a program
+    that set its own (``os.environ``, ``os.putenv``, C ``setenv``) gets the original method,
+    which reads them (docs/architecture.md, "Do no harm"). With a hashed folder in the plan,
+    ``get_ca_certs``/``cert_store_stats`` are wrapped too, so a lazy store reads as stock.
     """
     if trust.native:
         return _inject_truststore()
@@ -192,14 +225,14 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
     server_auth = ssl_module.Purpose.SERVER_AUTH
     purpose_type = getattr(ssl_module, "_ASN1Object", tuple)  # what stock checks against
     windows = sys.platform == "win32"
-    environ = os.environ
     accepted = trust.default_env
     relax = relaxer(ssl_module, trust)
+    read_choice: list[Any] = [_first_choice_reader]
 
     def load_default_certs(self: Any, purpose: Any = server_auth) -> None:
         if not isinstance(purpose, purpose_type):
             raise TypeError(purpose)
-        pair = (environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR"))
+        pair = read_choice[0](read_choice)
         if pair not in accepted:
             _note_program_choice(pair)
             return original(self, purpose)  # type: ignore[no-any-return]
@@ -207,27 +240,138 @@ def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
             # Keep the Windows store loading (and its purpose filter) exactly as stock.
             original(self, purpose)
         try:
-            trust.load_into(self)
+            stood_in = trust.load_into(self)
         except Exception as exc:
             failures.append(f"loading the plan's trust failed ({exc}); used stock loading")
             if not windows:
                 original(self, purpose)
             return None
+        if stood_in:
+            mark_lazy(self, stood_in)
         relax(self)
         return None
 
-    load_default_certs.__doc__ = original.__doc__
-    load_default_certs.__name__ = original.__name__
-    load_default_certs.__qualname__ = original.__qualname__
     load_default_certs.__module__ = original.__module__
     load_default_certs.__defaults__ = original.__defaults__
     load_default_certs.__annotations__ = dict(getattr(original, "__annotations__", {}))
-    setattr(load_default_certs, MARK, original)
+    _look_like(load_default_certs, original)
     cls.load_default_certs = load_default_certs
     patched.append((cls, "load_default_certs", original))
+    if trust.capath:
+        _patch_store_readers(cls)
     if trust.own_files:
         _patch_load_verify_locations(cls, trust, relax)
     return True
+
+
+Pair = tuple[Optional[str], Optional[str]]
+
+
+def _from_os_environ(_slot: object = None) -> Pair:
+    environ = os.environ
+    return environ.get("SSL_CERT_FILE"), environ.get("SSL_CERT_DIR")
+
+
+def _first_choice_reader(slot: list[Callable[[Any], Pair]]) -> Pair:
+    """Choose, at the first default context, how ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are read,
+    and read them.
+
+    OpenSSL reads the C environment, which a program may change below ``os.environ``
+    (``os.putenv``, an extension's ``setenv``): the choice wins only if the wrapper sees what
+    OpenSSL sees. On POSIX that is libc's ``getenv`` through ctypes (imported here, not when
+    ``ssl`` is: ~1.4 ms once per process that makes a default context; each read ~0.4 us,
+    less than two ``os.environ`` reads); without ctypes, and on Windows (whose C runtimes
+    keep their own copies), ``os.environ`` (docs/architecture.md, "Do no harm")."""
+    reader: Callable[[Any], Pair] = _from_os_environ
+    if sys.platform != "win32":
+        try:
+            import ctypes
+
+            getenv = ctypes.CDLL(None).getenv
+            getenv.restype = ctypes.c_char_p
+            getenv.argtypes = (ctypes.c_char_p,)
+            decode = os.fsdecode
+
+            def _from_c_environment(_slot: object = None) -> Pair:
+                cafile, capath = getenv(b"SSL_CERT_FILE"), getenv(b"SSL_CERT_DIR")
+                return (
+                    None if cafile is None else decode(cafile),
+                    None if capath is None else decode(capath),
+                )
+
+            _from_c_environment()
+            reader = _from_c_environment
+        except Exception as exc:  # no ctypes (a minimal build): os.environ
+            failures.append(f"the C environment cannot be read ({exc}); reading os.environ")
+    slot[0] = reader
+    return reader(slot)
+
+
+def _look_like(wrapper: Any, original: Any) -> None:
+    """Give ``wrapper`` the stock method's name, docstring and (through ``__wrapped__``, which
+    ``inspect.signature`` follows) signature, and mark it as ours."""
+    wrapper.__name__ = original.__name__
+    wrapper.__qualname__ = original.__qualname__
+    wrapper.__doc__ = original.__doc__
+    wrapper.__wrapped__ = original
+    setattr(wrapper, MARK, original)
+
+
+#: Contexts whose trust the hook made lazy (a hashed folder standing in for a file), each with
+#: that file: OpenSSL fills such a store only as handshakes look roots up, so
+#: ``get_ca_certs()`` and ``cert_store_stats()`` load the file first, once, and answer as
+#: stock would. Weak: a context's entry goes with it.
+lazy_contexts: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def mark_lazy(context: Any, cafile: str) -> None:
+    """Remember that ``context`` holds the lazy form of ``cafile``."""
+    try:
+        lazy_contexts[context] = cafile
+    except TypeError:  # a subclass without weak references or hashing: its store reads lazy
+        note = f"{type(context).__name__}: get_ca_certs() lists only the roots looked up"
+        if note not in failures:
+            failures.append(note)
+
+
+def _patch_store_readers(cls: Any) -> None:
+    """Wrap ``get_ca_certs`` and ``cert_store_stats`` (inherited from ``_ssl._SSLContext``):
+    on a context in :data:`lazy_contexts`, load the file its folder stood in for, then answer.
+    Code that exports the system trust (to grpc: ``get_ca_certs(binary_form=True)``) then sees
+    every root, as stock; every other context pays one weak-dictionary lookup per call."""
+    base_load = cls.load_verify_locations
+    if getattr(base_load, MARK, None) is not None:
+        base_load = getattr(base_load, MARK)
+
+    def materialise(context: Any) -> None:
+        try:
+            cafile = lazy_contexts.pop(context, None)
+        except TypeError:  # unhashable: never marked (mark_lazy said so)
+            return
+        if cafile is None:
+            return
+        try:
+            base_load(context, cafile)
+        except Exception as exc:
+            failures.append(f"reading the store: loading {cafile} failed ({exc})")
+
+    def get_ca_certs(self: Any, /, binary_form: Any = False) -> Any:
+        materialise(self)
+        return get_original(self, binary_form)
+
+    def cert_store_stats(self: Any, /) -> Any:
+        materialise(self)
+        return stats_original(self)
+
+    get_original = cls.get_ca_certs
+    stats_original = cls.cert_store_stats
+    for wrapper, original in ((get_ca_certs, get_original), (cert_store_stats, stats_original)):
+        if getattr(original, MARK, None) is not None:
+            continue
+        _look_like(wrapper, original)
+        previous = cls.__dict__.get(original.__name__, _INHERITED)
+        setattr(cls, original.__name__, wrapper)
+        patched.append((cls, original.__name__, previous))
 
 
 #: Stands for "the class had no attribute of its own" in :data:`patched` (undo deletes it).
@@ -250,7 +394,8 @@ def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], 
     from castore_hook._safefile import stat_signature
 
     lazy = trust.lazy_files
-    own = trust.own_files
+    own = trust.own_files  # a lazy file is also one of the hook's own
+    handed_out = trust.handed_out
     environ = os.environ
     accepted = trust.default_env
     exported_files = {pair[0] for pair in accepted if pair[0]}
@@ -266,35 +411,46 @@ def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], 
         return None
 
     def load_verify_locations(
-        self: Any, cafile: Any = None, capath: Any = None, cadata: Any = None
+        self: Any, /, cafile: Any = None, capath: Any = None, cadata: Any = None
     ) -> None:
-        if (
-            capath is None
-            and cadata is None
-            and type(cafile) is str
-            and cafile in own
-            and stat_signature(cafile) == own[cafile]
-        ):
-            folder = program_folder(cafile)
-            loaded = False
-            if cafile in lazy:
-                try:
-                    trust.load_into(self)
-                    loaded = True
-                except Exception as exc:
-                    failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
-            if not loaded:
-                original(self, cafile, capath, cadata)
-            if folder:
-                original(self, None, folder, None)
-            relax(self)
-            return None
+        if capath is None and cadata is None and type(cafile) is str and cafile in own:
+            signature = stat_signature(cafile)
+            if signature == own[cafile]:
+                folder = program_folder(cafile)
+                loaded = False
+                if cafile in lazy and trust.folder_intact():
+                    try:
+                        trust.load_into(self)
+                        mark_lazy(self, cafile)
+                        loaded = True
+                    except Exception as exc:
+                        failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
+                if not loaded:
+                    original(self, cafile, capath, cadata)
+                if folder:
+                    original(self, None, folder, None)
+                relax(self)
+                return None
+            if signature is None and cafile in handed_out:
+                return vanished(self, cafile)
         return original(self, cafile, capath, cadata)  # type: ignore[no-any-return]
 
-    load_verify_locations.__doc__ = original.__doc__
-    load_verify_locations.__name__ = original.__name__
-    load_verify_locations.__qualname__ = f"{cls.__name__}.{original.__name__}"
-    setattr(load_verify_locations, MARK, original)
+    def vanished(context: Any, cafile: str) -> None:
+        # A cache cleaner removed a bundle the hook handed out: the plan still knows its
+        # roots (the material and the extras), so load those rather than fail the program.
+        try:
+            stood_in = trust.load_into(context)
+        except Exception:
+            return original(context, cafile, None, None)  # type: ignore[no-any-return]
+        if stood_in:
+            mark_lazy(context, stood_in)
+        note = f"{cafile} is gone (a cache cleaner?); loaded the plan's trust instead"
+        if note not in failures:
+            failures.append(note)
+        relax(context)
+        return None
+
+    _look_like(load_verify_locations, original)
     previous = cls.__dict__.get("load_verify_locations", _INHERITED)
     cls.load_verify_locations = load_verify_locations
     patched.append((cls, "load_verify_locations", previous))
@@ -328,7 +484,11 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
         return path
 
     def contents() -> str:
-        text = trust.bundle_text()
+        try:
+            text = trust.bundle_text()
+        except Exception as exc:  # the file and the material are both unreadable
+            failures.append(f"certifi.contents(): {exc}; returned certifi's own")
+            text = None
         return text if text is not None else str(original_contents())
 
     original_contents: Callable[[], Any] = getattr(module, "contents", lambda: "")
@@ -343,30 +503,60 @@ def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
     return True
 
 
-class _WrappedLoader:
-    """Runs the real loader, then applies the in-process trust to the fresh module."""
+#: For each spec class met, its subclass that reports the end of an import (one, usually
+#: ``ModuleSpec``'s).
+_ANNOUNCING: dict[type, type] = {}
 
-    def __init__(self, loader: Any, name: str) -> None:
-        self.loader = loader
-        self.name = name
 
-    def create_module(self, spec: Any) -> Any:
-        return self.loader.create_module(spec)
+def _announcing(base: type) -> type:
+    """A subclass of ``base`` (a spec class) that calls :func:`finder_after` once the import
+    system is done with the spec: ``_bootstrap._load_unlocked`` sets ``spec._initializing``
+    to False right after the module executed (3.9 to 3.13, pinned by the finder tests), the
+    one moment nothing else marks. Same name and layout as ``base``, and no new attribute:
+    the spec's class is put back at that moment, so the module's ``__spec__`` is a plain
+    one."""
+    made = _ANNOUNCING.get(base)
+    if made is None:
+        set_attribute: Any = base.__setattr__
 
-    def exec_module(self, module: ModuleType) -> None:
-        # Put the real loader back first: importlib.resources (certifi.where) asks it for
-        # resource readers, and nothing should ever see this wrapper.
-        module.__loader__ = self.loader
-        spec = getattr(module, "__spec__", None)
-        if spec is not None:
-            spec.loader = self.loader
-        self.loader.exec_module(module)
-        finder_after(self.name, module)
+        def __setattr__(self: Any, name: str, value: Any) -> None:
+            set_attribute(self, name, value)
+            if name == "_initializing" and value is False:
+                _import_done(self, base)
+
+        made = type(
+            base.__name__,
+            (base,),
+            {
+                "__setattr__": __setattr__,
+                "__slots__": (),
+                "__module__": base.__module__,
+                "__qualname__": base.__qualname__,
+            },
+        )
+        _ANNOUNCING[base] = made
+    return made
+
+
+def _import_done(spec: Any, base: type) -> None:
+    try:
+        object.__setattr__(spec, "__class__", base)
+        name = spec.name
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__spec__", None) is spec:
+            finder_after(name, module)
+    except Exception as exc:  # never let the hook break an import
+        failures.append(f"{getattr(spec, 'name', '?')}: {exc}")
 
 
 def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
-    """The spec the rest of ``sys.meta_path`` finds for ``fullname``, its loader wrapped so
-    the trust is applied once the module has executed (``_castore_hook.find_spec``)."""
+    """The spec the rest of ``sys.meta_path`` finds for ``fullname``, with its real loader,
+    untouched: only its class is swapped for one that announces the end of the import
+    (:func:`_announcing`), so the trust is applied once the module has executed
+    (``_castore_hook.find_spec``). Whoever asks for the spec without importing
+    (``importlib.util.find_spec``, ``pkgutil.get_data``) gets the real loader, so every
+    loader method and attribute answers exactly as stock (docs/architecture.md, "Applying a
+    plan")."""
     import _castore_hook as hot
 
     hot.finder.busy.append(fullname)
@@ -383,9 +573,12 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     finally:
         hot.finder.busy.remove(fullname)
     loader = getattr(spec, "loader", None)
-    if loader is None or not hasattr(loader, "exec_module"):
+    if loader is None or not hasattr(loader, "exec_module") or type(spec) in _ANNOUNCING.values():
         return spec
-    spec.loader = _WrappedLoader(loader, fullname)
+    try:
+        spec.__class__ = _announcing(type(spec))
+    except TypeError as exc:  # a spec class that cannot be subclassed or swapped
+        failures.append(f"{fullname}: cannot watch its import ({exc})")
     return spec
 
 

@@ -83,8 +83,23 @@ def of_text(text: str) -> list[bytes]:
 
 #: Folders read in this process, by path and stat signature: the resolver needs a folder's
 #: roots twice (to compare with its file, to build the bundle), and reading 150 entries costs
-#: ~15 ms of a cold start.
-_FOLDERS: dict[tuple[str, object], list[bytes]] = {}
+#: ~15 ms of a cold start. Each holds ``(entry name, its certificates, read as OpenSSL's
+#: lookup reads it)`` per hash-named entry.
+_FOLDERS: dict[tuple[str, object], list[tuple[str, list[bytes], bool]]] = {}
+
+
+def _entries(capath: str, separator: str) -> list[tuple[str, list[tuple[str, list[bytes], bool]]]]:
+    found = []
+    for folder in [part for part in capath.split(separator) if part]:
+        key = (folder, stat_signature(folder))
+        cached = _FOLDERS.get(key)
+        if cached is None:
+            cached = _read_folder(folder)
+            if len(_FOLDERS) >= 8:
+                _FOLDERS.clear()
+            _FOLDERS[key] = cached
+        found.append((folder, cached))
+    return found
 
 
 def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
@@ -95,20 +110,38 @@ def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
     would trust less than the folder does. Raises :class:`Unavailable`.
     """
     ders: list[bytes] = []
-    for folder in [part for part in capath.split(separator) if part]:
-        key = (folder, stat_signature(folder))
-        cached = _FOLDERS.get(key)
-        if cached is None:
-            cached = _read_folder(folder)
-            if len(_FOLDERS) >= 8:
-                _FOLDERS.clear()
-            _FOLDERS[key] = cached
-        ders.extend(cached)
+    for _folder, entries in _entries(capath, separator):
+        for _name, certs, _readable in entries:
+            ders.extend(certs)
     return unique(ders)
 
 
-def _read_folder(folder: str) -> list[bytes]:
-    """The roots behind ``folder``'s hash-named entries. The same rules as
+def reachable(capath: str, separator: str = os.pathsep) -> list[bytes]:
+    """The certificates OpenSSL's hashed lookup finds in the folders of ``capath``.
+
+    Why not :func:`of_folder`: OpenSSL looks a root up only as ``<hash of its subject>.0``,
+    ``.1``, ... and stops at the first entry missing or failing to load (``by_dir.c``), so a
+    root filed under another name, behind a gap (``.1`` with no ``.0``), or in a DER entry
+    (the lookup reads PEM) is never found. A folder may stand in for a file only when this
+    set holds the file's roots. Raises :class:`Unavailable`.
+    """
+    ders: list[bytes] = []
+    for _folder, entries in _entries(capath, separator):
+        names = {name: (certs, readable) for name, certs, readable in entries}
+        for stem in sorted({name[:8] for name in names}):
+            index = 0
+            while f"{stem}.{index}" in names:
+                certs, readable = names[f"{stem}.{index}"]
+                if not readable:
+                    break
+                ders.extend(der for der in certs if pem.subject_hash(der) == stem)
+                index += 1
+    return unique(ders)
+
+
+def _read_folder(folder: str) -> list[tuple[str, list[bytes], bool]]:
+    """Each hash-named entry of ``folder``: its name, its certificates, and whether OpenSSL's
+    lookup loads it whole (PEM, no corrupt block). The same rules as
     ``_safefile.read_regular_file`` (regular files only, never blocking, not on the kernel's
     file systems, not writable by others, size-capped), in one open and one ``fstat`` per
     entry: a folder has hundreds of entries, and this runs in some user's cold start."""
@@ -119,7 +152,7 @@ def _read_folder(folder: str) -> list[bytes]:
     except OSError as exc:
         raise Unavailable(f"cannot list {folder}: {exc.strerror or exc}") from None
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    ders: list[bytes] = []
+    entries: list[tuple[str, list[bytes], bool]] = []
     for name in names:
         entry = os.path.join(folder, name)
         try:
@@ -144,8 +177,9 @@ def _read_folder(folder: str) -> list[bytes]:
             raise Unavailable(f"cannot read {entry}: {exc.strerror or exc}") from None
         finally:
             os.close(fd)
-        ders.extend(pem.der_certificates(data, remember=False))
-    return unique(ders)
+        certs, whole = pem.folder_entry(data)
+        entries.append((name, unique(certs), whole))
+    return entries
 
 
 def linux_native_locations(
@@ -257,10 +291,11 @@ def of_material(
 
 
 def folder_covers_file(capath: str, cafile: str) -> bool:
-    """Whether every certificate of ``cafile`` is behind a hash entry of ``capath``, compared
-    by DER bytes (never by count: two stores of equal size can hold different roots)."""
+    """Whether OpenSSL's hashed lookup in ``capath`` finds every certificate of ``cafile``
+    (:func:`reachable`), compared by DER bytes (never by count: two stores of equal size can
+    hold different roots)."""
     try:
-        in_folder = set(of_folder(capath))
+        in_folder = set(reachable(capath))
         return bool(in_folder) and set(of_file(cafile)) <= in_folder
     except Unavailable:
         return False

@@ -159,6 +159,16 @@ def der_certificates(data: bytes, *, remember: bool = True) -> List[bytes]:
         return []
 
 
+def folder_entry(data: bytes) -> Tuple[List[bytes], bool]:
+    """The certificates of one entry of a hashed folder, and whether OpenSSL's folder lookup
+    loads the entry (it reads PEM only, and an entry with a corrupt block stops the lookup)."""
+    try:
+        certs, corrupt, bare_der = _parse_uncached(bytes(data))
+    except Exception:
+        return [], False
+    return certs, bool(certs) and not corrupt and not bare_der
+
+
 def pem_certificates(data: bytes) -> List[str]:
     """Every well-formed certificate in ``data`` as normalised PEM text (trailing newline).
 
@@ -173,3 +183,115 @@ def pem_certificates(data: bytes) -> List[str]:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# OpenSSL's subject hash, for telling which entries of a hashed folder its lookup reaches
+
+#: String types OpenSSL canonicalises before hashing a name (``ASN1_MASK_CANON``), with the
+#: codec that turns each into text (``ASN1_STRING_to_UTF8``: one byte per character for the
+#: 8-bit types, T61 read as Latin-1).
+_CANON_CODECS = {
+    0x0C: "utf-8",  # UTF8String
+    0x13: "latin-1",  # PrintableString
+    0x14: "latin-1",  # T61String
+    0x16: "latin-1",  # IA5String
+    0x1A: "latin-1",  # VisibleString
+    0x1C: "utf-32-be",  # UniversalString
+    0x1E: "utf-16-be",  # BMPString
+}
+_SPACES = b" \t\n\v\f\r"  # ossl_isspace
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(raw))) + raw + body
+
+
+def _canon_text(data: bytes) -> bytes:
+    """``asn1_string_canon``'s white space and case rules on UTF-8 bytes: leading and trailing
+    white space dropped, inner runs made one space, ASCII lower-cased, other bytes kept."""
+    data = data.strip(_SPACES)
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte in _SPACES:
+            out.append(0x20)
+            while i < len(data) and data[i] in _SPACES:
+                i += 1
+            continue
+        out.append(byte + 32 if 0x41 <= byte <= 0x5A else byte)
+        i += 1
+    return bytes(out)
+
+
+def _canon_value(der: bytes, value: Tuple[int, int, int], start: int) -> Optional[bytes]:
+    tag, body_start, body_end = value
+    codec = _CANON_CODECS.get(tag)
+    if codec is None:
+        return der[start:body_end]  # copied as it is, tag and all
+    try:
+        text = der[body_start:body_end].decode(codec)
+    except UnicodeDecodeError:
+        return None  # OpenSSL fails to hash such a name: nothing is found under it
+    return _der(0x0C, _canon_text(text.encode("utf-8")))
+
+
+def subject_hash(der: bytes) -> Optional[str]:
+    """OpenSSL's subject hash of a DER certificate (``X509_NAME_hash``, what ``openssl x509
+    -hash`` prints and ``c_rehash`` names a folder's entries by), or ``None`` when the subject
+    cannot be read.
+
+    Why: OpenSSL looks a root up in a hashed folder only under ``<hash of its subject>.N``, so
+    a folder stands in for a file only when every root of the file sits under its own hash
+    (``certset.reachable``). The canonical form hashed: each RDN's values as UTF8String, white
+    space trimmed and collapsed, ASCII lower-cased (other types copied), each RDN as its DER
+    SET, concatenated; then the first four bytes of its SHA-1, little endian. A subject this
+    gets wrong can only make a folder look incomplete (the file is then loaded): never the
+    reverse.
+    """
+    import hashlib
+
+    try:
+        outer = _tlv(der, 0, len(der))
+        tbs = _tlv(der, outer[1], outer[2]) if outer else None
+        if tbs is None:
+            return None
+        pos = tbs[1]
+        item = _tlv(der, pos, tbs[2])
+        if item is not None and item[0] == 0xA0:
+            item = _tlv(der, item[2], tbs[2])
+        # serial, signature algorithm, issuer, validity, then the subject
+        for _ in range(4):
+            if item is None:
+                return None
+            item = _tlv(der, item[2], tbs[2])
+        if item is None or item[0] != 0x30:
+            return None
+        canon = b""
+        rdn = _tlv(der, item[1], item[2])
+        while rdn is not None:
+            if rdn[0] != 0x31:
+                return None
+            entries = []
+            ava = _tlv(der, rdn[1], rdn[2])
+            while ava is not None:
+                oid = _tlv(der, ava[1], ava[2])
+                if ava[0] != 0x30 or oid is None or oid[0] != 0x06:
+                    return None
+                value = _tlv(der, oid[2], ava[2])
+                canon_value = _canon_value(der, value, oid[2]) if value else None
+                if canon_value is None:
+                    return None
+                entries.append(_der(0x30, der[ava[1] : oid[2]] + canon_value))
+                ava = _tlv(der, ava[2], rdn[2]) if ava[2] < rdn[2] else None
+            canon += _der(0x31, b"".join(sorted(entries)))
+            rdn = _tlv(der, rdn[2], item[2]) if rdn[2] < item[2] else None
+        digest = hashlib.sha1(canon, usedforsecurity=False).digest()  # a name, not security
+    except (IndexError, TypeError):
+        return None
+    return f"{int.from_bytes(digest[:4], 'little'):08x}"

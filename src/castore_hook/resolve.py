@@ -340,12 +340,17 @@ def _decide_trust(
     for path in (file_value, certifi_file):
         if path:
             decision.look([path])
-    fast_capath = _equivalent_folder(material, decision)
+    # The folder's own signatures before any proof reads it: a root linked in or unlinked
+    # later changes them, and the proofs below then no longer hold (checked per context).
+    proof = _folder_signatures(material.capath)
+    fast_capath = _equivalent_folder(material, decision) if proof else None
     trust: Trust = {
         "cafile": None if fast_capath else material.cafile,
         "capath": fast_capath or material.capath,
         "cadata": material.cadata,
         "extra_pem": "".join(b for b in extra_blocks),
+        "stands_for": material.cafile if fast_capath else None,
+        "folder_proof": (),
         "lazy_files": (),
         "own_files": (),
         "x509_strict": cfg.x509_strict,
@@ -358,12 +363,27 @@ def _decide_trust(
     if cfg.fast_contexts and cfg.patch and not material.native:
         candidates: dict[Optional[str], Optional[frozenset[bytes]]] = {file_value: None}
         candidates[bundle_path] = bundle_roots  # known: never re-read the bundle just written
-        trust["lazy_files"] = _lazy_stand_ins(trust, extra_blocks, candidates, decision)
+        if proof:
+            trust["lazy_files"] = _lazy_stand_ins(trust, extra_blocks, candidates, decision)
+    if trust["stands_for"] or trust["lazy_files"]:
+        trust["folder_proof"] = proof
     # Files the hook hands out (certifi.where(), an exported bundle): contexts loading them
     # get the hook's trust, and with x509_strict = false its relaxation too.
     handed_out = {path for path in (certifi_file, bundle_path if file_value else None) if path}
     trust["own_files"] = tuple(_signed(path) for path in sorted(handed_out))
     return trust
+
+
+def _folder_signatures(capath: Optional[str]) -> tuple[tuple[str, Signature], ...]:
+    """Each folder of ``capath`` with its own stat signature, or ``()`` when one is missing."""
+    signed = []
+    for folder in (capath or "").split(os.pathsep):
+        if folder:
+            signature = stat_signature(folder)
+            if signature is None:
+                return ()
+            signed.append((folder, signature))
+    return tuple(signed)
 
 
 def _signed(path: str) -> tuple[str, Signature]:
@@ -404,12 +424,13 @@ def _lazy_stand_ins(
     When the in-process trust is a hashed folder (plus extras as data), a context that loads
     one of these files by path (requests, httpx, urllib3, pip all load ``certifi.where()`` or
     ``SSL_CERT_FILE``) may load the folder instead: the same roots, looked up lazily, instead
-    of a bundle parsed for every context. Compared by content, never assumed.
+    of a bundle parsed for every context. Compared by content, never assumed, and with what
+    OpenSSL's lookup reaches in the folder (``certset.reachable``), not every entry.
     """
     if not trust["capath"] or trust["cafile"] or trust["cadata"]:
         return ()
     try:
-        lazy = set(certset.of_folder(trust["capath"]))
+        lazy = set(certset.reachable(trust["capath"]))
     except certset.Unavailable:
         return ()
     lazy.update(certset.of_text("".join(extra_blocks)))
@@ -436,20 +457,22 @@ def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optio
 
     OpenSSL looks a folder's roots up lazily, so loading it costs ~0.5 ms per context where
     parsing a 150-root bundle costs ~30 ms. The material trusts the file and the folder
-    together; the folder alone trusts the same only when it holds every certificate of the
-    file, compared by content (DER bytes), never by count.
+    together; the folder alone trusts the same only when OpenSSL's lookup finds every
+    certificate of the file there (each under its subject hash, no gap before it), compared
+    by content (DER bytes), never by count.
     """
     if not material.capath or not material.cafile:
         return None
     if certset.folder_covers_file(material.capath, material.cafile):
         decision.trail.append(
-            f"in-process loading uses the folder {material.capath}: it holds every certificate "
-            f"of {material.cafile} (compared by content), so roots are looked up lazily"
+            f"in-process loading uses the folder {material.capath}: OpenSSL's lookup there finds "
+            f"every certificate of {material.cafile} (compared by content), so roots are looked "
+            "up lazily while the folder is unchanged"
         )
         return material.capath
     decision.trail.append(
-        f"in-process loading uses {material.cafile} and {material.capath}: the folder does not "
-        "hold every certificate of the file"
+        f"in-process loading uses {material.cafile} and {material.capath}: OpenSSL's lookup in "
+        "the folder does not find every certificate of the file"
     )
     return None
 

@@ -28,7 +28,8 @@ def stock_ssl(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _inprocess.failures.clear()
     _inprocess.program_choices.clear()
     assert STDLIB_CONTEXT.__dict__["load_default_certs"] is STOCK_LOAD
-    assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
+    for name in ("load_verify_locations", "get_ca_certs", "cert_store_stats"):
+        assert name not in STDLIB_CONTEXT.__dict__, name
 
 
 def fake_ssl(calls: List[Any], load: Callable[..., None]) -> ModuleType:

@@ -596,7 +596,13 @@ def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
         env,
     )
     assert result["same_state"] and result["outcome"] in ("hit", "miss"), result
-    # Each method wrapped once (load_verify_locations: the lazy form of the hook's own bundle).
+    # Each method wrapped once (load_verify_locations: the lazy form of the hook's own bundle;
+    # the store readers: a lazy store reads as stock).
     assert result["finders"] == 1, result
-    assert result["patched"] == ["load_default_certs", "load_verify_locations"], result
+    assert result["patched"] == [
+        "load_default_certs",
+        "get_ca_certs",
+        "cert_store_stats",
+        "load_verify_locations",
+    ], result
     assert result["exported"] and result["errors"] == [""], result
