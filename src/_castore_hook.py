@@ -317,22 +317,22 @@ def valid_cached_plan(
             # its signatures keep what a pulled image keeps (whole-second mtime, a file's size,
             # mode, owner) and "portable" maps its small files to content digests, compared by
             # _castore_hook_paths only when that signature differs (a ConfigMap's fresh mtime).
-            # (unit, keep): (1, 1) for a user plan; (10**9, 0) for a shared one: whole seconds,
-            # no inode, and a size for regular files only (st_mode >> 15 is 1 for them).
             portable = plan.get("portable")
-            unit, keep = (1, 1) if portable is None else (1000000000, 0)
             for file, signature in plan["stats"]:
                 now = None
                 try:  # most files the plan saw missing are still missing: os.access is cheaper
                     if signature is not None or os.access(file, os.F_OK):
                         st = os.stat(file)
-                        now = (
-                            st.st_mtime_ns // unit,
-                            st.st_size * (st.st_mode >> 15 | keep),
-                            st.st_ino * keep,
-                            st.st_mode,
-                            st.st_uid,
-                        )
+                        if portable is None:
+                            now = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
+                        else:  # whole seconds, no inode, a size for files (st_mode >> 15: 1)
+                            now = (
+                                st.st_mtime_ns // 1000000000,
+                                st.st_size * (st.st_mode >> 15),
+                                0,
+                                st.st_mode,
+                                st.st_uid,
+                            )
                 except (OSError, ValueError):
                     pass
                 if now != signature:

@@ -103,6 +103,16 @@ class Venv:
         return cls(root=root, python=python, bin=bindir, site_packages=Path(out.stdout.strip()))
 
 
+def bundle_folder(venv: Venv, cache: Path) -> Path:
+    """Where the hook in ``venv`` keeps the bundles it hands out for the running user: beside
+    the environment (``castore-hook-shared/`` in its site-packages) for root and the
+    environment's owner, else the plan cache folder ``cache`` (docs/architecture.md, "Safe
+    locations")."""
+    if os.geteuid() in (0, os.stat(venv.root).st_uid):
+        return venv.site_packages / "castore-hook-shared"
+    return cache
+
+
 def base_python() -> str:
     """The base (non-venv) interpreter behind the running Python.
 

@@ -43,6 +43,7 @@ from tests.helpers import (
     TLSServer,
     Venv,
     ambient_env_for_pip,
+    bundle_folder,
     create_venv,
     describe,
     make_ca,
@@ -401,7 +402,8 @@ def test_extra_ca_file_replaced(hooked_venv: Venv, roots: Roots, env: Dict[str, 
     before = one_slow_path(hooked_venv, env, *roots.urls)
     assert roots.trusted(before) == {"old": True, "new": False}
     old_bundle = before.env["SSL_CERT_FILE"]
-    assert old_bundle and cache_folder(env) in Path(old_bundle).parents, before.env
+    folder = bundle_folder(hooked_venv, cache_folder(env))
+    assert old_bundle and folder in Path(old_bundle).parents, before.env
 
     replace_pem(extra, roots.new)
     after = one_slow_path(hooked_venv, env, *roots.urls)
@@ -864,10 +866,20 @@ def test_unusable_cache_folder_is_silent_correct_and_explained(
         text = problems_text(status)
         assert "CASTORE_HOOK_CACHE_DIR" in text, text
         assert "slow path runs at every start" in text, text
-        # The merged bundle (source + extra) needs the folder too: nothing is exported rather
+        # The merged bundle (source + extra) does not need the cache folder: root, the
+        # environment's owner here, keeps it beside the environment, so children get the
+        # extra root too (docs/architecture.md, "Safe locations").
+        # With a file-size limit nothing can be written anywhere: nothing is exported rather
         # than an export that silently drops the extra root, and status says so.
-        assert status["exported"] == {}, status["exported"]
-        assert "nothing exported" in text or "merged bundle" in text, text
+        if kind == "file-size-limit":
+            assert status["exported"] == {}, status["exported"]
+            assert "nothing exported" in text or "merged bundle" in text, text
+            return
+        shared = hooked_venv.site_packages / "castore-hook-shared"
+        exported = status["exported"].get("SSL_CERT_FILE", "")
+        assert exported.startswith(f"{shared}/"), status["exported"]
+        child = dict(env, CASTORE_HOOK_DISABLE="1", SSL_CERT_FILE=exported)
+        assert roots.trusted(quiet(python, child, *roots.urls)) == {"old": False, "new": True}
 
 
 def test_unusable_cache_without_extras_still_exports_the_source(

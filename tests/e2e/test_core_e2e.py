@@ -21,6 +21,7 @@ import pytest
 from tests.helpers import (
     HOOK_FILES,
     Venv,
+    bundle_folder,
     count_pem_certs,
     describe,
     make_ca,
@@ -99,8 +100,9 @@ def test_extra_root_in_user_config_is_trusted(
     assert exported, result
     bundle = Path(exported)
     assert bundle.is_file()
-    # The merged bundle lives in the cache folder and holds the private root.
-    assert cache_dir(env).resolve() in bundle.resolve().parents, (bundle, cache_dir(env))
+    # The merged bundle lives where bundles go for this user and holds the private root.
+    folder = bundle_folder(hooked_venv, cache_dir(env))
+    assert folder.resolve() in bundle.resolve().parents, (bundle, folder)
     pem = https_server.ca_pem_path.read_text().strip()
     assert pem in bundle.read_text(), "merged bundle does not contain the extra root"
     assert count_pem_certs(bundle) > 1, "merged bundle should hold the chosen source plus the extra"
@@ -768,7 +770,8 @@ def test_cache_dir_override(hooked_venv: Venv, https_server: Any, scratch: Any) 
     second = _debug_run(hooked_venv, env)
     assert HIT in second.stderr
     assert alt.is_dir() and any(alt.iterdir())
-    assert alt.resolve() in Path(second.stdout.strip()).resolve().parents
+    folder = bundle_folder(hooked_venv, alt)
+    assert folder.resolve() in Path(second.stdout.strip()).resolve().parents
     assert not cache_dir(env).exists() or not any(cache_dir(env).iterdir())
 
 

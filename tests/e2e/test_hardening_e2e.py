@@ -272,8 +272,9 @@ def test_root_with_another_users_home_does_not_take_their_config(
     config = _user_config_file(env)
     config.write_text(f"extra = {toml_list([https_server.ca_pem_path])}\n")
     os.chown(config, other.pw_uid, other.pw_gid)
-    os.chown(config.parent, other.pw_uid, other.pw_gid)
-    # sudo keeping HOME: root reads a config owned by another, non-root user -> refused
+    # A config file another, non-root user owns -> refused. (The folder stays ours: a folder
+    # of theirs makes root use its own home's config instead, which tests/e2e/
+    # test_attacks_e2e.py proves in a mount namespace, so that no test touches /root.)
     proc = run_python(hooked_venv, ["-c", URLOPEN, https_server.url], env)
     assert proc.returncode != 0, describe(proc)
     assert proc.stderr.count("castore-hook") == 0
