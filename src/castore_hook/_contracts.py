@@ -32,6 +32,7 @@ class Trust(TypedDict):
     own_files: Tuple[Tuple[str, Signature], ...]  # files the hook hands out
     x509_strict: bool  # False: drop VERIFY_X509_STRICT where the hook supplies the trust
     certifi_file: Optional[str]  # what certifi.where() returns, a file of the hook's own
+    certifi_stand_in: bool  # certifi_file is certifi's own, loaded in-process as this trust
     native: bool  # the OS verifier, through truststore
     patch: bool  # wrap load_default_certs
     certifi: bool  # redirect certifi

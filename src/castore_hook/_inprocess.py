@@ -91,6 +91,9 @@ class Trust:
         self.cadata = _text(hooks.get("cadata"))
         self.extra_pem = _text(hooks.get("extra_pem"))
         self.certifi_file = _text(hooks.get("certifi_file"))
+        # certifi_file is certifi's own file, standing in for this trust in-process only
+        # (nothing could be written): contents() gives this trust, not that file's text.
+        self.certifi_stand_in = hooks.get("certifi_stand_in") is True
         self.default_env = _env_pairs(hooks.get("default_env"))
         self.stands_for = _text(hooks.get("stands_for"))
         self.folder_proof = _lazy_files(hooks.get("folder_proof"))
@@ -158,6 +161,8 @@ class Trust:
         cache cleaner removed that file, the same roots from the plan's material."""
         if not self.certifi_file:
             return None
+        if self.certifi_stand_in:
+            return self.pem()
         try:
             with open(self.certifi_file, encoding="ascii", errors="replace") as handle:
                 return handle.read()
@@ -425,6 +430,16 @@ def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], 
                         loaded = True
                     except Exception as exc:
                         failures.append(f"lazy form of {cafile} failed ({exc}); loaded the file")
+                elif trust.certifi_stand_in and cafile == trust.certifi_file:
+                    # certifi's own file stands in for the plan's trust (nothing could be
+                    # written): its roots are the plan's, as certifi.where() promises here.
+                    try:
+                        stood_in = trust.load_into(self)
+                        if stood_in:
+                            mark_lazy(self, stood_in)
+                        loaded = True
+                    except Exception as exc:
+                        failures.append(f"the plan's trust for {cafile} failed ({exc})")
                 if not loaded:
                     original(self, cafile, capath, cadata)
                 if folder:

@@ -116,7 +116,26 @@ def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
     return unique(ders)
 
 
+#: ``reachable``'s answer per ``(capath, separator)`` and the folders' stat signatures when
+#: it was computed: one decision asks twice (the folder's proof and its stand-ins), and a
+#: system folder costs ~150 subject hashes.
+_reachable_memo: dict[tuple[str, str], tuple[tuple[object, ...], list[bytes]]] = {}
+
+
 def reachable(capath: str, separator: str = os.pathsep) -> list[bytes]:
+    """:func:`_reachable`, computed again only when a folder of ``capath`` changed."""
+    from castore_hook._safefile import stat_signature
+
+    signatures = tuple(stat_signature(folder) for folder in capath.split(separator))
+    memo = _reachable_memo.get((capath, separator))
+    if memo is not None and memo[0] == signatures:
+        return list(memo[1])
+    found = _reachable(capath, separator)
+    _reachable_memo[(capath, separator)] = (signatures, found)
+    return list(found)
+
+
+def _reachable(capath: str, separator: str = os.pathsep) -> list[bytes]:
     """The certificates OpenSSL's hashed lookup finds in the folders of ``capath``.
 
     Why not :func:`of_folder`: OpenSSL looks a root up only as ``<hash of its subject>.0``,

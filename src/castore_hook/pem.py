@@ -200,7 +200,6 @@ _CANON_CODECS = {
     0x1C: "utf-32-be",  # UniversalString
     0x1E: "utf-16-be",  # BMPString
 }
-_SPACES = b" \t\n\v\f\r"  # ossl_isspace
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -213,20 +212,11 @@ def _der(tag: int, body: bytes) -> bytes:
 
 def _canon_text(data: bytes) -> bytes:
     """``asn1_string_canon``'s white space and case rules on UTF-8 bytes: leading and trailing
-    white space dropped, inner runs made one space, ASCII lower-cased, other bytes kept."""
-    data = data.strip(_SPACES)
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        byte = data[i]
-        if byte in _SPACES:
-            out.append(0x20)
-            while i < len(data) and data[i] in _SPACES:
-                i += 1
-            continue
-        out.append(byte + 32 if 0x41 <= byte <= 0x5A else byte)
-        i += 1
-    return bytes(out)
+    white space dropped, inner runs made one space, ASCII lower-cased, other bytes kept.
+    ``bytes.split()`` splits on exactly OpenSSL's ``ossl_isspace`` set (space, \\t, \\n,
+    \\v, \\f, \\r) and ``bytes.lower()`` changes only A-Z: two C calls, where a loop over the
+    bytes cost a cold start ~10 ms for a system folder."""
+    return b" ".join(data.split()).lower()
 
 
 def _canon_value(der: bytes, value: Tuple[int, int, int], start: int) -> Optional[bytes]:

@@ -24,7 +24,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, _plankey, bundle, cafiles, certset, config, pem, sources
+from castore_hook import (
+    _plancache,
+    _plankey,
+    bundle,
+    cafiles,
+    certifi_locate,
+    certset,
+    config,
+    pem,
+    sources,
+)
 from castore_hook._safefile import (
     CA_LIMIT,
     UnsafeFile,
@@ -329,8 +339,24 @@ def _decide_trust(
             return None
     _exports(cfg, env, file_value, dir_value, decision)
     certifi_file: Optional[str] = None
+    certifi_stand_in = False
     if cfg.certifi:
         certifi_file = material.cafile if certifi_own else bundle_path
+        if certifi_file is None and cfg.patch and not material.native:
+            # Nothing could be written (a read-only image without a usable shared plan): the
+            # chosen trust still reaches requests, pip and urllib3 in this process through
+            # certifi's own file, which the load_verify_locations wrapper loads as the plan's
+            # trust (docs/architecture.md, "Where nothing can be written").
+            certifi_file = _certifi_own_file()
+            certifi_stand_in = certifi_file is not None
+            if certifi_stand_in:
+                decision.aside(
+                    "certifi",
+                    f"no bundle of the chosen trust could be written (see the problems above): "
+                    f"certifi.where() names certifi's own {certifi_file}, which this process "
+                    "loads as the chosen trust and the extras (requests, pip, urllib3 here); "
+                    "a child process given that path reads certifi's own roots only",
+                )
         if certifi_file is None:
             decision.aside(
                 "certifi",
@@ -355,6 +381,7 @@ def _decide_trust(
         "own_files": (),
         "x509_strict": cfg.x509_strict,
         "certifi_file": certifi_file,
+        "certifi_stand_in": certifi_stand_in,
         "native": material.native,
         "patch": cfg.patch,
         "certifi": cfg.certifi and certifi_file is not None,
@@ -384,6 +411,16 @@ def _folder_signatures(capath: Optional[str]) -> tuple[tuple[str, Signature], ..
                 return ()
             signed.append((folder, signature))
     return tuple(signed)
+
+
+def _certifi_own_file() -> Optional[str]:
+    """certifi's own ``cacert.pem`` on disk (where ``import certifi`` finds it), or ``None``
+    (certifi zipped, embedded or absent)."""
+    entries = [entry for entry in sys.path if entry and os.path.isabs(entry)]
+    found = certifi_locate.certifi_location(entries)
+    if found is None or found[1] is not None:
+        return None
+    return found[0]
 
 
 def _signed(path: str) -> tuple[str, Signature]:

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
@@ -98,17 +98,20 @@ class World:
 
     def run(
         self,
-        user: Optional[str],
+        user: Union[str, int, None],
         args: Sequence[str],
         env: Dict[str, str],
         *,
         readonly: Sequence[Path] = (),
         groups: Sequence[str] = (),
         setsid: bool = False,
+        setup: Sequence[str] = (),
     ) -> subprocess.CompletedProcess[str]:
-        """Run the venv's python with ``args`` as ``user`` (root when None), with the
+        """Run the venv's python with ``args`` as ``user`` (root when None; a number is a
+        uid with no password-database entry, as OpenShift's random UIDs), with the
         supplementary ``groups`` given, and as the leader of a new session (no controlling
-        terminal, as a systemd service or cron job) with ``setsid``."""
+        terminal, as a systemd service or cron job) with ``setsid``. ``setup`` are shell
+        commands run first in the namespace (mounts), before ``readonly`` applies."""
         mounts: List[str] = []
         if self.python.startswith("/root/"):
             mounts += [
@@ -116,11 +119,14 @@ class World:
                 f"mount --rbind {self.rootview} /root",
             ]
         mounts.append("mount -t tmpfs -o mode=1777 tmpfs /var/tmp")
+        mounts += setup
         for path in readonly:
             mounts += [f"mount --bind {path} {path}", f"mount -o remount,bind,ro {path}"]
         session = "setsid --wait " if setsid else ""
         if user is None:
             launch = f'exec {session}"$@"'
+        elif isinstance(user, int):
+            launch = f'exec {session}setpriv --reuid={user} --regid={user} --clear-groups -- "$@"'
         else:
             entry = pwd.getpwnam(user)
             joined = f"--groups={','.join(groups)}" if groups else "--clear-groups"

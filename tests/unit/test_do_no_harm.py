@@ -350,7 +350,14 @@ def test_certifi_source_without_extras_keeps_certifis_own_file(tmp_path: Path) -
     assert os.path.samefile(plan["trust"]["certifi_file"], certifi.where())
 
 
-def test_without_a_cache_folder_certifi_is_withheld_and_said_so(tmp_path: Path, a: Site) -> None:
+def test_without_a_cache_folder_certifi_stands_in_in_process_and_says_so(
+    tmp_path: Path, a: Site
+) -> None:
+    """Nothing can be written (a read-only image without a usable shared plan): certifi's own
+    file stands in, and loading it in this process gives the chosen trust (requests, pip and
+    urllib3 load ``certifi.where()``); status says children see certifi's own roots."""
+    import certifi
+
     base = tmp_path / "nocache"
     (base / "home").mkdir(parents=True)
     env = {
@@ -361,11 +368,21 @@ def test_without_a_cache_folder_certifi_is_withheld_and_said_so(tmp_path: Path, 
         "CASTORE_HOOK_CONFIG": str(empty_config(tmp_path)),
     }
     plan = resolve.build_plan(env, None, False)
-    assert plan["trust"]["certifi_file"] is None and plan["trust"]["certifi"] is False
-    mechanisms = [m for m, _reason in plan["info"]["stepped_aside"]]
-    assert mechanisms == ["certifi"]
-    # The in-process patch still works: it needs no file of ours.
+    trust = plan["trust"]
+    assert trust["certifi_file"] == certifi.where() and trust["certifi_stand_in"] is True
+    assert trust["certifi"] is True
+    asides = dict(plan["info"]["stepped_aside"])
+    assert list(asides) == ["certifi"] and "certifi's own roots only" in asides["certifi"]
+    # The in-process patch needs no file of ours, and certifi's file loads as the plan's trust.
     assert reaches(in_process(plan), a) == [True]
+    stock = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    stock.load_verify_locations(cafile=certifi.where())
+    assert reaches(stock, a) == [False]  # control: certifi's own roots do not hold A
+    patched(**trust)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=certifi.where())
+    assert reaches(ctx, a) == [True]
+    assert a.text.strip() in _inprocess.Trust(trust).bundle_text()  # certifi.contents()
 
 
 def test_native_with_extras_exports_the_os_verifiers_roots_too(
