@@ -588,18 +588,11 @@ def check_cache(ctx: Context) -> list[Check]:
     get = _plankey.getter(ctx.environ)
     lookup = _plankey.native_lookup(ctx.environ)
     found, passed, where, found_file = hot.find_plan(lookup, get, ctx.ignore_env)
-    if found is not None and where != "user":
-        return [
-            Check(
-                "cache",
-                OK,
-                f"{found_file}: fresh {where} plan, used at start-up",
-                [f"the user cache has none: {passed}"],
-            )
-        ]
+    # An image's baked plan that does not serve this user: said first, whatever else holds.
     shared = _slowpath.shared_plan_note(ctx.environ, ctx.ignore_env)
-    if shared is not None:  # first: it is the fix an image needs, whatever else is wrong
-        return [
+    unused: list[Check] = []
+    if shared is not None:
+        unused.append(
             Check(
                 "cache",
                 WARN,
@@ -607,7 +600,19 @@ def check_cache(ctx: Context) -> list[Check]:
                 ["this user's plan is decided and cached apart from it, or at every start"],
                 shared["fix"],
             )
+        )
+    if found is not None and where != "user":
+        return [
+            *unused,
+            Check(
+                "cache",
+                OK,
+                f"{found_file}: fresh {where} plan, used at start-up",
+                [f"the user cache has none: {passed}"],
+            ),
         ]
+    if unused:
+        return unused
     folder = hot.cache_dir(get, sys.platform, ctx.ignore_env)
     problem = _plancache.folder_problem(folder) if folder else "no cache folder"
     explicit = not ctx.ignore_env and os.path.isabs(get("CASTORE_HOOK_CACHE_DIR"))
