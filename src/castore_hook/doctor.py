@@ -922,6 +922,9 @@ _ASIDE_FIXES = {
     "the problems above say what failed",
     "bundle": "add the roots you appended to `extra` in the config file: appending to "
     "certifi.where() only changes castore-hook's copy, which is rebuilt",
+    "variable": "nothing to fix if the variable is meant: castore-hook never changes the "
+    "user's SSL_CERT_FILE/SSL_CERT_DIR; if it is a mistake, unset it or point it at a CA "
+    "file or hashed folder",
     "patch": "nothing to fix: the program chose its own SSL_CERT_FILE/SSL_CERT_DIR, and "
     "castore-hook leaves that choice alone",
 }

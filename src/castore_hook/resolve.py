@@ -8,7 +8,9 @@ back without importing anything (see ``_castore_hook``). Its fields:
             the states of them that mean this decision (``_plankey.plan_key``).
 ``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
 ``set``     ``((NAME, value), ...)`` environment variables to export.
-``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
+``unset``   ``(NAME, ...)`` variables to remove. Always empty now: a user's
+            ``SSL_CERT_FILE``/``SSL_CERT_DIR`` is never removed, even when it points nowhere
+            (docs/architecture.md, "Do no harm", 1); the field stays for the plan format.
 ``record``  the ``CASTORE_HOOK_EXPORTED`` value that applying it exports, or ``None``.
 ``trust``   in-process trust for the lazy patches (``castore_hook._contracts.Trust``), or
             ``None`` when nothing is done in-process.
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
-from castore_hook import _plancache, _plankey, bundle, cafiles, certset, config, pem, sources
+from castore_hook import _plancache, _plankey, bundle, certset, config, pem, sources
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
 
 if TYPE_CHECKING:  # the contracts cost ~3 ms to import; annotations need only their names
@@ -42,6 +44,9 @@ class _Decision:
         self.to_unset: list[str] = []
         self.stepped_aside: list[tuple[str, str]] = []
         self.warnings: list[tuple[str, str]] = []
+        # The user's SSL_CERT_FILE/SSL_CERT_DIR are set and the chosen source is not `env`:
+        # load_default_certs must then stay stock for them (build_plan's default_env).
+        self.hands_off = False
 
     def warn(self, message: str, where: str = "") -> None:
         """A setting that weakens a check on purpose: ``status`` and ``doctor`` always show it."""
@@ -83,16 +88,6 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
     return blocks
 
 
-def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
-    """Whether a user's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` points nowhere useful."""
-    decision.look([value])
-    if not os.path.isabs(value):
-        return True
-    check = cafiles.check_ca_dir if name == "SSL_CERT_DIR" else cafiles.check_ca_file
-    _count, reason = check(value)
-    return reason is not None
-
-
 def _choose(
     cfg: config.Config, env: Mapping[str, str], decision: _Decision
 ) -> Optional[sources.Probe]:
@@ -114,25 +109,60 @@ def _choose(
 
 def _exports(
     cfg: config.Config,
-    env: Mapping[str, str],
     file_value: Optional[str],
     dir_value: Optional[str],
+    kept: set[str],
     decision: _Decision,
 ) -> None:
+    """Fill the exports; names in ``kept`` (the user's own variables) are never touched."""
     for name in cfg.export:
         value = dir_value if name == "SSL_CERT_DIR" else file_value
-        if value:
+        if value and name not in kept:
             decision.to_set.append((name, value))
-            continue
-        user_value = env.get(name, "")
-        dangling = (
-            name in _plankey.USER_CA_VARS
-            and bool(user_value)
-            and _user_var_unusable(name, user_value, decision)
-        )
-        if dangling:
-            decision.to_unset.append(name)
-            decision.problem(f"{name}={user_value} points to nothing usable; removed it", name)
+
+
+def _kept_user_vars(
+    probe: sources.Probe,
+    env: Mapping[str, str],
+    file_value: Optional[str],
+    decision: _Decision,
+) -> set[str]:
+    """The user's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` that the plan must leave as they are
+    (docs/architecture.md, "Do no harm", 1), each said in ``stepped_aside``.
+
+    A variable present in the environment is the user's choice, whatever it points at. When
+    the chosen source is not ``env`` (the user's material could not be judged, or ``sources``
+    leaves ``env`` out), both are kept and ``decision.hands_off`` keeps the in-process
+    loading stock while they hold. With ``env``, the hook may put its own bundle (the user's
+    material plus the extras) in ``SSL_CERT_FILE`` only when it read the user's file; a
+    file that gives OpenSSL nothing is kept, and ``SSL_CERT_DIR`` always is (the folder list
+    is the user's string; a bundle already carries its roots).
+    """
+    present = {name: env[name] for name in _plankey.USER_CA_VARS if env.get(name) is not None}
+    if not present:
+        return set()
+    if probe.token != "env":  # noqa: S105 - a source token, not a secret
+        decision.hands_off = True
+        for name, value in present.items():
+            decision.aside(
+                "variable",
+                f"{name}={value} is the user's own choice and the chosen source is "
+                f"{probe.token!r}, not 'env': castore-hook leaves SSL_CERT_FILE and SSL_CERT_DIR, "
+                "and what OpenSSL loads through them, as they are",
+            )
+        return set(_plankey.USER_CA_VARS)
+    kept = {"SSL_CERT_DIR"} & present.keys()
+    own_file = present.get("SSL_CERT_FILE")
+    if own_file is not None and "SSL_CERT_FILE" in probe.unusable_env:
+        kept.add("SSL_CERT_FILE")
+        if file_value and file_value != own_file:
+            decision.aside(
+                "variable",
+                f"SSL_CERT_FILE={own_file} gives OpenSSL nothing and is the user's own choice: "
+                f"castore-hook does not put its bundle {file_value} there, so child processes "
+                "do not get the extra roots through it",
+            )
+    return kept
 
 
 def _unsafe_for_export(path: str) -> bool:
@@ -205,9 +235,15 @@ def build_plan(
     )
     if hooks is not None:
         # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
-        # program has set others, its choice wins and load_default_certs is stock.
-        hooks["default_env"] = _plankey.applied_user_values(
-            environ, ignore_env, decision.to_set, decision.to_unset
+        # program has set others, its choice wins and load_default_certs is stock. None at
+        # all when the user's own values are kept and another source was chosen: they decide
+        # what OpenSSL loads, not the plan.
+        hooks["default_env"] = (
+            ()
+            if decision.hands_off
+            else _plankey.applied_user_values(
+                environ, ignore_env, decision.to_set, decision.to_unset
+            )
         )
     return {
         "format": hot.PLAN_FORMAT,
@@ -310,11 +346,12 @@ def _decide_trust(
                 file_value = material.cafile
             if material.capath not in material.implicit:
                 dir_value = material.capath
+    kept = _kept_user_vars(probe, env, file_value, decision)
     for value in (file_value, dir_value):
         if value and _unsafe_for_export(value):
             decision.problem(f"refusing to export the unsafe path {value!r}")
             return None
-    _exports(cfg, env, file_value, dir_value, decision)
+    _exports(cfg, file_value, dir_value, kept, decision)
     certifi_file: Optional[str] = None
     if cfg.certifi:
         certifi_file = material.cafile if certifi_own else bundle_path
