@@ -921,7 +921,8 @@ _ASIDE_FIXES = {
     "export": "let castore-hook write its cache (a writable home, or CASTORE_HOOK_CACHE_DIR); "
     "the problems above say what failed",
     "bundle": "add the roots you appended to `extra` in the config file: appending to "
-    "certifi.where() only changes castore-hook's copy, which is rebuilt",
+    "certifi.where() only changes castore-hook's copy, which is replaced when the trust "
+    "changes",
     "variable": "nothing to fix if the variable is meant: castore-hook never changes the "
     "user's SSL_CERT_FILE/SSL_CERT_DIR; if it is a mistake, unset it or point it at a CA "
     "file or hashed folder",
@@ -945,7 +946,8 @@ def check_stepped_aside(ctx: Context) -> list[Check]:
         for entry in report["stepped_aside"]
     ]
     path = report.get("bundle")
-    if path and os.path.isfile(path):
+    reported = any(entry["mechanism"] == "bundle" for entry in report["stepped_aside"])
+    if path and not reported and os.path.isfile(path):
         try:
             text = read_regular_file(path, CA_LIMIT).decode("ascii")
         except (OSError, UnsafeFile, ValueError, UnicodeDecodeError) as exc:

@@ -47,6 +47,7 @@ class _Decision:
         # The user's SSL_CERT_FILE/SSL_CERT_DIR are set and the chosen source is not `env`:
         # load_default_certs must then stay stock for them (build_plan's default_env).
         self.hands_off = False
+        self.appended: list[tuple[str, int]] = []
 
     def warn(self, message: str, where: str = "") -> None:
         """A setting that weakens a check on purpose: ``status`` and ``doctor`` always show it."""
@@ -245,6 +246,14 @@ def build_plan(
                 environ, ignore_env, decision.to_set, decision.to_unset
             )
         )
+    for path, count in decision.appended:
+        message = (
+            f"{count} certificate{'s were' if count != 1 else ' was'} appended to "
+            f"certifi.where() by this environment; put them in `extra` (castore-hook keeps "
+            f"them in {path} until the trust changes and that bundle is replaced)"
+        )
+        decision.problem(message, path)
+        decision.aside("bundle", message)
     return {
         "format": hot.PLAN_FORMAT,
         "key": key,
@@ -259,6 +268,7 @@ def build_plan(
             "problems": tuple(decision.problems),
             "stepped_aside": tuple(decision.stepped_aside),
             "warnings": tuple(decision.warnings),
+            "appended": tuple(decision.appended),
         },
     }
 
@@ -412,8 +422,8 @@ def _complete_bundle(
         decision.problem(f"cannot build a complete bundle of the chosen source: {exc}")
         return None, frozenset()
     roots = certset.unique([*ders, *certset.of_text("".join(extra_blocks))])
-    path = _materialise(folder, certset.to_pem(roots), decision)
-    return path, frozenset(roots) if path else frozenset()
+    path, appended = _materialise(folder, certset.to_pem(roots), decision)
+    return path, frozenset([*roots, *appended]) if path else frozenset()
 
 
 def _lazy_stand_ins(
@@ -478,21 +488,28 @@ def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optio
     return None
 
 
-def _materialise(folder: Optional[str], pem: str, decision: _Decision) -> Optional[str]:
+def _materialise(
+    folder: Optional[str], pem: str, decision: _Decision
+) -> tuple[Optional[str], list[bytes]]:
+    """Write the bundle; its path (``None`` with the reason in ``decision``) and the
+    certificates a program appended to it since, which are kept (``bundle``) and reported."""
     if not pem:
-        return None
+        return None, []
     if not folder:
         decision.problem("no cache folder for the merged bundle; nothing exported")
-        return None
+        return None, []
     problem = _plancache.folder_problem(folder)
     if problem:
         decision.problem(problem + "; the merged bundle cannot be written, nothing exported")
-        return None
+        return None, []
     try:
-        path = bundle.write_bundle(folder, pem)
+        path, appended = bundle.write_bundle_keeping(folder, pem)
     except OSError as exc:
         decision.problem(f"cannot write the merged bundle in {folder}: {exc}")
-        return None
+        return None, []
     count = pem.count("-----BEGIN CERTIFICATE-----")
     decision.trail.append(f"merged bundle {path}: {count} certificates")
-    return path
+    if appended:
+        decision.appended.append((path, len(appended)))
+        decision.trail.append(f"merged bundle {path}: {len(appended)} appended certificate(s) kept")
+    return path, appended
