@@ -20,7 +20,13 @@ from typing import Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, _session, _slowpath, config, pem, sources
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    ownership_problem,
+    read_regular_file,
+    refused_location,
+)
 
 OK = "ok"
 WARN = "warn"
@@ -390,6 +396,11 @@ def _owner_check(path: str, what: str) -> Optional[Check]:
         return Check("permissions", FAIL, f"{what} {path}: cannot stat ({exc.strerror or exc})")
     problem = ownership_problem(st, path)
     if problem is None:
+        # The whole path: a safe file in a folder a group can write can still be replaced.
+        problem = refused_location(path)
+        if problem is not None:
+            fix = "have every folder on the way owned by root or you, writable by no one else"
+            return Check("permissions", FAIL, f"{what} refused: {problem}", fix=fix)
         mode = stat.S_IMODE(st.st_mode)
         return Check("permissions", OK, f"{what} {path} (mode {mode:04o}, uid {st.st_uid})")
     if "writable" in problem:

@@ -13,8 +13,10 @@ cache that answer:
 * ``Probe.problems`` is for ``castore-hook doctor`` (things the user should fix).
 
 Failure policy (docs/architecture.md, "Failure policy"): nothing here raises, whatever the
-input. Hostile files (FIFOs, ``/proc/self/mem``, files other users can write) are refused
-through ``_safefile``; every failure becomes a trail line or a problem.
+input. Hostile files (FIFOs, ``/proc/self/mem``) are refused through ``_safefile``, and so are
+``file:``/``dir:`` paths another user could change (the whole-path rule); the user's own
+variables and the OS store are judged as stock OpenSSL reads them, whoever owns them
+(docs/architecture.md, "Sources"). Every failure becomes a trail line or a problem.
 
 "Usable" is deliberately stricter than "OpenSSL can open it": a file is only offered as
 ``cafile`` when OpenSSL would load it whole. OpenSSL rejects an entire PEM file when one

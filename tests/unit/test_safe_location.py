@@ -171,3 +171,15 @@ def test_read_regular_file_missing_step_is_missing_not_refused(tmp_path: Path) -
         _safefile.read_regular_file(str(tmp_path / "no" / "such.pem"), 100)
     result = sources.probe(f"file:{tmp_path / 'no' / 'such.pem'}", {})
     assert result.problems == [f"file:{tmp_path / 'no' / 'such.pem'} points to a missing file"]
+
+
+def test_doctor_names_the_unsafe_step(tmp_path: Path, team_folder: Tuple[Path, Path]) -> None:
+    from castore_hook import doctor
+
+    folder, ca = team_folder
+    check = doctor._owner_check(str(ca), "extra file")
+    assert check is not None and check.verdict == doctor.FAIL
+    assert f"{folder} is writable by group or others" in check.title
+    os.chmod(folder, 0o755)  # negative control
+    check = doctor._owner_check(str(ca), "extra file")
+    assert check is not None and check.verdict == doctor.OK
