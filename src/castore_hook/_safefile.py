@@ -83,6 +83,21 @@ def refused_location(path: str) -> Optional[str]:
     return f"{path} is not in a safe location: {problem}"
 
 
+def refusal_watch(path: str) -> list[str]:
+    """The folders on the way to ``path`` when ``refused_location`` refuses it, else ``[]``.
+
+    A plan watches the stat signature of each file that decided it, not of its folders. A
+    refused decision also watches these, so that fixing the folder (``chmod g-w``) is noticed
+    at the next start instead of the refusal being cached until the file itself changes.
+    """
+    if refused_location(path) is None:
+        return []
+    steps = ["/"]
+    for part in [part for part in path.split("/") if part][:-1]:
+        steps.append(steps[-1].rstrip("/") + "/" + part)
+    return steps
+
+
 #: Pseudo-file systems whose "regular files" are views of kernel or process state
 #: (``/proc/self/mem`` stats as a regular file of size 0 and reads fail or block).
 KERNEL_ROOTS = ("/proc/", "/sys/", "/dev/")

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, bundle, certset, config, pem, sources
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, read_regular_file, stat_signature
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    read_regular_file,
+    refusal_watch,
+    stat_signature,
+)
 
 if TYPE_CHECKING:  # the contracts cost ~3 ms to import; annotations need only their names
     from castore_hook._contracts import Signature, Trust
@@ -73,6 +79,7 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
             data = read_regular_file(path, CA_LIMIT)
         except UnsafeFile as exc:
             decision.problem(f"extra {exc}; ignored", path)
+            decision.look(refusal_watch(path))
             continue
         except OSError as exc:
             decision.problem(f"extra {path} cannot be read ({exc.strerror or exc}); ignored", path)
@@ -189,6 +196,8 @@ def build_plan(
     decision = _Decision()
     cfg = config.load_config(env, user=not shared)
     decision.look(list(cfg.candidates))
+    for path in cfg.candidates:
+        decision.look(refusal_watch(path))  # a refused config file: its folders too
     for problem in cfg.problems:
         decision.problem(problem.message, problem.where())
     info: dict[str, Any] = {

@@ -43,7 +43,7 @@ from typing import (
 
 from castore_hook import cafiles, certifi_locate, pem
 from castore_hook._record import FrozenRecord, Record
-from castore_hook._safefile import CA_LIMIT, UnsafeFile
+from castore_hook._safefile import CA_LIMIT, UnsafeFile, refusal_watch
 
 __all__ = [
     "Material",
@@ -622,6 +622,7 @@ def _probe_explicit_file(result: Probe, path: str) -> None:
         result.problems.append(f"file:{path} points to a missing file")
     else:
         result.problems.append(f"file:{path} is unusable: {check.reason}")
+        result.looked_at.extend(refusal_watch(path))
 
 
 def _probe_explicit_dir(result: Probe, path: str) -> None:
@@ -634,6 +635,7 @@ def _probe_explicit_dir(result: Probe, path: str) -> None:
         result.problems.append(f"dir:{path} points to a missing folder")
     else:
         result.problems.append(f"dir:{path} is unusable: {check.reason}")
+        result.looked_at.extend(refusal_watch(path))
 
 
 def probe(

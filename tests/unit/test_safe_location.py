@@ -183,3 +183,29 @@ def test_doctor_names_the_unsafe_step(tmp_path: Path, team_folder: Tuple[Path, P
     os.chmod(folder, 0o755)  # negative control
     check = doctor._owner_check(str(ca), "extra file")
     assert check is not None and check.verdict == doctor.OK
+
+
+def test_a_refused_decision_watches_the_folders_on_the_way(
+    tmp_path: Path, team_folder: Tuple[Path, Path]
+) -> None:
+    """Fixing the folder (chmod g-w) must make the next start decide again: a plan watches
+    the stat signature of what decided it, and a refusal was decided by the folder."""
+    from castore_hook._safefile import refusal_watch, stat_signature
+
+    folder, ca = team_folder
+    assert refusal_watch(str(ca))[-1] == str(folder)
+    base = tmp_path / "decide"
+    base.mkdir()
+    conf = base / "config.toml"
+    conf.write_text(f'sources = ["file:{ca}"]\nextra = ["{ca}"]\n')
+    env = {"HOME": str(base), "CASTORE_HOOK_CONFIG": str(conf)}
+    plan = resolve.build_plan(env, str(base / "cache"), False)
+    assert plan["info"]["source"] is None
+    stats = dict(plan["stats"])
+    assert stats[str(folder)] == stat_signature(str(folder))
+    os.chmod(folder, 0o755)
+    assert stats[str(folder)] != stat_signature(str(folder))  # the cached plan no longer holds
+    assert refusal_watch(str(ca)) == []  # negative control: an accepted file watches no folder
+    plan = resolve.build_plan(env, str(base / "cache"), False)
+    assert plan["info"]["source"] == f"file:{ca}"
+    assert str(folder) not in dict(plan["stats"])
