@@ -23,7 +23,7 @@ import _castore_hook as hot
 import _castore_hook_paths as paths
 
 #: The words of every problem ``folder_problem`` finds with a place that is not this user's
-#: (``_castore_hook.unsafe_path``): the slow path then works in the user's own place.
+#: (``_castore_hook_paths.unsafe_path``): the slow path then works in the user's own place.
 UNSAFE_PLACE = "is not a safe place"
 #: Temporary files older than this are leftovers of a killed writer and are removed.
 STALE_TEMP_SECONDS = 600
@@ -123,7 +123,7 @@ def unusable_reason(folder: Optional[str]) -> Optional[str]:
 def own_cache_dir(config: bool = False) -> Optional[str]:
     """This user's own cache (``config``: config) folder, from the password database's home:
     where the hook works when ``HOME`` or ``XDG_CACHE_HOME`` (``XDG_CONFIG_HOME``) name a place
-    that ``_castore_hook.unsafe_path`` refuses, e.g. another user's home under ``sudo -E``,
+    that ``_castore_hook_paths.unsafe_path`` refuses, e.g. another user's home under ``sudo -E``,
     ``su -m`` or a service's ``HOME=``; the other user's folders are never created or changed.
     ``_castore_hook.find_plan`` spells out the same call (pinned by a test). ``None`` on
     Windows (no owners there) or without a password-database entry."""

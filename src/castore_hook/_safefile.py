@@ -8,8 +8,14 @@ another user can rewrite. This module is the one place that opens them, so the r
 * only regular files are read; the file is opened with ``O_NONBLOCK`` so a FIFO that raced
   in between ``stat`` and ``open`` cannot hang us, and is then re-checked with ``fstat``;
 * reads are capped (``limit``) and a larger file is refused rather than truncated;
-* a file that group or others can write, or that is owned by another non-root user, is
-  refused (``ownership_problem``).
+* a file castore-hook introduces (a config file, a ``file:``/``dir:`` source, an ``extra``
+  root) is refused unless its whole path is safe (``unsafe_location``: every step owned by
+  root or this user and writable by no one else), and is then opened without following a
+  link the check did not see; certifi's bundle is held to the file's own owner and mode
+  (``ownership_problem``);
+* what stock OpenSSL reads as it is (the user's ``SSL_CERT_FILE``/``SSL_CERT_DIR``, the OS
+  store) is read with no ownership rule at all (``check_owner=False``): refusing it would
+  only make the hook trust less than stock (docs/architecture.md, "Do no harm").
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import os
 import stat
 import sys
 from typing import Optional
+
+import _castore_hook_paths as paths
 
 #: Largest config file we read. A real one is a few hundred bytes.
 CONFIG_LIMIT = 1 << 20
@@ -48,6 +56,46 @@ def ownership_problem(st: os.stat_result, path: str) -> Optional[str]:
     if st.st_uid not in (0, uid):
         return f"{path} is owned by uid {st.st_uid}, neither this user ({uid}) nor root"
     return None
+
+
+def unsafe_location(path: str) -> Optional[str]:
+    """Why ``path`` may not hold (or be) a file castore-hook introduces, ``None`` when it may.
+
+    The whole-path rule of the hot module (``_castore_hook_paths.unsafe_path``) with root and this
+    user as the owners: a file that is safe itself but sits in a folder a group can write
+    (``/srv/teamca`` mode 2775) can be swapped by any member of that group after this check,
+    so every step from ``/`` counts. The one place that applies it to config files,
+    ``file:``/``dir:`` sources and ``extra`` roots (pinned by a unit test). The answer starts
+    with ``_castore_hook_paths.MISSING`` when a step does not exist.
+    """
+    uid = _current_uid()
+    if uid is None or sys.platform == "win32":
+        return None
+    return paths.unsafe_path(path, (0, uid))
+
+
+def refused_location(path: str) -> Optional[str]:
+    """``unsafe_location`` as a sentence for ``status``, ``None`` when safe or missing (a
+    missing step is the caller's "missing", not a refusal)."""
+    problem = unsafe_location(path)
+    if problem is None or problem.startswith(paths.MISSING):
+        return None
+    return f"{path} is not in a safe location: {problem}"
+
+
+def refusal_watch(path: str) -> list[str]:
+    """The folders on the way to ``path`` when ``refused_location`` refuses it, else ``[]``.
+
+    A plan watches the stat signature of each file that decided it, not of its folders. A
+    refused decision also watches these, so that fixing the folder (``chmod g-w``) is noticed
+    at the next start instead of the refusal being cached until the file itself changes.
+    """
+    if refused_location(path) is None:
+        return []
+    steps = ["/"]
+    for part in [part for part in path.split("/") if part][:-1]:
+        steps.append(steps[-1].rstrip("/") + "/" + part)
+    return steps
 
 
 #: Pseudo-file systems whose "regular files" are views of kernel or process state
@@ -89,19 +137,42 @@ def on_kernel_filesystem(st: os.stat_result) -> bool:
     return sys.platform != "win32" and st.st_dev in _kernel_devices
 
 
-def read_regular_file(path: str, limit: int, *, check_owner: bool = True) -> bytes:
+def read_regular_file(
+    path: str, limit: int, *, check_owner: bool = True, whole_path: bool = True
+) -> bytes:
     """Return the bytes of ``path`` if it is a safe, regular file of at most ``limit`` bytes.
+
+    With ``check_owner`` (files castore-hook introduces), the file itself must pass
+    ``ownership_problem`` and, with ``whole_path``, every step of its path must pass
+    ``unsafe_location``; the file is then opened by its resolved path with ``O_NOFOLLOW``, so
+    the open follows no link the check did not see, and what was opened is checked with
+    ``fstat``. ``whole_path=False`` keeps the file's own check only (certifi's bundle, which
+    sits wherever the environment was installed). ``check_owner=False`` is for what stock
+    OpenSSL reads as it is (the user's variables, the OS store).
 
     Raises ``UnsafeFile`` (with a sentence fit for ``status``) or ``OSError`` (missing,
     unreadable). Never blocks on FIFOs or devices.
     """
     if is_kernel_path(path):
         raise UnsafeFile(f"{path} is a kernel or device file, not a certificate file")
-    st = os.stat(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    target = path
+    if check_owner and whole_path:
+        problem = unsafe_location(path)
+        if problem is not None and problem.startswith(paths.MISSING):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        if problem is not None:
+            raise UnsafeFile(f"{path} is not in a safe location: {problem}")
+        if _current_uid() is not None and sys.platform != "win32":
+            # Every link on the way is root's or ours (checked just above): open where they
+            # lead, and refuse a link that appeared there since.
+            target = os.path.realpath(path)
+            flags |= getattr(os, "O_NOFOLLOW", 0)
+    st = os.stat(target)
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeFile(f"{path} is not a regular file")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    fd = os.open(target, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -167,8 +238,6 @@ def portable_digest(path: str) -> Optional[tuple[int, int]]:
     """The content digest a shared plan keeps for a small regular file (``None`` for others):
     compared at start-up only when its portable signature differs (docs/architecture.md, "A
     shared plan travels")."""
-    import _castore_hook_paths as paths
-
     try:
         data = read_regular_file(path, DIGEST_LIMIT, check_owner=False)
     except (OSError, UnsafeFile, ValueError):

@@ -25,12 +25,14 @@ def resolve_and_store(
 
     The note is ``""`` when the plan was cached, else the reason it could not be (read-only
     home, foreign-owned folder, …); the plan is still applied, so start-up stays correct.
-    ``miss`` is why the cached plan was refused; a bundle of ours that someone changed is
-    reported in the new plan, which ``status`` and ``doctor`` show until the next decision.
+    ``miss`` is why the cached plan was refused; a bundle of ours that someone changed other
+    than by appending certificates (which the new plan keeps, ``bundle.write_bundle_keeping``)
+    is reported in the new plan, which ``status`` and ``doctor`` show until the next decision.
     """
     plan = resolve.build_plan(environ, folder, ignore_env)
     changed = modified_bundle(miss, folder)
-    if changed:
+    kept = {path for path, _count in plan["info"].get("appended", ())}
+    if changed and changed not in kept:
         info = plan["info"]
         message = (
             f"castore-hook's bundle {changed} was changed by someone else (a program appending "

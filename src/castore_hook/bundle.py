@@ -5,6 +5,11 @@ inside a zip, the Windows store), clients that read a *file* (OpenSSL through
 ``SSL_CERT_FILE``, requests, curl) need one. The bundle is content-addressed — its name is a
 digest of its content — so concurrent interpreters that decide the same trust write the same
 file, and a changed trust never rewrites a file another process is reading.
+
+certifi's own ``cacert.pem`` keeps what a program appends to it (a start-up script adding a
+corporate root is common), until certifi is upgraded. A bundle handed out as
+``certifi.where()`` does the same: certificates appended after its unchanged content are kept
+until the trust changes and a bundle of another name is written (``write_bundle_keeping``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Iterable
 from typing import Optional
 
 from castore_hook import _plancache
+from castore_hook import pem as pem_blocks
 from castore_hook._plancache import write_atomic
+from castore_hook._safefile import CA_LIMIT
 
 BUNDLE_PREFIX = "bundle-"
 
@@ -79,36 +86,59 @@ def bundle_name(pem: str) -> str:
 
 
 def write_bundle(folder: str, pem: str) -> str:
-    """Write ``pem`` to its content-addressed name in ``folder`` (atomically, 0644) and
-    return the path. An existing bundle with the same name already holds the same bytes.
+    """Write ``pem`` to its content-addressed name in ``folder`` and return the path (see
+    ``write_bundle_keeping``)."""
+    return write_bundle_keeping(folder, pem)[0]
 
-    0644 rather than 0600: exported paths are read by child processes, which may drop
-    privileges; the folder's own mode still decides who can reach it.
+
+def write_bundle_keeping(folder: str, pem: str) -> tuple[str, list[bytes]]:
+    """Write ``pem`` to its content-addressed name in ``folder`` (atomically, 0644); return
+    the path and the certificates (DER) that a program appended to the bundle already there.
+
+    An existing bundle with the same name is kept when it holds the same bytes, or the same
+    bytes followed by nothing but well-formed certificates (appended, as to certifi's own
+    file); anything else there is replaced. 0644 rather than 0600: exported paths are read by
+    child processes, which may drop privileges; the folder's own mode still decides who can
+    reach it.
     """
     data = pem.encode("ascii")
     name = bundle_name(pem)
     path = os.path.join(folder, name)
-    if _reusable(path, data):
-        return path
+    appended = _reusable(path, data)
+    if appended is not None:
+        return path, appended
     # os.replace swaps out anything else at that name: a stale, foreign or planted file.
-    return write_atomic(folder, name, data, mode=0o644)
+    return write_atomic(folder, name, data, mode=0o644), []
 
 
-def _reusable(path: str, data: bytes) -> bool:
-    """Whether ``path`` already is exactly our bundle: a regular file (not a symlink) that
-    we own, that nobody else can write, holding exactly ``data``. The name is predictable,
-    so anything else may have been planted by another user while the folder was open."""
+def _reusable(path: str, data: bytes) -> Optional[list[bytes]]:
+    """The certificates appended to our bundle at ``path`` (``[]`` when it is exactly
+    ``data``), or ``None`` when it is not ours to keep: it must be a regular file (not a
+    symlink) that we own, that nobody else can write, holding ``data`` followed only by
+    whole, well-formed certificate blocks. The name is predictable, so anything else may have
+    been planted by another user while the folder was open."""
     try:
         st = os.lstat(path)
     except OSError:
-        return False
+        return None
     getuid = getattr(os, "getuid", None)
-    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022 or st.st_size != len(data):
-        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022:
+        return None
+    if st.st_size < len(data) or st.st_size > max(CA_LIMIT, len(data)):
+        return None
     if getuid is not None and st.st_uid != getuid():
-        return False
+        return None
     try:
         with open(path, "rb") as handle:
-            return handle.read(len(data) + 1) == data
+            content = handle.read(st.st_size + 1)
     except OSError:
-        return False
+        return None
+    if not content.startswith(data):
+        return None
+    tail = content[len(data) :]
+    if not tail.strip():
+        return [] if not tail else None  # trailing blank lines: rewrite, nothing to keep
+    ders, corrupt, was_der = pem_blocks.parse_certificates(tail)
+    if not ders or corrupt or was_der or sum(pem_blocks.trusted_certificates(tail)):
+        return None
+    return ders

@@ -2,8 +2,18 @@
 
 One job: the verdict on a path (a ``cafile`` OpenSSL would load whole, a ``capath`` with
 hash-named entries), with a reason fit for ``status`` and a kind that tells callers how loudly
-to report it. Hostile paths (FIFOs, ``/proc`` files, files other users can write) are refused
-through ``castore_hook._safefile``. Never raises. Slow-path code.
+to report it. Hostile paths (FIFOs, ``/proc`` files) are refused through
+``castore_hook._safefile``. Who may control the path depends on who chose it (``rule``):
+
+* ``OWNED_PATH``: a file or folder named in castore-hook's config (``file:``, ``dir:``): its
+  whole path must be safe (``_safefile.unsafe_location``);
+* ``OWNED_FILE``: certifi's bundle: the file's own owner and mode;
+* ``AS_STOCK``: what stock OpenSSL reads whatever its owner (the OS store, OpenSSL's
+  defaults): refusing it for an owner would only trust less than stock;
+  ``inspect_user_file``/``inspect_user_dir`` say what OpenSSL loads from the user's own
+  ``SSL_CERT_FILE``/``SSL_CERT_DIR``.
+
+Never raises. Slow-path code.
 """
 
 from __future__ import annotations
@@ -21,7 +31,13 @@ from castore_hook._safefile import (
     is_kernel_path,
     ownership_problem,
     read_regular_file,
+    refused_location,
 )
+
+#: Who may control a path (see the module docstring).
+OWNED_PATH = "path"
+OWNED_FILE = "file"
+AS_STOCK = "stock"
 
 #: OpenSSL's ``c_rehash`` names: 8 lowercase hex digits of the subject hash, a dot, a counter.
 _HEX_DIGITS = "0123456789abcdef"
@@ -49,7 +65,10 @@ class Check(Record):
     kind: ``"ok"``; ``"missing"`` (normal while probing lists); ``"empty"`` (a folder without
     hash names: normal on Fedora, where ``/etc/pki/tls/certs`` only holds a bundle);
     ``"convertible"`` (certificates that OpenSSL cannot load from this file as it is, but that
-    ``pem`` holds cleanly); ``"bad"`` (everything the user should hear about).
+    ``pem`` holds cleanly); ``"bad"`` (everything the user should hear about). For the user's
+    own variables (``inspect_user_file``, ``inspect_user_dir``): ``"ok"``, ``"nothing"``
+    (OpenSSL loads nothing from it) or ``"opaque"`` (what OpenSSL loads from it cannot be
+    known here: a relative path, a FIFO, a block OpenSSL may reject).
     """
 
     __slots__ = ("count", "kind", "pem", "reason")
@@ -98,7 +117,8 @@ def _stat(path: str) -> Tuple[Optional[os.stat_result], Optional[Check]]:
         return None, Check(0, "not a valid path", "bad")
 
 
-def inspect_file(path: str) -> Check:
+def inspect_file(path: str, rule: str = OWNED_PATH) -> Check:
+    """The verdict on ``path`` as a CA file, its owner checked by ``rule``."""
     try:
         st, failed = _stat(path)
         if failed is not None or st is None:
@@ -108,7 +128,9 @@ def inspect_file(path: str) -> Check:
         if is_kernel_path(path):
             return Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
         try:
-            data = read_regular_file(path, CA_LIMIT)
+            data = read_regular_file(
+                path, CA_LIMIT, check_owner=rule != AS_STOCK, whole_path=rule == OWNED_PATH
+            )
         except UnsafeFile as exc:
             return Check(0, refusal(path, str(exc)), "bad")
         except (FileNotFoundError, NotADirectoryError):
@@ -134,7 +156,8 @@ def inspect_file(path: str) -> Check:
         return Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
 
 
-def inspect_dir(path: str) -> Check:
+def inspect_dir(path: str, rule: str = OWNED_PATH) -> Check:
+    """The verdict on ``path`` as a hashed CA folder, its owner checked by ``rule``."""
     try:
         st, failed = _stat(path)
         if failed is not None or st is None:
@@ -143,7 +166,10 @@ def inspect_dir(path: str) -> Check:
             return Check(0, "not a folder", "bad")
         if is_kernel_path(path):
             return Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "bad")
-        problem = ownership_problem(st, path)
+        if rule == OWNED_PATH:
+            problem = refused_location(path)
+        else:
+            problem = ownership_problem(st, path) if rule == OWNED_FILE else None
         if problem:
             return Check(0, refusal(path, problem), "bad")
         count = 0
@@ -170,6 +196,86 @@ def inspect_dir(path: str) -> Check:
         return Check(count, None, "ok")
     except Exception as exc:
         return Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "bad")
+
+
+def _devnull(st: os.stat_result) -> bool:
+    """Whether ``st`` is the null device, which reads as empty."""
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+
+
+def inspect_user_file(path: str) -> Check:
+    """What stock OpenSSL loads from ``path`` given as the user's ``SSL_CERT_FILE``.
+
+    OpenSSL reads that file *instead of* its default file, as PEM, whoever owns it and
+    whatever its mode; it loads nothing from a missing, empty, unreadable or certificate-less
+    file, a folder or ``/dev/null``, and nothing from a file with a block it rejects (kind
+    ``"nothing"``: the hook's material then holds nothing for it either). Where the answer
+    cannot be known here (a relative path, resolved against whatever folder the program is
+    in; a FIFO or device; a corrupt block; a file past the size limit) the kind is
+    ``"opaque"``. No ownership rule: the user chose this file (docs/architecture.md, "Do no
+    harm"). Never raises.
+    """
+    try:
+        if not path:
+            return Check(0, "empty", "nothing")
+        if not os.path.isabs(path):
+            return Check(
+                0, "a relative path, which OpenSSL resolves against the current folder", "opaque"
+            )
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return Check(0, "missing", "nothing")
+        except PermissionError as exc:
+            return Check(0, f"out of reach ({exc.strerror or exc})", "nothing")
+        if stat.S_ISDIR(st.st_mode):
+            return Check(0, "a folder, not a file", "nothing")
+        if _devnull(st):
+            return Check(0, "the null device, which reads as empty", "nothing")
+        if not stat.S_ISREG(st.st_mode) or is_kernel_path(path):
+            return Check(0, _describe_type(st.st_mode), "opaque")
+        try:
+            data = read_regular_file(path, CA_LIMIT, check_owner=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return Check(0, "missing", "nothing")
+        except PermissionError as exc:
+            return Check(0, f"unreadable ({exc.strerror or exc})", "nothing")
+        except UnsafeFile as exc:
+            return Check(0, refusal(path, str(exc)), "opaque")
+        certs, corrupt, _was_der = pem.parse_certificates(data)
+        trusted, corrupt_trusted = pem.trusted_certificates(data)
+        if corrupt or corrupt_trusted:
+            reason = "a file with a corrupt certificate block, for which OpenSSL may reject it"
+            return Check(0, reason, "opaque")
+        if not certs and not trusted:
+            return Check(0, "a file without a PEM certificate", "nothing")
+        return Check(len(certs) + trusted, None, "ok")
+    except Exception as exc:  # the failure policy: report, never raise
+        return Check(0, f"could not be checked ({type(exc).__name__}: {exc})", "opaque")
+
+
+def inspect_user_dir(path: str) -> Check:
+    """What stock OpenSSL looks up in ``path``, one entry of the user's ``SSL_CERT_DIR``:
+    its hash-named entries, whoever owns the folder; nothing from a missing folder, a file, or
+    one without entries (``"nothing"``); ``"opaque"`` for a relative path. Never raises."""
+    if not path:
+        return Check(0, "empty", "nothing")
+    if not os.path.isabs(path):
+        return Check(
+            0, "a relative path, which OpenSSL resolves against the current folder", "opaque"
+        )
+    if is_kernel_path(path):
+        return Check(0, "inside a virtual filesystem (/proc, /sys, /dev)", "opaque")
+    check = inspect_dir(path, AS_STOCK)
+    if check.kind == "ok":
+        return check
+    if check.reason and check.reason.startswith("could not be checked"):
+        return Check(0, check.reason, "opaque")
+    return Check(0, check.reason, "nothing")
 
 
 def check_ca_file(path: str) -> Tuple[int, Optional[str]]:

@@ -67,12 +67,23 @@ def to_pem(ders: Iterable[bytes]) -> str:
     return "".join(pem.der_to_pem(der) for der in ders)
 
 
-def of_file(path: str) -> list[bytes]:
-    """Every certificate in the CA file ``path``. Raises :class:`Unavailable`."""
+def of_file(path: str, strict: bool = False) -> list[bytes]:
+    """Every certificate in the CA file ``path``. Raises :class:`Unavailable`.
+
+    ``strict`` for a file named in castore-hook's config (its whole path must be safe);
+    otherwise it is read as stock OpenSSL reads it, whoever owns it. A file holding
+    ``TRUSTED CERTIFICATE`` blocks is unavailable: their trust settings cannot be carried
+    into a bundle of plain certificates, which would then trust more, or less, than it.
+    """
     try:
-        data = read_regular_file(path, CA_LIMIT)
+        data = read_regular_file(path, CA_LIMIT, check_owner=strict)
     except (OSError, UnsafeFile, ValueError) as exc:
         raise Unavailable(f"cannot read {path}: {exc}") from None
+    if sum(pem.trusted_certificates(data)):
+        raise Unavailable(
+            f"{path} holds TRUSTED CERTIFICATE blocks, whose trust settings a bundle of plain "
+            "certificates cannot carry"
+        )
     return pem.der_certificates(data)
 
 
@@ -81,20 +92,22 @@ def of_text(text: str) -> list[bytes]:
     return pem.der_certificates(text.encode("ascii", "replace"))
 
 
-#: Folders read in this process, by path and stat signature: the resolver needs a folder's
-#: roots twice (to compare with its file, to build the bundle), and reading 150 entries costs
-#: ~15 ms of a cold start. Each holds ``(entry name, its certificates, read as OpenSSL's
-#: lookup reads it)`` per hash-named entry.
-_FOLDERS: dict[tuple[str, object], list[tuple[str, list[bytes], bool]]] = {}
+#: Folders read in this process, by path, stat signature and rule: the resolver needs a
+#: folder's roots twice (to compare with its file, to build the bundle), and reading 150
+#: entries costs ~15 ms of a cold start. Each holds ``(entry name, its certificates, read as
+#: OpenSSL's lookup reads it)`` per hash-named entry.
+_FOLDERS: dict[tuple[str, object, bool], list[tuple[str, list[bytes], bool]]] = {}
 
 
-def _entries(capath: str, separator: str) -> list[tuple[str, list[tuple[str, list[bytes], bool]]]]:
+def _entries(
+    capath: str, separator: str, strict: bool = False
+) -> list[tuple[str, list[tuple[str, list[bytes], bool]]]]:
     found = []
     for folder in [part for part in capath.split(separator) if part]:
-        key = (folder, stat_signature(folder))
+        key = (folder, stat_signature(folder), strict)
         cached = _FOLDERS.get(key)
         if cached is None:
-            cached = _read_folder(folder)
+            cached = _read_folder(folder, strict)
             if len(_FOLDERS) >= 8:
                 _FOLDERS.clear()
             _FOLDERS[key] = cached
@@ -102,15 +115,17 @@ def _entries(capath: str, separator: str) -> list[tuple[str, list[tuple[str, lis
     return found
 
 
-def of_folder(capath: str, separator: str = os.pathsep) -> list[bytes]:
+def of_folder(capath: str, separator: str = os.pathsep, strict: bool = False) -> list[bytes]:
     """Every certificate behind the hash-named entries of each folder in ``capath``.
 
     Only ``[0-9a-f]{8}.N`` entries count: they are all OpenSSL ever looks up. An entry that
     cannot be read makes the whole folder unavailable, because a bundle missing that root
-    would trust less than the folder does. Raises :class:`Unavailable`.
+    would trust less than the folder does. ``strict`` (a ``dir:`` source) holds every entry
+    to the ownership rules; otherwise entries are read as OpenSSL reads them. Raises
+    :class:`Unavailable`.
     """
     ders: list[bytes] = []
-    for _folder, entries in _entries(capath, separator):
+    for _folder, entries in _entries(capath, separator, strict):
         for _name, certs, _readable in entries:
             ders.extend(certs)
     return unique(ders)
@@ -158,12 +173,13 @@ def _reachable(capath: str, separator: str = os.pathsep) -> list[bytes]:
     return unique(ders)
 
 
-def _read_folder(folder: str) -> list[tuple[str, list[bytes], bool]]:
+def _read_folder(folder: str, strict: bool) -> list[tuple[str, list[bytes], bool]]:
     """Each hash-named entry of ``folder``: its name, its certificates, and whether OpenSSL's
     lookup loads it whole (PEM, no corrupt block). The same rules as
     ``_safefile.read_regular_file`` (regular files only, never blocking, not on the kernel's
-    file systems, not writable by others, size-capped), in one open and one ``fstat`` per
-    entry: a folder has hundreds of entries, and this runs in some user's cold start."""
+    file systems, size-capped; with ``strict``, not writable by others nor owned by another
+    user), in one open and one ``fstat`` per entry: a folder has hundreds of entries, and
+    this runs in some user's cold start."""
     if is_kernel_path(folder):
         raise Unavailable(f"{folder} is inside /proc, /sys or /dev")
     try:
@@ -185,7 +201,7 @@ def _read_folder(folder: str) -> list[tuple[str, list[bytes], bool]]:
             problem = (
                 "not a regular file"
                 if not stat.S_ISREG(st.st_mode) or on_kernel_filesystem(st)
-                else ownership_problem(st, entry)
+                else (ownership_problem(st, entry) if strict else None)
             )
             if problem is None and st.st_size > CA_LIMIT:
                 problem = "larger than the size limit"
@@ -298,9 +314,10 @@ def of_material(
             ders.extend(of_folder(capath))
         return unique(ders)
     if material.cafile:
-        ders.extend(of_file(material.cafile))
+        ders.extend(of_file(material.cafile, material.strict))
     if material.capath:
-        ders.extend(of_folder(material.capath, ";" if platform == "win32" else ":"))
+        separator = ";" if platform == "win32" else ":"
+        ders.extend(of_folder(material.capath, separator, material.strict))
     if material.cadata:
         ders.extend(of_text(material.cadata))
     ders = unique(ders)

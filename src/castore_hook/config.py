@@ -498,7 +498,7 @@ def _paths_and_problems(
 
 def _own_user_dir(user_dir: str, problems: list[Problem]) -> Optional[str]:
     """``user_dir``, or this user's own config folder when ``user_dir`` lies in a place that is
-    not this user's by the whole-path rule (``_castore_hook.unsafe_path``): another user's
+    not this user's by the whole-path rule (``_castore_hook_paths.unsafe_path``): another user's
     home under ``sudo -E``, ``su -m`` or a service's ``HOME=``. A file there would let that
     user steer this user's trust; it is reported, not read, and the site config still
     applies (the hook is not turned off by it)."""

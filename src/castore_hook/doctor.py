@@ -21,7 +21,13 @@ from typing import Any, Optional
 import _castore_hook as hot
 import _castore_hook_paths as paths
 from castore_hook import _plancache, _plankey, _session, _slowpath, config, pem, sources
-from castore_hook._safefile import CA_LIMIT, UnsafeFile, ownership_problem, read_regular_file
+from castore_hook._safefile import (
+    CA_LIMIT,
+    UnsafeFile,
+    ownership_problem,
+    read_regular_file,
+    refused_location,
+)
 
 OK = "ok"
 WARN = "warn"
@@ -395,6 +401,11 @@ def _owner_check(path: str, what: str) -> Optional[Check]:
         return Check("permissions", FAIL, f"{what} {path}: cannot stat ({exc.strerror or exc})")
     problem = ownership_problem(st, path)
     if problem is None:
+        # The whole path: a safe file in a folder a group can write can still be replaced.
+        problem = refused_location(path)
+        if problem is not None:
+            fix = "have every folder on the way owned by root or you, writable by no one else"
+            return Check("permissions", FAIL, f"{what} refused: {problem}", fix=fix)
         mode = stat.S_IMODE(st.st_mode)
         return Check("permissions", OK, f"{what} {path} (mode {mode:04o}, uid {st.st_uid})")
     if "writable" in problem:
@@ -990,7 +1001,11 @@ _ASIDE_FIXES = {
     "export": "let castore-hook write its cache (a writable home, or CASTORE_HOOK_CACHE_DIR); "
     "the problems above say what failed",
     "bundle": "add the roots you appended to `extra` in the config file: appending to "
-    "certifi.where() only changes castore-hook's copy, which is rebuilt",
+    "certifi.where() only changes castore-hook's copy, which is replaced when the trust "
+    "changes",
+    "variable": "nothing to fix if the variable is meant: castore-hook never changes the "
+    "user's SSL_CERT_FILE/SSL_CERT_DIR; if it is a mistake, unset it or point it at a CA "
+    "file or hashed folder",
     "patch": "nothing to fix: the program chose its own SSL_CERT_FILE/SSL_CERT_DIR, and "
     "castore-hook leaves that choice alone",
 }
@@ -1011,7 +1026,8 @@ def check_stepped_aside(ctx: Context) -> list[Check]:
         for entry in report["stepped_aside"]
     ]
     path = report.get("bundle")
-    if path and os.path.isfile(path):
+    reported = any(entry["mechanism"] == "bundle" for entry in report["stepped_aside"])
+    if path and not reported and os.path.isfile(path):
         try:
             text = read_regular_file(path, CA_LIMIT).decode("ascii")
         except (OSError, UnsafeFile, ValueError, UnicodeDecodeError) as exc:

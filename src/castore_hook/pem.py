@@ -18,23 +18,55 @@ _BEGIN = b"-----BEGIN CERTIFICATE-----"
 _END = b"-----END CERTIFICATE-----"
 
 
-def _pem_bodies(data: bytes) -> Iterator[bytes]:
-    """The base64 body of every ``BEGIN``/``END CERTIFICATE`` pair. A body never contains
-    ``-`` (base64 has none), so a BEGIN without END cannot swallow the next, well-formed
-    block: the scan restarts at the next BEGIN. No regex (see ``_is_hash_name``)."""
-    start = data.find(_BEGIN)
+# OpenSSL loads two more flavours from a CA file: "X509 CERTIFICATE" (the old name of the same
+# thing, read here as a CERTIFICATE) and "TRUSTED CERTIFICATE" (the certificate followed by
+# OpenSSL's own trust settings, which no plain bundle can carry: see trusted_certificates).
+_OLD_BEGIN = b"-----BEGIN X509 CERTIFICATE-----"
+_OLD_END = b"-----END X509 CERTIFICATE-----"
+_TRUSTED_BEGIN = b"-----BEGIN TRUSTED CERTIFICATE-----"
+_TRUSTED_END = b"-----END TRUSTED CERTIFICATE-----"
+
+
+def _pem_bodies(data: bytes, begin: bytes = _BEGIN, end_marker: bytes = _END) -> Iterator[bytes]:
+    """The base64 body of every ``begin``/``end_marker`` pair (``CERTIFICATE`` by default). A
+    body never contains ``-`` (base64 has none), so a BEGIN without END cannot swallow the
+    next, well-formed block: the scan restarts at the next BEGIN. No regex (see
+    ``_is_hash_name``)."""
+    start = data.find(begin)
     while start >= 0:
-        body_start = start + len(_BEGIN)
-        end = data.find(_END, body_start)
+        body_start = start + len(begin)
+        end = data.find(end_marker, body_start)
         if end < 0:
             return
         body = data[body_start:end]
         dash = body.find(b"-")
         if dash < 0:
             yield body
-            start = data.find(_BEGIN, end + len(_END))
+            start = data.find(begin, end + len(end_marker))
         else:
-            start = data.find(_BEGIN, body_start + dash)
+            start = data.find(begin, body_start + dash)
+
+
+def trusted_certificates(data: bytes) -> Tuple[int, int]:
+    """``(well-formed, corrupt)`` ``TRUSTED CERTIFICATE`` blocks in ``data``.
+
+    OpenSSL loads them from a CA file (a user's ``SSL_CERT_FILE`` may hold them), each a
+    certificate followed by trust settings that may narrow what it is trusted for. They are
+    counted, never converted: a plain ``CERTIFICATE`` made of one would drop those settings,
+    so a bundle that must carry them cannot be built (``castore_hook.certset.of_file``).
+    """
+    if _TRUSTED_BEGIN not in data:
+        return 0, 0
+    good = 0
+    for raw in _pem_bodies(data, _TRUSTED_BEGIN, _TRUSTED_END):
+        try:
+            der = base64.b64decode(b"".join(raw.split()), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        outer = _tlv(der, 0, len(der))
+        if outer is not None and _is_certificate_der(der[: outer[2]]):
+            good += 1
+    return good, data.count(_TRUSTED_BEGIN) - good
 
 
 def _tlv(data: bytes, pos: int, end: int) -> Optional[Tuple[int, int, int]]:
@@ -122,6 +154,8 @@ def parse_certificates(data: bytes) -> Tuple[List[bytes], int, bool]:
 
 def _parse_uncached(data: bytes) -> Tuple[List[bytes], int, bool]:
     certs: List[bytes] = []
+    if _OLD_BEGIN in data:  # the same certificate under its old name, as OpenSSL reads it
+        data = data.replace(_OLD_BEGIN, _BEGIN).replace(_OLD_END, _END)
     if _BEGIN not in data:
         if _is_certificate_der(data):
             return [data], 0, True

@@ -8,7 +8,9 @@ back without importing anything (see ``_castore_hook``). Its fields:
             the states of them that mean this decision (``_plankey.plan_key``).
 ``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
 ``set``     ``((NAME, value), ...)`` environment variables to export.
-``unset``   ``(NAME, ...)`` variables to remove (a user's dangling ``SSL_CERT_*``).
+``unset``   ``(NAME, ...)`` variables to remove. Always empty now: a user's
+            ``SSL_CERT_FILE``/``SSL_CERT_DIR`` is never removed, even when it points nowhere
+            (docs/architecture.md, "Do no harm", 1); the field stays for the plan format.
 ``record``  the ``CASTORE_HOOK_EXPORTED`` value that applying it exports, or ``None``.
 ``trust``   in-process trust for the lazy patches (``castore_hook._contracts.Trust``), or
             ``None`` when nothing is done in-process.
@@ -28,7 +30,6 @@ from castore_hook import (
     _plancache,
     _plankey,
     bundle,
-    cafiles,
     certifi_locate,
     certset,
     config,
@@ -41,6 +42,7 @@ from castore_hook._safefile import (
     portable_digest,
     portable_signature,
     read_regular_file,
+    refusal_watch,
     stat_signature,
 )
 
@@ -59,6 +61,10 @@ class _Decision:
         self.to_unset: list[str] = []
         self.stepped_aside: list[tuple[str, str]] = []
         self.warnings: list[tuple[str, str]] = []
+        # The user's SSL_CERT_FILE/SSL_CERT_DIR are set and the chosen source is not `env`:
+        # load_default_certs must then stay stock for them (build_plan's default_env).
+        self.hands_off = False
+        self.appended: list[tuple[str, int]] = []
 
     def warn(self, message: str, where: str = "") -> None:
         """A setting that weakens a check on purpose: ``status`` and ``doctor`` always show it."""
@@ -84,6 +90,7 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
             data = read_regular_file(path, CA_LIMIT)
         except UnsafeFile as exc:
             decision.problem(f"extra {exc}; ignored", path)
+            decision.look(refusal_watch(path))
             continue
         except OSError as exc:
             decision.problem(f"extra {path} cannot be read ({exc.strerror or exc}); ignored", path)
@@ -98,16 +105,6 @@ def _read_extras(paths: tuple[str, ...], decision: _Decision) -> list[str]:
         decision.trail.append(f"extra {path}: {len(found)} certificate(s)")
         blocks.extend(found)
     return blocks
-
-
-def _user_var_unusable(name: str, value: str, decision: _Decision) -> bool:
-    """Whether a user's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` points nowhere useful."""
-    decision.look([value])
-    if not os.path.isabs(value):
-        return True
-    check = cafiles.check_ca_dir if name == "SSL_CERT_DIR" else cafiles.check_ca_file
-    _count, reason = check(value)
-    return reason is not None
 
 
 def _choose(
@@ -131,25 +128,60 @@ def _choose(
 
 def _exports(
     cfg: config.Config,
-    env: Mapping[str, str],
     file_value: Optional[str],
     dir_value: Optional[str],
+    kept: set[str],
     decision: _Decision,
 ) -> None:
+    """Fill the exports; names in ``kept`` (the user's own variables) are never touched."""
     for name in cfg.export:
         value = dir_value if name == "SSL_CERT_DIR" else file_value
-        if value:
+        if value and name not in kept:
             decision.to_set.append((name, value))
-            continue
-        user_value = env.get(name, "")
-        dangling = (
-            name in _plankey.USER_CA_VARS
-            and bool(user_value)
-            and _user_var_unusable(name, user_value, decision)
-        )
-        if dangling:
-            decision.to_unset.append(name)
-            decision.problem(f"{name}={user_value} points to nothing usable; removed it", name)
+
+
+def _kept_user_vars(
+    probe: sources.Probe,
+    env: Mapping[str, str],
+    file_value: Optional[str],
+    decision: _Decision,
+) -> set[str]:
+    """The user's ``SSL_CERT_FILE``/``SSL_CERT_DIR`` that the plan must leave as they are
+    (docs/architecture.md, "Do no harm", 1), each said in ``stepped_aside``.
+
+    A variable present in the environment is the user's choice, whatever it points at. When
+    the chosen source is not ``env`` (the user's material could not be judged, or ``sources``
+    leaves ``env`` out), both are kept and ``decision.hands_off`` keeps the in-process
+    loading stock while they hold. With ``env``, the hook may put its own bundle (the user's
+    material plus the extras) in ``SSL_CERT_FILE`` only when it read the user's file; a
+    file that gives OpenSSL nothing is kept, and ``SSL_CERT_DIR`` always is (the folder list
+    is the user's string; a bundle already carries its roots).
+    """
+    present = {name: env[name] for name in _plankey.USER_CA_VARS if env.get(name) is not None}
+    if not present:
+        return set()
+    if probe.token != "env":  # noqa: S105 - a source token, not a secret
+        decision.hands_off = True
+        for name, value in present.items():
+            decision.aside(
+                "variable",
+                f"{name}={value} is the user's own choice and the chosen source is "
+                f"{probe.token!r}, not 'env': castore-hook leaves SSL_CERT_FILE and SSL_CERT_DIR, "
+                "and what OpenSSL loads through them, as they are",
+            )
+        return set(_plankey.USER_CA_VARS)
+    kept = {"SSL_CERT_DIR"} & present.keys()
+    own_file = present.get("SSL_CERT_FILE")
+    if own_file is not None and "SSL_CERT_FILE" in probe.unusable_env:
+        kept.add("SSL_CERT_FILE")
+        if file_value and file_value != own_file:
+            decision.aside(
+                "variable",
+                f"SSL_CERT_FILE={own_file} gives OpenSSL nothing and is the user's own choice: "
+                f"castore-hook does not put its bundle {file_value} there, so child processes "
+                "do not get the extra roots through it",
+            )
+    return kept
 
 
 def _unsafe_for_export(path: str) -> bool:
@@ -175,6 +207,8 @@ def build_plan(
     decision = _Decision()
     cfg = config.load_config(env, user=not shared)
     decision.look(list(cfg.candidates))
+    for path in cfg.candidates:
+        decision.look(refusal_watch(path))  # a refused config file: its folders too
     for problem in cfg.problems:
         decision.problem(problem.message, problem.where())
     info: dict[str, Any] = {
@@ -227,10 +261,24 @@ def build_plan(
     )
     if hooks is not None:
         # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
-        # program has set others, its choice wins and load_default_certs is stock.
-        hooks["default_env"] = _plankey.applied_user_values(
-            environ, ignore_env, decision.to_set, decision.to_unset
+        # program has set others, its choice wins and load_default_certs is stock. None at
+        # all when the user's own values are kept and another source was chosen: they decide
+        # what OpenSSL loads, not the plan.
+        hooks["default_env"] = (
+            ()
+            if decision.hands_off
+            else _plankey.applied_user_values(
+                environ, ignore_env, decision.to_set, decision.to_unset
+            )
         )
+    for path, count in decision.appended:
+        message = (
+            f"{count} certificate{'s were' if count != 1 else ' was'} appended to "
+            f"certifi.where() by this environment; put them in `extra` (castore-hook keeps "
+            f"them in {path} until the trust changes and that bundle is replaced)"
+        )
+        decision.problem(message, path)
+        decision.aside("bundle", message)
     return {
         "format": hot.PLAN_FORMAT,
         "key": key,
@@ -246,6 +294,7 @@ def build_plan(
             "problems": tuple(decision.problems),
             "stepped_aside": tuple(decision.stepped_aside),
             "warnings": tuple(decision.warnings),
+            "appended": tuple(decision.appended),
         },
     }
 
@@ -333,11 +382,12 @@ def _decide_trust(
                 file_value = material.cafile
             if material.capath not in material.implicit:
                 dir_value = material.capath
+    kept = _kept_user_vars(probe, env, file_value, decision)
     for value in (file_value, dir_value):
         if value and _unsafe_for_export(value):
             decision.problem(f"refusing to export the unsafe path {value!r}")
             return None
-    _exports(cfg, env, file_value, dir_value, decision)
+    _exports(cfg, file_value, dir_value, kept, decision)
     certifi_file: Optional[str] = None
     certifi_stand_in = False
     if cfg.certifi:
@@ -445,8 +495,8 @@ def _complete_bundle(
         decision.problem(f"cannot build a complete bundle of the chosen source: {exc}")
         return None, frozenset()
     roots = certset.unique([*ders, *certset.of_text("".join(extra_blocks))])
-    path = _materialise(folder, certset.to_pem(roots), decision)
-    return path, frozenset(roots) if path else frozenset()
+    path, appended = _materialise(folder, certset.to_pem(roots), decision)
+    return path, frozenset([*roots, *appended]) if path else frozenset()
 
 
 def _lazy_stand_ins(
@@ -514,22 +564,30 @@ def _equivalent_folder(material: sources.Material, decision: _Decision) -> Optio
     return None
 
 
-def _materialise(plan_folder: Optional[str], pem: str, decision: _Decision) -> Optional[str]:
+def _materialise(
+    plan_folder: Optional[str], pem: str, decision: _Decision
+) -> tuple[Optional[str], list[bytes]]:
+    """Write the bundle where bundles of this user go (``bundle.bundle_folder``); its path
+    (``None`` with the reason in ``decision``) and the certificates a program appended to it
+    since, which are kept (``bundle``) and reported."""
     if not pem:
-        return None
+        return None, []
     folder = bundle.bundle_folder(plan_folder)
     if not folder:
         decision.problem("no cache folder for the merged bundle; nothing exported")
-        return None
+        return None, []
     problem = _plancache.folder_problem(folder)
     if problem:
         decision.problem(problem + "; the merged bundle cannot be written, nothing exported")
-        return None
+        return None, []
     try:
-        path = bundle.write_bundle(folder, pem)
+        path, appended = bundle.write_bundle_keeping(folder, pem)
     except OSError as exc:
         decision.problem(f"cannot write the merged bundle in {folder}: {exc}")
-        return None
+        return None, []
     count = pem.count("-----BEGIN CERTIFICATE-----")
     decision.trail.append(f"merged bundle {path}: {count} certificates")
-    return path
+    if appended:
+        decision.appended.append((path, len(appended)))
+        decision.trail.append(f"merged bundle {path}: {len(appended)} appended certificate(s) kept")
+    return path, appended

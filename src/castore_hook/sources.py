@@ -13,8 +13,10 @@ cache that answer:
 * ``Probe.problems`` is for ``castore-hook doctor`` (things the user should fix).
 
 Failure policy (docs/architecture.md, "Failure policy"): nothing here raises, whatever the
-input. Hostile files (FIFOs, ``/proc/self/mem``, files other users can write) are refused
-through ``_safefile``; every failure becomes a trail line or a problem.
+input. Hostile files (FIFOs, ``/proc/self/mem``) are refused through ``_safefile``, and so are
+``file:``/``dir:`` paths another user could change (the whole-path rule); the user's own
+variables and the OS store are judged as stock OpenSSL reads them, whoever owns them
+(docs/architecture.md, "Sources"). Every failure becomes a trail line or a problem.
 
 "Usable" is deliberately stricter than "OpenSSL can open it": a file is only offered as
 ``cafile`` when OpenSSL would load it whole. OpenSSL rejects an entire PEM file when one
@@ -41,7 +43,7 @@ from typing import (
 
 from castore_hook import cafiles, certifi_locate, pem
 from castore_hook._record import FrozenRecord, Record
-from castore_hook._safefile import CA_LIMIT, UnsafeFile
+from castore_hook._safefile import CA_LIMIT, UnsafeFile, refusal_watch
 
 __all__ = [
     "Material",
@@ -93,15 +95,19 @@ class Material(FrozenRecord):
     compiled-in defaults, which OpenSSL reads anyway: they count in-process and in bundles,
     but are never exported (a child given them as ``SSL_CERT_FILE`` would read them *instead
     of* what the user's own variable said, e.g. in httpx).
+    ``strict`` says the material was named in castore-hook's config (``file:``, ``dir:``):
+    everything read from it later (a folder's entries) is held to the ownership rules of
+    files the hook introduces; other material is read as stock OpenSSL reads it.
     """
 
-    __slots__ = ("cadata", "cafile", "capath", "count", "implicit", "native")
+    __slots__ = ("cadata", "cafile", "capath", "count", "implicit", "native", "strict")
     cafile: Optional[str]
     capath: Optional[str]
     cadata: Optional[str]
     native: bool
     count: int
     implicit: Tuple[str, ...]
+    strict: bool
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class Material(FrozenRecord):
         native: bool = False,
         count: int = 0,
         implicit: Tuple[str, ...] = (),
+        strict: bool = False,
     ) -> None:
         self.cafile = cafile
         self.capath = capath
@@ -118,6 +125,7 @@ class Material(FrozenRecord):
         self.native = native
         self.count = count
         self.implicit = implicit
+        self.strict = strict
 
     @property
     def form(self) -> str:
@@ -203,13 +211,17 @@ def _first_usable(
     Every candidate looked at is recorded (present or absent: the plan notices when one
     appears); unusable ones that are there are problems, named with ``label`` (what to call a
     file and a folder of this source). ``None`` when neither kind has a usable candidate.
+    The candidates are the OS store and OpenSSL's defaults, which stock OpenSSL reads whoever
+    owns them (a rootless container sees a bind-mounted host store as uid 65534): no
+    ownership rule (``cafiles.AS_STOCK``), so the hook never falls back to something
+    narrower than stock for an owner it would not accept for its own files.
     """
     cafile: Optional[str] = None
     capath: Optional[str] = None
     count = 0
     for path in files:
         result.looked_at.append(path)
-        check = cafiles.inspect_file(path)
+        check = cafiles.inspect_file(path, cafiles.AS_STOCK)
         result.trail.append(cafiles.trail_line(path, check, "certificates"))
         if check.kind == "ok":
             cafile, count = path, check.count
@@ -218,7 +230,7 @@ def _first_usable(
             result.problems.append(f"{label[0]} {path}: {check.reason}")
     for path in folders:
         result.looked_at.append(path)
-        check = cafiles.inspect_dir(path)
+        check = cafiles.inspect_dir(path, cafiles.AS_STOCK)
         result.trail.append(cafiles.trail_line(path, check, "hash entries"))
         if check.kind == "ok":
             capath = path
@@ -313,73 +325,103 @@ def _trusts_server_auth(trust: Any) -> bool:
 
 
 def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) -> None:
-    cert_file = env.get("SSL_CERT_FILE") or ""
-    cert_dir = env.get("SSL_CERT_DIR") or ""
-    if not cert_file and not cert_dir:
+    """What stock OpenSSL trusts with the user's ``SSL_CERT_FILE``/``SSL_CERT_DIR``, as they
+    are (docs/architecture.md, "Do no harm", 1 and 3).
+
+    A variable that is set, even to a missing file, replaces that one of OpenSSL's defaults;
+    the other default still counts (``Material.implicit``). What OpenSSL loads from a value
+    is judged as OpenSSL judges it, whatever its owner or mode (``cafiles.inspect_user_file``,
+    ``inspect_user_dir``): one that gives nothing is left out of the material and reported
+    with its fix, never "repaired" (``unusable_env``). One whose contribution cannot be known
+    here (a relative path, a FIFO) leaves the source unusable: the hook then keeps its hands
+    off both variables (``resolve``).
+    """
+    cert_file = env.get("SSL_CERT_FILE")
+    cert_dir = env.get("SSL_CERT_DIR")
+    if cert_file is None and cert_dir is None:
         result.trail.append("SSL_CERT_FILE and SSL_CERT_DIR are not set")
         return
     cafile: Optional[str] = None
     capath: Optional[str] = None
     count = 0
-    if cert_file:
-        result.looked_at.append(cert_file)
-        check = cafiles.inspect_file(cert_file)
+    opaque = False
+    if cert_file is not None:
+        if cert_file:
+            result.looked_at.append(cert_file)
+        check = cafiles.inspect_user_file(cert_file)
         result.trail.append("SSL_CERT_FILE=" + cafiles.trail_line(cert_file, check, "certificates"))
         if check.kind == "ok":
             cafile, count = cert_file, check.count
         else:
             result.unusable_env.append("SSL_CERT_FILE")
-            if check.kind == "missing":
-                result.problems.append(f"SSL_CERT_FILE={cert_file} points to a missing file")
-            else:
-                result.problems.append(f"SSL_CERT_FILE={cert_file} is unusable: {check.reason}")
-    if cert_dir:
+            opaque = opaque or check.kind == "opaque"
+            result.problems.append(_user_value_problem("SSL_CERT_FILE", cert_file, check))
+    if cert_dir is not None:
         # OpenSSL accepts a list here (":" on POSIX, ";" on Windows) and searches each folder.
         sep = ";" if platform == "win32" else ":"
         usable: List[str] = []
-        failures: List[str] = []
-        for part in [p for p in cert_dir.split(sep) if p]:
+        parts = [p for p in cert_dir.split(sep) if p]
+        for part in parts:
             result.looked_at.append(part)
-            check = cafiles.inspect_dir(part)
+            check = cafiles.inspect_user_dir(part)
             result.trail.append("SSL_CERT_DIR=" + cafiles.trail_line(part, check, "hash entries"))
             if check.kind == "ok":
                 usable.append(part)
                 if cafile is None:
                     count += check.count
-            elif check.kind == "missing":
-                failures.append(f"{part} is missing")
-            else:
-                failures.append(f"{part}: {check.reason}")
+                continue
+            opaque = opaque or check.kind == "opaque"
+            result.problems.append(_user_value_problem(f"SSL_CERT_DIR entry {part}", part, check))
         if usable:
             capath = sep.join(usable)
-            for failure in failures:
-                result.problems.append(f"SSL_CERT_DIR entry {failure}")
         else:
             result.unusable_env.append("SSL_CERT_DIR")
-            if len(failures) == 1 and failures[0].endswith(" is missing"):
-                result.problems.append(f"SSL_CERT_DIR={cert_dir} points to a missing folder")
-            else:
-                detail = "; ".join(failures) or "empty list"
-                result.problems.append(f"SSL_CERT_DIR={cert_dir} is unusable: {detail}")
-    if cafile is None and capath is None:
+    if opaque:
+        result.trail.append(
+            "what OpenSSL loads with these variables cannot be known here; castore-hook leaves "
+            "them, and OpenSSL's defaults, as they are"
+        )
         return
-    # What OpenSSL trusts with these variables: SSL_CERT_FILE replaces only its default file,
-    # SSL_CERT_DIR only its default folder; the other default still counts.
+    # SSL_CERT_FILE replaces only OpenSSL's default file, SSL_CERT_DIR only its default folder;
+    # the default of a variable that is not set still counts.
     implicit: Tuple[str, ...] = ()
     default_file, default_dir = openssl_defaults(root)
-    only_file = cafile is not None and capath is None and not cert_dir
-    only_dir = capath is not None and cafile is None and not cert_file
     default = _first_usable(
         result,
-        [default_file] if only_dir and default_file else [],
-        [default_dir] if only_file and default_dir else [],
+        [default_file] if cert_file is None and default_file else [],
+        [default_dir] if cert_dir is None and default_dir else [],
         ("OpenSSL's default CA file", "OpenSSL's default CA folder"),
     )
     if default is not None and default.capath:
         capath, implicit = default.capath, (default.capath,)
+        if cafile is None:
+            count = default.count
     elif default is not None and default.cafile:
         cafile, count, implicit = default.cafile, default.count, (default.cafile,)
+    if cafile is None and capath is None:
+        result.trail.append("OpenSSL trusts nothing with these variables")
+        return
     result.material = Material(cafile=cafile, capath=capath, count=count, implicit=implicit)
+
+
+def _user_value_problem(name: str, value: str, check: cafiles.Check) -> str:
+    """The problem line for a user's value that gives OpenSSL nothing, or nothing known:
+    what is wrong, that it is left as it is, and the fix."""
+    if check.kind == "opaque":
+        return (
+            f"{name}={value}: {check.reason}; castore-hook cannot tell what OpenSSL loads from "
+            "it, so it leaves this variable, and what OpenSSL loads, as they are"
+        )
+    if check.reason == "missing":
+        what = "folder" if name.startswith("SSL_CERT_DIR") else "file"
+        reason = f"{name}={value} points to a missing {what}"
+    else:
+        reason = f"{name}={value}: {check.reason}"
+    return (
+        f"{reason}; OpenSSL loads nothing from it (nor its default in its place), and "
+        "castore-hook leaves it as it is. Fix: unset it, or point it at a CA file or hashed "
+        "folder"
+    )
 
 
 def openssl_defaults(root: str = "") -> Tuple[str, str]:
@@ -443,7 +485,7 @@ def _certifi_in_memory(result: Probe) -> bool:
     for folder in folders:
         bundle_file = os.path.join(folder, "cacert.pem")
         result.looked_at.append(bundle_file)
-        check = cafiles.inspect_file(bundle_file)
+        check = cafiles.inspect_file(bundle_file, cafiles.OWNED_FILE)
         if check.kind == "ok":
             line = cafiles.trail_line(bundle_file, check, "certificates")
             result.trail.append(f"certifi ({loader}): {line}")
@@ -491,7 +533,7 @@ def _probe_certifi(result: Probe, path_entries: Optional[Sequence[str]]) -> None
         return
     path, member = found.location
     if member is None:
-        check = cafiles.inspect_file(path)
+        check = cafiles.inspect_file(path, cafiles.OWNED_FILE)
         result.trail.append("certifi: " + cafiles.trail_line(path, check, "certificates"))
         if check.kind == "ok":
             result.material = Material(cafile=path, count=check.count)
@@ -569,17 +611,18 @@ def _probe_explicit_file(result: Probe, path: str) -> None:
     check = cafiles.inspect_file(path)
     result.trail.append(cafiles.trail_line(path, check, "certificates"))
     if check.kind == "ok":
-        result.material = Material(cafile=path, count=check.count)
+        result.material = Material(cafile=path, count=check.count, strict=True)
     elif check.kind == "convertible":
         # An explicit file is the user's own choice of certificates; hand over the good ones
         # in memory (the bundle module materialises them) instead of dropping them all.
-        result.material = Material(cadata="".join(check.pem), count=len(check.pem))
+        result.material = Material(cadata="".join(check.pem), count=len(check.pem), strict=True)
         result.trail.append(f"{path}: using its {len(check.pem)} good certificate(s) in memory")
         result.problems.append(f"file:{path} {check.reason}")
     elif check.kind == "missing":
         result.problems.append(f"file:{path} points to a missing file")
     else:
         result.problems.append(f"file:{path} is unusable: {check.reason}")
+        result.looked_at.extend(refusal_watch(path))
 
 
 def _probe_explicit_dir(result: Probe, path: str) -> None:
@@ -587,11 +630,12 @@ def _probe_explicit_dir(result: Probe, path: str) -> None:
     check = cafiles.inspect_dir(path)
     result.trail.append(cafiles.trail_line(path, check, "hash entries"))
     if check.kind == "ok":
-        result.material = Material(capath=path, count=check.count)
+        result.material = Material(capath=path, count=check.count, strict=True)
     elif check.kind == "missing":
         result.problems.append(f"dir:{path} points to a missing folder")
     else:
         result.problems.append(f"dir:{path} is unusable: {check.reason}")
+        result.looked_at.extend(refusal_watch(path))
 
 
 def probe(

@@ -647,19 +647,22 @@ def test_child_and_grandchild_reuse_the_parent_plan(
     assert len(plan_files(cache_folder(env))) == 1
 
 
-@pytest.mark.parametrize("repair", ["replaced", "removed"])
-def test_child_of_a_parent_whose_dangling_ssl_cert_file_was_repaired(
-    hooked_venv: Venv, roots: Roots, env: Dict[str, str], repair: str
+@pytest.mark.parametrize("source", ["env-with-extra", "dir"])
+def test_child_of_a_parent_with_a_dangling_ssl_cert_file(
+    hooked_venv: Venv, roots: Roots, env: Dict[str, str], source: str
 ) -> None:
-    """The parent's SSL_CERT_FILE pointed nowhere and the hook replaced or removed it; the
-    children see the repaired value, yet rebuild the parent's key and hit."""
+    """The parent's SSL_CERT_FILE points nowhere: the user's choice, never replaced or removed
+    (docs/architecture.md, "Do no harm", 1). Children see it unchanged and rebuild the
+    parent's key and hit."""
     dangling = str(Path(env["HOME"]) / "gone" / "cert.pem")
     env = dict(env, SSL_CERT_FILE=dangling)
-    if repair == "replaced":
+    if source == "env-with-extra":
+        # env: OpenSSL trusts its default folder with this variable; the extra joins it
+        # in-process, never through the user's variable.
         write_user_config(env, extra_config(roots.new.pem))
     else:
-        # A hashed folder as the only source: SSL_CERT_FILE has no value to export, so the
-        # user's dangling one is removed (docs/architecture.md, "Failure policy": never export a path that does not exist).
+        # A hashed folder as the only source (not env): the user's variable stays, and so
+        # default contexts stay stock while it holds; certifi still gets the folder's roots.
         if shutil.which("openssl") is None:
             pytest.skip("needs the openssl command to hash a CA folder")
         folder = Path(env["HOME"]) / "hashed"
@@ -677,13 +680,10 @@ def test_child_of_a_parent_whose_dangling_ssl_cert_file_was_repaired(
     chain = run_chain(hooked_venv, env, 2)
     assert_chain_hits(chain, "slow")
     parent_env = chain[0][0].env
-    if repair == "replaced":
-        assert parent_env["SSL_CERT_FILE"] not in (None, dangling), parent_env
-    else:
-        assert parent_env["SSL_CERT_FILE"] is None, parent_env
-        assert parent_env["SSL_CERT_DIR"], parent_env
+    assert parent_env["SSL_CERT_FILE"] == dangling, parent_env
+    assert parent_env["SSL_CERT_DIR"] is None, parent_env
     assert_chain_hits(run_chain(hooked_venv, env, 2), "hit")
-    # And the repaired trust is right in a child (hooked, inheriting the parent's exports).
+    # The trust in a child (hooked, inheriting the parent's environment).
     code = (
         "import subprocess, sys; "
         f"r = subprocess.run([sys.executable, '-c', {PROBE!r}, {roots.old.url!r}, "
@@ -692,7 +692,13 @@ def test_child_of_a_parent_whose_dangling_ssl_cert_file_was_repaired(
     )
     proc = run_python(hooked_venv, code, env)
     assert proc.returncode == 0 and proc.stderr == "", describe(proc)
-    assert roots.trusted(json.loads(proc.stdout)) == {"old": False, "new": True}
+    child = json.loads(proc.stdout)
+    assert child["env"]["SSL_CERT_FILE"] == dangling, child
+    expected = {"old": False, "new": source == "env-with-extra"}
+    assert roots.trusted(child) == expected
+    # Negative control: stock, the same child trusts neither.
+    stock = run_python(hooked_venv, code, dict(env, CASTORE_HOOK_DISABLE="1"))
+    assert roots.trusted(json.loads(stock.stdout)) == {"old": False, "new": False}
 
 
 def test_child_whose_parent_changed_ssl_cert_file_is_not_a_false_hit(

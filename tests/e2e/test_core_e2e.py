@@ -613,17 +613,22 @@ def test_disabled_in_config(hooked_venv: Venv, https_server: Any, scratch: Any) 
 # --------------------------------------------------------------------------------------------
 
 
-def test_dangling_ssl_cert_file_is_replaced(
+def test_dangling_ssl_cert_file_is_kept_and_reported(
     hooked_venv: Venv, https_server: Any, scratch: Any
 ) -> None:
+    """The user's variable is never removed or replaced, even when it points nowhere; the
+    extra still reaches default contexts, added to what OpenSSL loads with that variable."""
     env = scratch.with_(SSL_CERT_FILE="/nonexistent/cert.pem")
     write_user_config(env, extra_config(https_server.ca_pem_path))
 
     result = probe(hooked_venv, env, https_server.url)
     assert_silent(result)
-    exported = result["env"]["SSL_CERT_FILE"]
-    assert exported is None or Path(exported).is_file(), result
+    assert result["env"]["SSL_CERT_FILE"] == "/nonexistent/cert.pem", result
     assert_handshakes(result, OK)
+    status = status_json(hooked_venv, env)
+    assert status["unset"] == [], status
+    assert_problem_mentions(status, "SSL_CERT_FILE=/nonexistent/cert.pem points to a missing file")
+    assert_problem_mentions(status, "Fix: unset it")
 
     # Negative control: without the hook, the same env cannot verify the local server.
     stock = probe(hooked_venv, dict(env, CASTORE_HOOK_DISABLE="1"), https_server.url)
@@ -640,9 +645,15 @@ def test_user_ssl_cert_file_wins_with_env_source(
     assert_silent(result)
     assert result["env"]["SSL_CERT_FILE"] == str(https_server.ca_pem_path)
     assert_handshakes(result, OK)
-    # Negative control: with sources lacking `env`, the user's variable is not the trust.
+    # With sources lacking `env`, the user's variable is still never overruled: it stays, and
+    # default contexts load what it says, as stock does.
     env2 = dict(env, CASTORE_HOOK_SOURCES="certifi")
-    assert_handshakes(probe(hooked_venv, env2, https_server.url), VERIFY_FAILED)
+    result = probe(hooked_venv, env2, https_server.url)
+    assert result["env"]["SSL_CERT_FILE"] == str(https_server.ca_pem_path), result
+    assert_handshakes(result, OK)
+    # Negative control: without the user's variable, that plan does not trust the root.
+    env3 = scratch.with_(CASTORE_HOOK_SOURCES="certifi")
+    assert_handshakes(probe(hooked_venv, env3, https_server.url), VERIFY_FAILED)
 
 
 # --------------------------------------------------------------------------------------------

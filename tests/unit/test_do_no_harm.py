@@ -307,9 +307,10 @@ def test_env_dir_alone_keeps_openssls_default_file(
     assert reaches(in_process(plan), a, s, s2) == [True, True, False]
     assert bundle_ders(plan["trust"]["certifi_file"]) == ders(a, s)
     exported = dict(plan["set"])
-    # The user's own folder is kept; OpenSSL's default file is never exported as theirs
-    # (httpx would then read it instead of SSL_CERT_DIR).
-    assert exported == {"SSL_CERT_DIR": str(folder)}
+    # The user's own folder stays as they set it (never exported over); OpenSSL's default
+    # file is never exported as theirs (httpx would then read it instead of SSL_CERT_DIR).
+    assert exported == {}
+    assert plan["unset"] == ()
 
 
 @pytest.mark.parametrize("with_extra", [False, True])

@@ -1,4 +1,4 @@
-"""The one rule of a safe location (``_castore_hook.unsafe_path``) and what is built on it.
+"""The one rule of a safe location (``_castore_hook_paths.unsafe_path``) and what is built on it.
 
 A folder may hold the hook's plans or the files it hands out, and a config-named CA file may
 decide trust, only if every step from ``/`` down to it is owned by root or the owners and

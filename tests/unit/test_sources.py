@@ -273,13 +273,26 @@ def test_system_folder_order(tmp_path: Path, certs: List[bytes]) -> None:
     assert result.looked_at == [rooted(tmp_path, p) for p in files + folders[:2]]
 
 
-def test_system_refuses_group_writable_bundle(tmp_path: Path, certs: List[bytes]) -> None:
-    bad = write(tmp_path / "etc/ssl/certs/ca-certificates.crt", certs[0], mode=0o666)
-    good = write(tmp_path / "etc/ssl/cert.pem", certs[1])
+def test_system_store_is_used_whatever_its_owner_and_mode(
+    tmp_path: Path, certs: List[bytes]
+) -> None:
+    # Stock OpenSSL reads the OS store whoever owns it (a rootless container sees a
+    # bind-mounted host store as uid 65534; RHEL's umask 002 leaves files 0664): refusing it
+    # would only fall back to something narrower than stock.
+    loose = write(tmp_path / "etc/ssl/certs/ca-certificates.crt", certs[0], mode=0o666)
+    write(tmp_path / "etc/ssl/cert.pem", certs[1])
+    folder = hashed_folder(tmp_path / "etc/ssl/certs", certs[:1])
+    os.chmod(folder, 0o777)
+    if os.geteuid() == 0:
+        os.chown(loose, 65534, 65534)
+        os.chown(folder, 65534, 65534)
     result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.cafile == str(good)
-    assert any(str(bad) in p and "writable" in p for p in result.problems)
+    assert result.material == Material(cafile=str(loose), capath=str(folder), count=1)
+    assert result.problems == []
+    # Negative control: a config-named file in the same place is refused.
+    refused = probe(f"file:{loose}", NO_ENV)
+    assert refused.material is None
+    assert "refused" in refused.problems[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,13 +363,20 @@ def test_system_win32_without_enumerator_is_unusable() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_env_unset_and_empty_are_unusable_without_problems() -> None:
-    for env in ({}, {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}):
-        result = probe("env", env)
-        assert result.material is None
-        assert result.problems == []
-        assert result.unusable_env == []
-        assert result.looked_at == []
+def test_env_unset_is_unusable_without_problems() -> None:
+    result = probe("env", {})
+    assert result.material is None
+    assert result.problems == []
+    assert result.unusable_env == []
+    assert result.looked_at == []
+
+
+def test_env_empty_values_give_openssl_nothing(tmp_path: Path, certs: List[bytes]) -> None:
+    # An empty variable is still set: OpenSSL loads nothing from it, and not its default.
+    result = probe("env", {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}, root=str(tmp_path))
+    assert result.material is None
+    assert result.unusable_env == ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+    assert all("leaves it as it is" in problem for problem in result.problems)
 
 
 def test_env_dangling_file_and_good_dir(tmp_path: Path, certs: List[bytes]) -> None:
@@ -364,9 +384,14 @@ def test_env_dangling_file_and_good_dir(tmp_path: Path, certs: List[bytes]) -> N
     missing = str(tmp_path / "gone.pem")
     env = {"SSL_CERT_FILE": missing, "SSL_CERT_DIR": str(folder)}
     result = probe("env", env)
+    # OpenSSL trusts the folder only: the missing file replaces its default file.
     assert result.material == Material(capath=str(folder), count=3)
     assert result.unusable_env == ["SSL_CERT_FILE"]
-    assert result.problems == [f"SSL_CERT_FILE={missing} points to a missing file"]
+    assert result.problems == [
+        f"SSL_CERT_FILE={missing} points to a missing file; OpenSSL loads nothing from it "
+        "(nor its default in its place), and castore-hook leaves it as it is. Fix: unset it, "
+        "or point it at a CA file or hashed folder"
+    ]
     assert result.looked_at == [missing, str(folder)]
 
 
@@ -387,7 +412,7 @@ def test_env_both_unusable(tmp_path: Path, key_pem: bytes) -> None:
     assert result.material is None
     assert result.unusable_env == ["SSL_CERT_FILE", "SSL_CERT_DIR"]
     assert len(result.problems) == 2
-    assert "holds no certificate" in result.problems[0]
+    assert "without a PEM certificate" in result.problems[0]
 
 
 def test_env_dir_list(tmp_path: Path, certs: List[bytes]) -> None:
@@ -404,11 +429,19 @@ def test_env_dir_list(tmp_path: Path, certs: List[bytes]) -> None:
     assert any(str(missing) in p for p in result.problems)
 
 
-def test_env_relative_path_is_unusable(tmp_path: Path) -> None:
-    result = probe("env", {"SSL_CERT_FILE": "certs/ca.pem"})
-    assert result.material is None
-    assert result.unusable_env == ["SSL_CERT_FILE"]
-    assert "absolute" in result.problems[0]
+def test_env_relative_path_is_unusable(tmp_path: Path, certs: List[bytes]) -> None:
+    # What OpenSSL loads depends on the current folder, which no plan can know: the source
+    # is unusable even with a good SSL_CERT_DIR beside it (the material would lack the file).
+    folder = hashed_folder(tmp_path / "certs", certs)
+    for env in (
+        {"SSL_CERT_FILE": "certs/ca.pem"},
+        {"SSL_CERT_FILE": "certs/ca.pem", "SSL_CERT_DIR": str(folder)},
+        {"SSL_CERT_DIR": "certs"},
+    ):
+        result = probe("env", env)
+        assert result.material is None, env
+        assert "relative path" in result.problems[0]
+        assert "leaves this variable" in result.problems[0]
 
 
 def _finishes_quickly(fn: Callable[[], Any], limit: float = 2.0) -> Any:
@@ -434,7 +467,7 @@ def test_env_fifo_does_not_block(tmp_path: Path) -> None:
     result: Probe = _finishes_quickly(lambda: probe("env", {"SSL_CERT_FILE": str(fifo)}))
     assert result.material is None
     assert result.unusable_env == ["SSL_CERT_FILE"]
-    assert "FIFO" in result.problems[0]
+    assert "FIFO" in result.problems[0] and "cannot tell" in result.problems[0]
     # Through a symlink and as an explicit token too.
     link = tmp_path / "link.pem"
     link.symlink_to(fifo)
@@ -513,7 +546,7 @@ def test_missing_file_token(tmp_path: Path) -> None:
 def test_good_file_token(tmp_path: Path, certs: List[bytes]) -> None:
     bundle = write(tmp_path / "corp.pem", b"# comment\n" + certs[0] + b"\ntext\n" + certs[1])
     result = probe(f"file:{bundle}", NO_ENV)
-    assert result.material == Material(cafile=str(bundle), count=2)
+    assert result.material == Material(cafile=str(bundle), count=2, strict=True)
     assert result.trail == [f"{bundle}: 2 certificates"]
     assert check_ca_file(str(bundle)) == (2, None)
 
@@ -579,7 +612,7 @@ def test_hashed_folder_token(tmp_path: Path, certs: List[bytes]) -> None:
     folder = hashed_folder(tmp_path / "certs", certs)
     write(folder / "0a1b2c3d.12", certs[0])
     result = probe(f"dir:{folder}", NO_ENV)
-    assert result.material == Material(capath=str(folder), count=4)
+    assert result.material == Material(capath=str(folder), count=4, strict=True)
     assert result.trail == [f"{folder}: 4 hash entries"]
     assert check_ca_dir(str(folder)) == (4, None)
 
