@@ -20,6 +20,7 @@ pass for an untrusted one. The rows' numbers are those of issue 11.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -571,8 +572,10 @@ APPEND = r"""
 import json, os, sys, certifi
 where = certifi.where()
 pem = open(sys.argv[1]).read()
+# certifi's own cacert.pem in the session's shared venv is left alone (other tests use it);
+# a bundle of the hook's own, in its cache or beside the environment, is appended to.
 inside_venv = os.path.realpath(where).startswith(os.path.realpath(sys.prefix) + os.sep)
-if inside_venv:
+if inside_venv and os.path.basename(where) == "cacert.pem":
     done = "skipped: certifi's own bundle in the shared venv"
 else:
     with open(where, "a") as handle:
@@ -590,8 +593,21 @@ def appended(row: Row, index: int) -> Dict[str, Any]:
 
 
 def in_cache(path: str, env: Mapping[str, str]) -> bool:
+    """Whether ``path`` is one of the hook's own files: in the cache folder, or beside the
+    environment (``castore-hook-shared/``), where root's bundles go."""
     cache = os.path.realpath(env["XDG_CACHE_HOME"])
-    return os.path.realpath(path).startswith(cache + os.sep)
+    real = os.path.realpath(path)
+    return real.startswith(cache + os.sep) or os.path.basename(os.path.dirname(real)) == (
+        "castore-hook-shared"
+    )
+
+
+def forget_appended(path: str) -> None:
+    """Remove a bundle a test appended to when it lies in the session's shared venv, so that
+    no later test with the same trust sees the appended root (the next start rewrites it)."""
+    if os.path.basename(os.path.dirname(path)) == "castore-hook-shared":
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def test_row8_append_to_certifi_where_leaves_the_os_bundle_alone(
@@ -613,6 +629,7 @@ def test_row8_append_to_certifi_where_leaves_the_os_bundle_alone(
         "appending to certifi.where() changed the OS bundle",
         result,
     )
+    forget_appended(result["where"])
     if status["source"] == "certifi":
         assert Path(result["where"]).name == "cacert.pem", (result, status)
     else:
@@ -641,6 +658,7 @@ def test_row8_modified_bundle_is_reported_and_replanned(
     before = json.loads(row.extra_steps[0]["stdout"])
     result = appended(row, 1)
     after = json.loads(row.extra_steps[2]["stdout"])
+    forget_appended(result["where"])
     assert row.namespace["os_bundle_after"] == row.namespace["os_bundle_before"], result
     assert result["done"] == "appended" and in_cache(result["where"], row.env), result
     # Control: nothing of the kind is reported before the bundle was touched.

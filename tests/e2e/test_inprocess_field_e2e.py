@@ -396,7 +396,8 @@ import ssl, http.client, certifi
 server = json.loads(sys.argv[1])
 out = {"outcome": outcome(), "hooked": hooked()}
 where = certifi.where()
-out["in_cache"] = where.startswith(os.environ["XDG_CACHE_HOME"])
+# The hook's own bundle: in the cache folder, or beside the environment for root.
+out["in_cache"] = where.startswith(os.environ["XDG_CACHE_HOME"]) or "/castore-hook-shared/" in where
 os.remove(where)
 out["gone"] = not os.path.exists(where)
 try:

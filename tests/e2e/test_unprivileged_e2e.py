@@ -394,11 +394,13 @@ def test_stale_shared_plan_hands_over_to_the_user_cache(scene: World, change: st
     assert scene.start(user, env, url).hit_in(_shared(scene))
     if change == "site-config":
         scene.site_config.write_text(scene.site_config.read_text() + "# edited\n")
-    else:  # the CA file the config names is replaced (same roots, new file)
+    else:  # the CA file the config names is replaced by other bytes (its root, twice): a
+        # new file with the same bytes is no change for a shared plan, which travels in
+        # images (tests/e2e/test_images_e2e.py)
         pem = scene.pem  # type: ignore[attr-defined]
         data = pem.read_bytes()
         pem.unlink()
-        pem.write_bytes(data)
+        pem.write_bytes(data + data)
         os.chmod(pem, 0o644)
     first = scene.start(user, env, url)
     assert first.slow and first.trusted, first.stderr

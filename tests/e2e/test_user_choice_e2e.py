@@ -395,7 +395,11 @@ def test_appended_root_is_kept_and_the_next_start_is_a_hit(
 
 
 def in_cache(path: str, env: Mapping[str, str]) -> bool:
-    return os.path.realpath(path).startswith(os.path.realpath(env["XDG_CACHE_HOME"]) + os.sep)
+    """In the cache folder, or beside the environment (``castore-hook-shared/``), where
+    root's bundles go (docs/architecture.md, "Where bundles live")."""
+    real = os.path.realpath(path)
+    cache = os.path.realpath(env["XDG_CACHE_HOME"])
+    return real.startswith(cache + os.sep) or "/castore-hook-shared/" in real
 
 
 # --------------------------------------------------------------------------------------------
