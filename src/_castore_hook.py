@@ -59,12 +59,13 @@ EXPORT_ALLOWED = frozenset(
 WATCHED = ("ssl", "certifi", "pip._vendor.certifi")
 # A plan is opened without following a link (O_NOFOLLOW), without becoming the controlling
 # terminal of a session leader (O_NOCTTY: a link or device planted where a plan belongs), and
-# without blocking on a FIFO (O_NONBLOCK); what was opened is then checked with fstat. Windows
-# has none of these and needs O_BINARY. No getattr(os, name, default): a miss raises inside.
+# without blocking on a FIFO (O_NONBLOCK); what was opened is then checked with fstat. os.open
+# adds O_CLOEXEC itself (PEP 446). Windows has none of these and needs O_BINARY. No
+# getattr(os, name, default): a miss raises inside.
 if sys.platform == "win32":
     _OPEN_FLAGS = os.O_RDONLY | os.O_BINARY
 else:
-    _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+    _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY
 # Plan files and their folders must belong to this user and be writable by no one else.
 # Windows has no uid and reports every writable file as 0o666: ACLs decide there.
 _UID = os.getuid() if hasattr(os, "getuid") else None
