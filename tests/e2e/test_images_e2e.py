@@ -151,6 +151,14 @@ def test_built_image_read_only_user_without_home(baked: World) -> None:
     got = _start(baked, user, readonly=readonly)
     assert got.decision.startswith(_shared_hit(baked)), got.stderr
     assert got.trusts() == ALL, got.result
+    # status, run by a user who does not own the environment, tells what start-up did: the
+    # shared plan's record, the export it made, no invented problem or step aside.
+    env = {k: v for k, v in baked.env(user).items() if k != "CASTORE_HOOK_DEBUG"}
+    status = baked.status(user, env, readonly=readonly)
+    assert status["cache"]["location"] == "shared" and status["cache"]["shared"] is None
+    assert status["exported"].get("SSL_CERT_FILE") == got.result["SSL_CERT_FILE"], status
+    assert status["stepped_aside"] == [] and status["problems"] == [], status
+    assert status["source"] and status["extras"], status
 
 
 @pytest.mark.parametrize("tar_format", ["posix", "gnu"])
