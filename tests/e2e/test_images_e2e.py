@@ -17,14 +17,13 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
-from tests.e2e.test_unprivileged_e2e import USERS, World, _user, pytestmark  # noqa: F401
-from tests.helpers import base_python, create_venv, pip_install, toml_list, write_ca_pem
+from tests.e2e.test_unprivileged_e2e import USERS, World, make_world, pytestmark  # noqa: F401
+from tests.helpers import toml_list, write_ca_pem
 
 CHECK = (
     "import json, os, subprocess, sys, urllib.request\n"
@@ -48,23 +47,8 @@ RANDOM_UID = 1000321  # OpenShift-style: no password-database entry
 
 @pytest.fixture(scope="module")
 def image(built_wheel: Path) -> Iterator[World]:
-    for name in USERS:
-        _user(name)
-    base = Path(tempfile.mkdtemp(prefix="castore-img-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    try:
-        (base / "rootview" / ".pyenv").mkdir(parents=True)
-        for sub in ("rootview", "rootview/.pyenv"):
-            os.chmod(base / sub, 0o755)
-        tmp = base / "tmp"
-        tmp.mkdir()
-        os.chmod(tmp, 0o1777)
-        python = base_python()
-        venv = create_venv(base / "venv", python=python)
-        pip_install(venv, str(built_wheel), "requests")
-        yield World(base, venv, python)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with make_world(built_wheel, "requests", prefix="castore-img-") as made:
+        yield made
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ negative control.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -190,11 +191,13 @@ class Start:
         return self.decision.startswith(f"castore-hook: plan cache hit {folder}/")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Iterator[World]:
+@contextlib.contextmanager
+def make_world(built_wheel: Path, *packages: str, prefix: str = "castore12-") -> Iterator[World]:
+    """The test users, a scratch folder every user can reach (``/tmp/<prefix>…``, removed
+    afterwards), and a venv of the base interpreter with the built wheel and ``packages``."""
     for name in USERS:
         _user(name)
-    base = Path(tempfile.mkdtemp(prefix="castore12-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     os.chmod(base, 0o755)
     try:
         (base / "rootview" / ".pyenv").mkdir(parents=True)
@@ -205,10 +208,16 @@ def world(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Iterat
         os.chmod(tmp, 0o1777)
         python = base_python()
         venv = create_venv(base / "venv", python=python)
-        pip_install(venv, str(built_wheel))
+        pip_install(venv, str(built_wheel), *packages)
         yield World(base, venv, python)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Iterator[World]:
+    with make_world(built_wheel) as made:
+        yield made
 
 
 @pytest.fixture

@@ -55,30 +55,28 @@ def test_hot_module_stays_under_its_ceiling() -> None:
     )
 
 
-def test_hot_module_imports_only_what_is_loaded() -> None:
-    """Top-level imports of the start-up module: sys, os and marshal, nothing else."""
+def top_level_imports(module: Path) -> set:  # type: ignore[type-arg]
+    """The modules a file imports at its top level (not inside functions)."""
     import ast
 
-    tree = ast.parse(HOT_MODULE.read_text(encoding="utf-8"))
     imported = set()
-    for node in tree.body:
+    for node in ast.parse(module.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module or "")
+    return imported
+
+
+def test_hot_module_imports_only_what_is_loaded() -> None:
+    """Top-level imports of the start-up module: sys, os and marshal, nothing else."""
+    imported = top_level_imports(HOT_MODULE)
     assert imported == {"marshal", "os", "sys"}, imported
 
 
 def test_paths_module_imports_only_what_is_loaded() -> None:
-    """``_castore_hook_paths`` runs at start-up too (on a miss where the home exists): its
-    top-level imports are the hot module and what that has loaded, nothing else."""
-    import ast
-
-    tree = ast.parse((HOT_MODULE.parent / "_castore_hook_paths.py").read_text(encoding="utf-8"))
-    imported = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module or "")
+    """``_castore_hook_paths`` runs at start-up too (on a miss where the home exists, and for
+    a shared plan's changed input): its top-level imports are the hot module and what that
+    has loaded, nothing else."""
+    imported = top_level_imports(HOT_MODULE.parent / "_castore_hook_paths.py")
     assert imported == {"_castore_hook", "os", "sys"}, imported
