@@ -85,7 +85,8 @@ import sys, sysconfig
 import oxidized_importer
 
 blob_path = sys.argv[1]
-wanted = {"castore_hook", "_castore_hook", "certifi", "platformdirs", "tomli", "tomlkit"}
+wanted = {"castore_hook", "_castore_hook", "_castore_hook_paths", "certifi", "platformdirs", "tomli",
+          "tomlkit"}
 collector = oxidized_importer.OxidizedResourceCollector(allowed_locations=["in-memory"])
 packed = set()
 for resource in oxidized_importer.find_resources_in_path(sysconfig.get_paths()["purelib"]):
@@ -115,7 +116,8 @@ with open(sys.argv[2], "rb") as handle:
     finder.index_bytes(handle.read())
 sys.meta_path.insert(0, finder)
 
-ours = ("castore_hook", "_castore_hook", "_castore_hook.py", "certifi", "platformdirs", "tomli")
+ours = ("castore_hook", "_castore_hook", "_castore_hook.py", "_castore_hook_paths.py", "certifi",
+        "platformdirs", "tomli")
 on_disk = [os.path.join(e, n) for e in sys.path for n in ours if os.path.exists(os.path.join(e, n))]
 
 import castore_hook
@@ -159,7 +161,7 @@ def oxidized(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Dic
     blob = base / "resources.blob"
     packed = run_python(venv, ["-c", OXIDIZE, str(blob)], ambient_env_for_pip(), cwd=base)
     assert packed.returncode == 0, describe(packed)
-    for name in ("castore_hook", "_castore_hook", "certifi", "platformdirs", "tomli"):
+    for name in ("castore_hook", "_castore_hook", "_castore_hook_paths", "certifi", "platformdirs"):
         assert name in packed.stdout, describe(packed)
     importer = base / "importer-only"
     importer.mkdir()
