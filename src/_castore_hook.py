@@ -292,22 +292,29 @@ def valid_cached_plan(
     # was made for this Python (castore_hook._plankey.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts (lookup reads os.environ's own
     # encoding), and every path that decided it has the same stat signature. Whoever can
-    # write the folder could swap the exported bundle after these checks, hence its owner and
-    # mode check (stat is os.lstat where a symlink must not stand in for the folder).
+    # write the folder could swap the plan or the exported bundle, hence its owner and mode
+    # check, before anything in it is opened (stat is os.lstat where a symlink must not stand
+    # in for the folder: a folder another user planted is refused unopened).
     plan = None
     reason = "no cache folder"
     if folder and path:
-        plan, reason = read_plan(path, owners)
-    if plan is None:
-        return plan, reason
-    try:
-        st = (stat or os.stat)(folder)  # type: ignore[arg-type]
-        key = plan["key"]
-        if _UID is not None and (
+        try:
+            st = (stat or os.stat)(folder)
+        except (OSError, ValueError):
+            st = None
+        if st is None:
+            reason = "no plan cached"
+        elif _UID is not None and (
             st.st_uid not in (owners or _MINE) or st.st_mode & 0o170022 != 0o40000
         ):
             reason = "cache folder not owned by this user"
-        elif key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
+        else:
+            plan, reason = read_plan(path, owners)
+    if plan is None:
+        return plan, reason
+    try:
+        key = plan["key"]
+        if key[:4] != (sys.hexversion, sys.platform, sys.prefix, ignore_env):
             reason = "made for another Python"
         elif tuple(map(lookup, key[4])) not in key[5]:  # a few tuples compared, nothing hashed
             reason = "environment changed"

@@ -252,3 +252,25 @@ def test_a_config_in_another_users_home_is_reported_and_the_site_config_kept(
     assert not any(path.startswith(str(home)) for path in cfg.candidates)
     messages = " ".join(problem.message for problem in cfg.problems)
     assert f"{home} is owned by uid {OTHER}" in messages and "is not read" in messages
+
+
+@needs_root
+def test_a_planted_folder_is_refused_before_anything_in_it_is_opened(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback folder another user made (``/tmp/castore-hook-<uid>``) holds a link to a
+    terminal where the plan belongs: start-up checks the folder first and opens nothing."""
+    import _castore_hook as hot
+
+    planted = base / f"castore-hook-{os.getuid()}"
+    planted.mkdir(mode=0o755)
+    plan = planted / "plan-x.marshal"
+    plan.symlink_to("/dev/tty")
+    os.lchown(plan, OTHER, OTHER)
+    os.chown(planted, OTHER, OTHER)
+    opened: list = []  # type: ignore[type-arg]
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda *args, **kw: opened.append(args) or real_open(*args))
+    got = hot.valid_cached_plan(lambda key: None, False, str(planted), str(plan), None, os.lstat)
+    assert got == (None, "cache folder not owned by this user")
+    assert opened == []
