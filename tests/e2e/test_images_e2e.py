@@ -23,7 +23,6 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import pytest
 
 from tests.e2e.test_unprivileged_e2e import USERS, World, make_world, pytestmark  # noqa: F401
-from tests.helpers import toml_list, write_ca_pem
 
 CHECK = (
     "import json, os, subprocess, sys, urllib.request\n"
@@ -55,13 +54,7 @@ def image(built_wheel: Path) -> Iterator[World]:
 def baked(image: World, https_server) -> Iterator[World]:  # type: ignore[no-untyped-def]
     """The image as a Dockerfile leaves it: site config with the private root, shared plan
     baked by root; the scratch state of earlier scenarios removed."""
-    pem = write_ca_pem(https_server.ca, image.base / "private-root.pem")
-    image.site_config.parent.mkdir(parents=True, exist_ok=True)
-    for folder in (image.base / "etc-xdg", image.site_config.parent):
-        os.chmod(folder, 0o755)
-    image.site_config.write_text(f"extra = {toml_list([pem])}\n")
-    os.chmod(image.site_config, 0o644)
-    image.url = https_server.url  # type: ignore[attr-defined]
+    image.trust_site_root(https_server)
     shared = image.venv.site_packages / "castore-hook-shared"
     shutil.rmtree(shared, ignore_errors=True)
     _clean_fallbacks(image)

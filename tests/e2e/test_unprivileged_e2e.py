@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
@@ -80,6 +80,19 @@ class World:
         self.rootview = base / "rootview"
         self.site_config = base / "etc-xdg" / "castore-hook" / "config.toml"
         self.tmp = base / "tmp"
+
+    def trust_site_root(self, server: Any) -> Path:
+        """A site config whose ``extra`` names ``server``'s private root (readable by every
+        user); remembers the server's ``url`` and the root's ``pem``."""
+        pem = write_ca_pem(server.ca, self.base / "private-root.pem")
+        self.site_config.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.base / "etc-xdg", self.site_config.parent):
+            os.chmod(folder, 0o755)
+        self.site_config.write_text(f"extra = {toml_list([pem])}\n")
+        os.chmod(self.site_config, 0o644)
+        self.url = server.url
+        self.pem = pem
+        return pem
 
     def env(self, user: str, **extra: Optional[str]) -> Dict[str, str]:
         env = {
@@ -224,14 +237,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Iterat
 def scene(world: World, https_server) -> Iterator[World]:  # type: ignore[no-untyped-def]
     """The world with a site config naming the server's private root, and clean per-user
     state (fallback folders, shared plan) before and after."""
-    pem = write_ca_pem(https_server.ca, world.base / "private-root.pem")
-    world.site_config.parent.mkdir(parents=True, exist_ok=True)
-    for folder in (world.base / "etc-xdg", world.site_config.parent):
-        os.chmod(folder, 0o755)
-    world.site_config.write_text(f"extra = {toml_list([pem])}\n")
-    os.chmod(world.site_config, 0o644)
-    world.url = https_server.url  # type: ignore[attr-defined]
-    world.pem = pem  # type: ignore[attr-defined]
+    world.trust_site_root(https_server)
 
     def clean() -> None:
         shutil.rmtree(_shared(world), ignore_errors=True)
