@@ -448,10 +448,7 @@ def use_plan(plan, facts, environ=None):
     facts["applied"] = applied
     trust = plan.get("trust")  # the slow path's dict or the plan file's section, or None
     if trust and environ is None:
-        finder.trust = trust
-        finder.pending[:] = WATCHED
-        if finder not in sys.meta_path:
-            sys.meta_path.insert(0, finder)
+        set_finder(trust, WATCHED)
         # Modules already imported (another .pth sorting first imported ssl): at once.
         if not sys.modules.keys().isdisjoint(WATCHED):
             import castore_hook._inprocess as inprocess
@@ -462,18 +459,17 @@ def use_plan(plan, facts, environ=None):
 
 # The post-import finder lets castore_hook._inprocess act on ssl and certifi right after their
 # first import (docs/architecture.md, "Applying a plan"); only the membership test below runs
-# per import. No class (creating one is costly at start-up): a SimpleNamespace that owns its
-# state: find_spec, the modules still pending, those being looked up (busy), and the plan's
-# trust section. find_spec runs with a globals dict of its own holding just the two lists, so
-# that sys.meta_path does not keep this module's globals (and os with them) alive into a
-# second collection at exit.
+# per import. No class (creating one is costly at start-up): a SimpleNamespace holding
+# find_spec, the modules still pending and the plan's trust section, written by set_finder
+# only. find_spec runs with a globals dict of its own holding just the pending list, so that
+# sys.meta_path does not keep this module's globals (and os with them) alive into a second
+# collection at exit.
 _pending = []  # type: list[str]
-_busy = []  # type: list[str]
 
 
 def _find_spec(fullname, path=None, target=None):
     # type: (str, t.Any, t.Any) -> t.Any
-    if fullname not in _pending or fullname in _busy:
+    if fullname not in _pending:
         return None
     import castore_hook._inprocess as inprocess
 
@@ -486,15 +482,28 @@ finder = _namespace(
     find_spec=_function(
         # (__builtins__ given explicitly: before 3.10 a function whose globals lack it has none.)
         _find_spec.__code__,
-        {"_pending": _pending, "_busy": _busy, "__builtins__": sys.modules["builtins"]},
+        {"_pending": _pending, "__builtins__": sys.modules["builtins"]},
         "find_spec",
         _find_spec.__defaults__,
     ),
     pending=_pending,
-    busy=_busy,
     trust=None,
 )
 del _namespace, _function, _find_spec
+
+
+def set_finder(trust, pending):
+    # type: (t.Any, t.Sequence[str]) -> None
+    # The one writer of the finder's state: use_plan arms it with a plan's trust section;
+    # castore_hook._inprocess crosses off each module it has handled and disarms it (None, ())
+    # on deactivate(). In sys.meta_path, first, exactly while some module is pending.
+    finder.trust = trust
+    finder.pending[:] = pending
+    if finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    if pending:
+        sys.meta_path.insert(0, finder)
+
 
 # Run when site.py imports this module for castore_hook.pth, whose line stays a bare import
 # (site.py compiles each .pth line at every start). site.main() processes .pth files before

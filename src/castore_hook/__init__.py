@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Optional
 
-try:
-    # Written by the build from git (hatch-vcs): pyproject.toml, [tool.hatch.version].
-    from castore_hook._version import __version__  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # a source tree no build has run in: no version was derived
-    __version__ = "0+unknown"
+from castore_hook._about import __version__
+
 __all__ = ["__version__", "activate", "deactivate", "status"]
 
 

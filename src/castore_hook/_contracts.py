@@ -20,7 +20,8 @@ UserCaValues = Tuple[Optional[str], Optional[str]]
 
 
 class Trust(TypedDict):
-    """The plan's in-process trust: what ``castore_hook._inprocess.Trust`` validates and applies."""
+    """The plan's in-process trust, as the slow path writes it; ``castore_hook._inprocess.
+    CheckedTrust`` validates a cached one field by field and applies it."""
 
     cafile: Optional[str]  # the material's file (absent when the folder stands in for it)
     capath: Optional[str]  # the material's hashed folder(s), os.pathsep-joined

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-#: Attribute set on our wrappers, to recognise them (idempotence, ``deactivate``).
-MARK = "__castore_hook_original__"
+from castore_hook._wrapping import MARK
+
 #: Problems met inside patched calls: ``status`` reports them; nothing is swallowed silently.
 failures: list[str] = []
 #: What was patched, for ``status`` and for undoing: ``(owner, attribute, original)``.
@@ -80,33 +80,33 @@ def _lazy_files(value: object) -> dict[str, tuple[int, ...]]:
     return files
 
 
-class Trust:
+class CheckedTrust:
     """The plan's in-process trust (``castore_hook._contracts.Trust``), validated: the cache is
     treated as hostile input, so every field is checked and a bad one means "not there". The
     one reader of that section: start-up's patches, ``castore-hook bundle`` and ``verify``."""
 
-    def __init__(self, hooks: Mapping[str, Any]) -> None:
-        self.cafile = _text(hooks.get("cafile"))
-        self.capath = _text(hooks.get("capath"))
-        self.cadata = _text(hooks.get("cadata"))
-        self.extra_pem = _text(hooks.get("extra_pem"))
-        self.certifi_file = _text(hooks.get("certifi_file"))
+    def __init__(self, section: Mapping[str, Any]) -> None:
+        self.cafile = _text(section.get("cafile"))
+        self.capath = _text(section.get("capath"))
+        self.cadata = _text(section.get("cadata"))
+        self.extra_pem = _text(section.get("extra_pem"))
+        self.certifi_file = _text(section.get("certifi_file"))
         # certifi_file is certifi's own file, standing in for this trust in-process only
         # (nothing could be written): contents() gives this trust, not that file's text.
-        self.certifi_stand_in = hooks.get("certifi_stand_in") is True
-        self.default_env = _env_pairs(hooks.get("default_env"))
-        self.stands_for = _text(hooks.get("stands_for"))
-        self.folder_proof = _lazy_files(hooks.get("folder_proof"))
-        self.lazy_files = _lazy_files(hooks.get("lazy_files"))
+        self.certifi_stand_in = section.get("certifi_stand_in") is True
+        self.default_env = _env_pairs(section.get("default_env"))
+        self.stands_for = _text(section.get("stands_for"))
+        self.folder_proof = _lazy_files(section.get("folder_proof"))
+        self.lazy_files = _lazy_files(section.get("lazy_files"))
         #: The files the hook hands out (its bundle, certifi.where()): only these fall back
         #: to the plan's trust when they vanish; an OS file that vanished fails as stock.
-        self.handed_out = _lazy_files(hooks.get("own_files"))
+        self.handed_out = _lazy_files(section.get("own_files"))
         self.own_files = {**self.handed_out, **self.lazy_files}
         # Only an explicit False relaxes: anything else (absent, hostile) keeps stock checks.
-        self.x509_strict = hooks.get("x509_strict") is not False
-        self.native = hooks.get("native") is True
-        self.patch = hooks.get("patch") is True
-        self.certifi = hooks.get("certifi") is True
+        self.x509_strict = section.get("x509_strict") is not False
+        self.native = section.get("native") is True
+        self.patch = section.get("patch") is True
+        self.certifi = section.get("certifi") is True
 
     def folder_intact(self) -> bool:
         """Whether the folder is as it was when the slow path proved it stands in for a file:
@@ -149,12 +149,9 @@ class Trust:
     def pem(self) -> str:
         """Every root this trust loads, as PEM (the material's, then the extras). Raises
         ``castore_hook.certset.Unavailable`` when the material cannot be read whole."""
-        from castore_hook import certset, sources
+        from castore_hook import certset
 
-        material = sources.Material(cafile=self.cafile, capath=self.capath, cadata=self.cadata)
-        roots = certset.of_material(material, {})
-        roots += certset.of_text(self.extra_pem or "")
-        return certset.to_pem(certset.unique(roots))
+        return certset.roots_pem(self.cafile, self.capath, self.cadata, self.extra_pem or "")
 
     def bundle_text(self) -> Optional[str]:
         """The text of the file certifi is redirected to, for ``certifi.contents()``; when a
@@ -174,7 +171,7 @@ class Trust:
 relaxed_contexts = [0]
 
 
-def relaxer(ssl_module: ModuleType, trust: Trust) -> Callable[[Any], None]:
+def relaxer(ssl_module: ModuleType, trust: CheckedTrust) -> Callable[[Any], None]:
     """What to do to a context after the hook supplied its trust: drop Python 3.13's
     ``VERIFY_X509_STRICT`` when the config says ``x509_strict = false`` (and only that flag:
     chain, signature, expiry and hostname checks stay), else nothing."""
@@ -210,7 +207,7 @@ def stdlib_context_class(ssl_module: ModuleType) -> Any:
     return current
 
 
-def patch_ssl(ssl_module: ModuleType, trust: Trust) -> bool:
+def patch_ssl(ssl_module: ModuleType, trust: CheckedTrust) -> bool:
     """Wrap ``load_default_certs`` on the stdlib ``SSLContext`` class. Idempotent.
 
     The wrapper is stock for everything stock documents: the same signature and default, the
@@ -383,7 +380,9 @@ def _patch_store_readers(cls: Any) -> None:
 _INHERITED = object()
 
 
-def _patch_load_verify_locations(cls: Any, trust: Trust, relax: Callable[[Any], None]) -> None:
+def _patch_load_verify_locations(
+    cls: Any, trust: CheckedTrust, relax: Callable[[Any], None]
+) -> None:
     """Act on ``load_verify_locations(cafile=<a file the hook handed out>)`` only.
 
     Called with exactly a file the plan produced or exported, unchanged since (same stat
@@ -481,7 +480,7 @@ def _inject_truststore() -> bool:
     return True
 
 
-def redirect_certifi(module: ModuleType, trust: Trust) -> bool:
+def redirect_certifi(module: ModuleType, trust: CheckedTrust) -> bool:
     """Make ``where()``/``contents()`` of a certifi module return the plan's trust."""
     if getattr(getattr(module, "where", None), MARK, None) is not None:
         return False
@@ -564,6 +563,11 @@ def _import_done(spec: Any, base: type) -> None:
         failures.append(f"{getattr(spec, 'name', '?')}: {exc}")
 
 
+#: The modules :func:`find_wrapped_spec` is looking up, so that a finder which asks the import
+#: system again from inside its own ``find_spec`` gets the others' answer, not ours again.
+_looking_up: list[str] = []
+
+
 def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     """The spec the rest of ``sys.meta_path`` finds for ``fullname``, with its real loader,
     untouched: only its class is swapped for one that announces the end of the import
@@ -574,7 +578,9 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
     plan")."""
     import _castore_hook as hot
 
-    hot.finder.busy.append(fullname)
+    if fullname in _looking_up:  # another finder asked the import system again: let it be
+        return None
+    _looking_up.append(fullname)
     try:
         for other in list(sys.meta_path):
             find = getattr(other, "find_spec", None)
@@ -586,7 +592,7 @@ def find_wrapped_spec(fullname: str, path: Any, target: Any) -> Any:
         else:
             return None
     finally:
-        hot.finder.busy.remove(fullname)
+        _looking_up.remove(fullname)
     loader = getattr(spec, "loader", None)
     if loader is None or not hasattr(loader, "exec_module") or type(spec) in _ANNOUNCING.values():
         return spec
@@ -604,19 +610,21 @@ def finder_after(name: str, module: ModuleType) -> None:
     import _castore_hook as hot
 
     finder = hot.finder
-    if name in finder.pending:
-        finder.pending.remove(name)
-    if not finder.pending and finder in sys.meta_path:
-        sys.meta_path.remove(hot.finder)
+    held = finder.trust
+    if held is None:  # deactivated: nothing to apply
+        return
+    # The trust stays held once nothing is pending: a module imported again (importlib.reload)
+    # announces itself through the same spec and gets it again.
+    hot.set_finder(held, [pending for pending in finder.pending if pending != name])
     try:
         from castore_hook import _plancache
 
-        hooks = _plancache.decode_trust(finder.trust)
-        if hooks is None:
+        section = _plancache.decode_trust(held)
+        if section is None:
             raise ValueError(
                 "the plan file's in-process trust section is damaged; run castore-hook refresh"
             )
-        after_import(name, module, hooks)
+        after_import(name, module, section)
     except Exception as exc:
         failures.append(f"{name}: {exc}")
         from castore_hook import _trace
@@ -639,14 +647,12 @@ def remove_finder() -> None:
     """Take the post-import finder out of ``sys.meta_path`` (``deactivate``)."""
     import _castore_hook as hot
 
-    hot.finder.pending.clear()
-    while hot.finder in sys.meta_path:
-        sys.meta_path.remove(hot.finder)
+    hot.set_finder(None, ())
 
 
-def after_import(name: str, module: ModuleType, hooks: Mapping[str, Any]) -> None:
+def after_import(name: str, module: ModuleType, section: Mapping[str, Any]) -> None:
     """Called by the hot path's finder right after ``name`` was executed (or at once)."""
-    trust = Trust(hooks)
+    trust = CheckedTrust(section)
     if name == "ssl" and (trust.patch or trust.native):
         patch_ssl(module, trust)
     elif name in ("certifi", "pip._vendor.certifi") and trust.certifi:

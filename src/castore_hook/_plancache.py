@@ -249,10 +249,10 @@ def encode_plan(plan: dict[str, Any]) -> bytes:
     or nothing when the plan has no in-process trust. The layout is explained next to
     ``PLAN_MAGIC`` in the hot module; round-trip tests pin the two.
     """
-    hooks = plan.get("trust")
+    trust = plan.get("trust")
     section = b""
-    if hooks is not None:
-        blob = marshal.dumps(hooks)
+    if trust is not None:
+        blob = marshal.dumps(trust)
         section = _checksum(blob) + blob
     body = {name: value for name, value in plan.items() if name != "trust"}
     if section:
@@ -301,20 +301,20 @@ def trust_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     return decode_trust((plan or {}).get("trust"))
 
 
-def decode_trust(hooks: Any) -> Optional[dict[str, Any]]:
-    """In-process trust as a dict: a fresh plan holds the dict itself, a cached one the hooks
+def decode_trust(section: Any) -> Optional[dict[str, Any]]:
+    """In-process trust as a dict: a fresh plan holds the dict itself, a cached one the trust
     section of its file (checksum, then marshal data; see ``encode_plan``), checked here, when
     ssl or certifi is imported, not at every start. ``None`` when there is none or it is
     corrupt."""
-    if isinstance(hooks, bytes):
-        blob = hooks[4:]
-        if not blob or hooks[:4] != _checksum(blob):
+    if isinstance(section, bytes):
+        blob = section[4:]
+        if not blob or section[:4] != _checksum(blob):
             return None
         try:
-            hooks = marshal.loads(blob)  # noqa: S302 - checksummed, in our own plan file
+            section = marshal.loads(blob)  # noqa: S302 - checksummed, in our own plan file
         except (ValueError, EOFError, TypeError):
             return None
-    return hooks if isinstance(hooks, dict) else None
+    return section if isinstance(section, dict) else None
 
 
 def load_info(

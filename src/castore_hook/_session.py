@@ -8,7 +8,6 @@ then stands for the interpreter. So the package never writes the hot module's gl
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import _castore_hook as hot
@@ -41,13 +40,3 @@ def plan() -> Optional[dict[str, Any]]:
         return None
     used = record.get("plan")
     return used if isinstance(used, dict) else None
-
-
-def fresh_plan() -> dict[str, Any]:
-    """The plan as it would be decided now for this environment (not applied, not cached)."""
-    from castore_hook import _slowpath
-    from castore_hook.config import hook_environ_ignored
-
-    return _slowpath.plan_for(
-        dict(os.environ), hook_environ_ignored(), use_cache=False, store=False
-    )[0]

@@ -163,6 +163,14 @@ def plan_for(
     return plan, facts
 
 
+def fresh_plan() -> dict[str, Any]:
+    """The plan as it would be decided now for this environment, neither applied nor cached
+    (``status`` of an interpreter the hook did not run in, ``bundle``)."""
+    from castore_hook.config import hook_environ_ignored
+
+    return plan_for(dict(os.environ), hook_environ_ignored(), use_cache=False, store=False)[0]
+
+
 def store_shared(
     environ: Mapping[str, str], ignore_env: bool
 ) -> tuple[Optional[dict[str, Any]], str, str]:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import _castore_hook as hot
-from castore_hook import __version__, _plancache, _plankey, _session, config
+from castore_hook import _plancache, _plankey, _session, config
+from castore_hook._about import __version__
 from castore_hook.config import flag, hook_environ_ignored
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
@@ -31,6 +32,8 @@ _OUTCOME_WORDS = {
 
 def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
     """The plan this interpreter uses, or a freshly decided one (not applied, not cached)."""
+    from castore_hook import _slowpath
+
     state = _session.current()
     plan = _session.plan()
     if plan is not None:
@@ -42,12 +45,12 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
             info = _plancache.load_info(
                 state.get("cache_file") if state else None, plan.get("key"), owners
             )
-            plan = {**plan, "info": info if info is not None else _session.fresh_plan()["info"]}
+            plan = {**plan, "info": info if info is not None else _slowpath.fresh_plan()["info"]}
         return plan, ""
     if state is not None and state.get("outcome") == "deactivated":
         return None, ""
     return (
-        _session.fresh_plan(),
+        _slowpath.fresh_plan(),
         "not applied in this interpreter; shown as it would be decided now",
     )
 

@@ -335,3 +335,13 @@ def folder_covers_file(capath: str, cafile: str) -> bool:
         return bool(in_folder) and set(of_file(cafile)) <= in_folder
     except Unavailable:
         return False
+
+
+def roots_pem(
+    cafile: Optional[str], capath: Optional[str], cadata: Optional[str], extra_pem: str
+) -> str:
+    """Every root a plan's in-process trust loads, as PEM: the material's, then the extras
+    (``castore-hook bundle``; ``certifi.contents()`` when the hook's bundle file is gone).
+    Raises :class:`Unavailable` when the material cannot be read whole."""
+    material = sources.Material(cafile=cafile, capath=capath, cadata=cadata)
+    return to_pem(unique(of_material(material, {}) + of_text(extra_pem)))

@@ -229,7 +229,7 @@ def build_plan(
         "python": sys.executable,
         "shared": shared,
     }
-    hooks: Optional[Trust] = None
+    trust: Optional[Trust] = None
     if not cfg.usable:
         decision.trail.append("the configuration cannot be used; Python is left as it was")
         # A slow path that could not import its own dependencies (pex adds distributions one
@@ -240,11 +240,11 @@ def build_plan(
         origin = cfg.origins.get("enabled", "config")
         decision.trail.append(f"disabled by enabled = false in {origin}")
     else:
-        hooks = _decide_trust(cfg, env, folder, decision, info)
-        if hooks is not None and not cfg.x509_strict:
+        trust = _decide_trust(cfg, env, folder, decision, info)
+        if trust is not None and not cfg.x509_strict:
             decision.warn(_relaxation_warning(cfg), _origin(cfg, "x509_strict"))
-        if hooks is not None and not (hooks["patch"] or hooks["certifi"]):
-            hooks = None  # nothing to do in-process: start-up installs no finder
+        if trust is not None and not (trust["patch"] or trust["certifi"]):
+            trust = None  # nothing to do in-process: start-up installs no finder
     stats = []
     portable: dict[str, Optional[tuple[int, int]]] = {}
     seen: set[str] = set()
@@ -259,12 +259,12 @@ def build_plan(
     key, record = _plankey.plan_key(
         environ, ignore_env, decision.to_set, decision.to_unset, shared=shared
     )
-    if hooks is not None:
+    if trust is not None:
         # The (SSL_CERT_FILE, SSL_CERT_DIR) values this plan leaves in os.environ: when a
         # program has set others, its choice wins and load_default_certs is stock. None at
         # all when the user's own values are kept and another source was chosen: they decide
         # what OpenSSL loads, not the plan.
-        hooks["default_env"] = (
+        trust["default_env"] = (
             ()
             if decision.hands_off
             else _plankey.applied_user_values(
@@ -287,7 +287,7 @@ def build_plan(
         "unset": tuple(decision.to_unset),
         "record": record,
         **({"portable": portable} if shared else {}),
-        "trust": hooks,
+        "trust": trust,
         "info": {
             **info,
             "trail": tuple(decision.trail),

@@ -449,7 +449,7 @@ def _certifi_in_memory(result: Probe) -> bool:
     import importlib.machinery
     import importlib.util
 
-    from castore_hook import _inprocess
+    from castore_hook._wrapping import original_of
 
     module = sys.modules.get("certifi")
     try:
@@ -497,7 +497,7 @@ def _certifi_in_memory(result: Probe) -> bool:
             module = importlib.import_module("certifi")
         contents = getattr(module, "contents", None)
         # castore-hook's own redirect (an earlier activation) keeps the original underneath.
-        contents = getattr(contents, _inprocess.MARK, None) or contents
+        contents = original_of(contents)
         if not callable(contents):
             raise TypeError("certifi has no contents() function")
         text = contents()

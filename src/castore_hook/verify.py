@@ -589,8 +589,8 @@ def _needed_relaxation(context: ssl.SSLContext, target: Target, timeout: float) 
     strict = getattr(ssl, "VERIFY_X509_STRICT", 0)
     if sys.version_info < (3, 13) or not strict or context.verify_flags & strict:
         return False
-    hooks = sys.modules.get("castore_hook._inprocess")
-    if hooks is None or not getattr(hooks, "relaxed_contexts", [0])[0]:
+    inprocess = sys.modules.get("castore_hook._inprocess")
+    if inprocess is None or not getattr(inprocess, "relaxed_contexts", [0])[0]:
         return False
     context.verify_flags |= strict
     try:

@@ -49,7 +49,7 @@ def b(tmp_path: Path) -> Site:
 def patched(**hooks: Any) -> None:
     hooks.setdefault("patch", True)
     hooks.setdefault("default_env", ((None, None),))
-    assert _inprocess.patch_ssl(ssl, _inprocess.Trust(hooks))
+    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
 
 
 def reaches(ctx: ssl.SSLContext, *sites: Site) -> List[bool]:
@@ -112,7 +112,9 @@ def test_windows_keeps_store_loading_with_the_callers_purpose() -> None:
     calls: List[Any] = []
     loaded: List[Dict[str, Any]] = []
     fake = fake_ssl(calls, lambda **kwargs: loaded.append(kwargs))
-    trust = _inprocess.Trust({"cadata": "PEM", "patch": True, "default_env": ((None, None),)})
+    trust = _inprocess.CheckedTrust(
+        {"cadata": "PEM", "patch": True, "default_env": ((None, None),)}
+    )
     original_platform = sys.platform
     try:
         sys.platform = "win32"
@@ -130,7 +132,7 @@ def test_reload_of_ssl_keeps_working(tmp_path: Path, a: Site) -> None:
 import importlib, json, os, ssl, sys
 sys.path[:0] = [{str(Path(__file__).resolve().parents[2] / "src")!r}]
 from castore_hook import _inprocess
-_inprocess.patch_ssl(ssl, _inprocess.Trust({{"cafile": {str(a.pem)!r}, "patch": True,
+_inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({{"cafile": {str(a.pem)!r}, "patch": True,
                                      "default_env": ((None, None),)}}))
 before = ssl.create_default_context().cert_store_stats()["x509_ca"]
 importlib.reload(ssl)
@@ -271,7 +273,7 @@ def empty_config(tmp_path: Path) -> Path:
 
 def in_process(plan: Dict[str, Any]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    _inprocess.Trust(plan["trust"]).load_into(ctx)
+    _inprocess.CheckedTrust(plan["trust"]).load_into(ctx)
     return ctx
 
 
@@ -383,7 +385,7 @@ def test_without_a_cache_folder_certifi_stands_in_in_process_and_says_so(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cafile=certifi.where())
     assert reaches(ctx, a) == [True]
-    assert a.text.strip() in _inprocess.Trust(trust).bundle_text()  # certifi.contents()
+    assert a.text.strip() in _inprocess.CheckedTrust(trust).bundle_text()  # certifi.contents()
 
 
 def test_native_with_extras_exports_the_os_verifiers_roots_too(

@@ -61,7 +61,7 @@ def test_the_hooks_bundle_is_loaded_lazily_with_the_same_result(world: Dict[str,
     assert [path for path, _sig in hooks["lazy_files"]] == [bundle]
     stock = ssl.create_default_context(cafile=bundle)
     assert stock.cert_store_stats()["x509_ca"] == 2  # parsed whole
-    assert _inprocess.patch_ssl(ssl, _inprocess.Trust({**hooks, "patch": True}))
+    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
     fast = ssl.create_default_context(cafile=bundle)
     # Only the extra is parsed; the folder's root is looked up when a handshake needs it.
     assert raw_stats(fast) == 1
@@ -82,7 +82,7 @@ def test_anything_else_is_untouched(world: Dict[str, Any]) -> None:
     plan = plan_for(world)
     hooks = plan["trust"]
     bundle = hooks["certifi_file"]
-    _inprocess.patch_ssl(ssl, _inprocess.Trust({**hooks, "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
     a = world["a"]
     for kwargs in (
         {"cafile": str(a.pem)},
@@ -105,7 +105,7 @@ def test_a_changed_bundle_is_loaded_as_it_is_now(world: Dict[str, Any]) -> None:
     plan = plan_for(world)
     hooks = plan["trust"]
     bundle = hooks["certifi_file"]
-    _inprocess.patch_ssl(ssl, _inprocess.Trust({**hooks, "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
     with open(bundle, "a", encoding="ascii") as handle:
         handle.write(world["x"].text)
     ctx = ssl.create_default_context(cafile=bundle)
@@ -116,7 +116,7 @@ def test_a_changed_bundle_is_loaded_as_it_is_now(world: Dict[str, Any]) -> None:
 def test_fast_contexts_false_turns_it_off(world: Dict[str, Any]) -> None:
     plan = plan_for(world, fast=False)
     assert plan["trust"]["lazy_files"] == ()
-    _inprocess.patch_ssl(ssl, _inprocess.Trust({**plan["trust"], "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**plan["trust"], "patch": True}))
     ctx = ssl.create_default_context(cafile=plan["trust"]["certifi_file"])
     assert ctx.cert_store_stats()["x509_ca"] == 2  # the whole file, parsed as stock does
     assert reach(ctx, world) == [True, True, False]
@@ -128,7 +128,7 @@ def test_a_folder_that_differs_from_the_bundle_is_never_a_stand_in(
     """A file of the right name but other roots (a planted or stale plan) stays as it is."""
     hooks = plan_for(world)["trust"]
     hostile = dict(hooks, lazy_files=((str(world["x"].pem), (0, 0, 0, 0, 0)),), patch=True)
-    _inprocess.patch_ssl(ssl, _inprocess.Trust(hostile))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hostile))
     ctx = ssl.create_default_context(cafile=str(world["x"].pem))
     assert reach(ctx, world) == [False, False, True]  # signature mismatch: the real file
 
@@ -145,7 +145,7 @@ def test_program_folder_joins_when_a_library_finds_the_hooks_export(
     exported = dict(plan["set"])["SSL_CERT_FILE"]
     assert exported == bundle
     monkeypatch.setenv("SSL_CERT_FILE", exported)
-    _inprocess.patch_ssl(ssl, _inprocess.Trust({**hooks, "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
     x_folder = rehashed_folder(world["tmp"] / "program-folder", world["x"])
     monkeypatch.setenv("SSL_CERT_DIR", str(x_folder))  # the program's own choice, in code
     ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])  # what httpx does
@@ -157,12 +157,12 @@ def test_program_folder_joins_when_a_library_finds_the_hooks_export(
 
 def test_hostile_lazy_files_are_ignored(world: Dict[str, Any]) -> None:
     for hostile in (None, "x", (("a",),), ((1, (1, 2, 3, 4, 5)),), (("/p", (1, 2)),)):
-        assert _inprocess.Trust({"lazy_files": hostile}).lazy_files == {}, hostile
+        assert _inprocess.CheckedTrust({"lazy_files": hostile}).lazy_files == {}, hostile
 
 
 def test_undo_restores_the_inherited_method(world: Dict[str, Any]) -> None:
     hooks = plan_for(world)["trust"]
-    _inprocess.patch_ssl(ssl, _inprocess.Trust({**hooks, "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
     assert "load_verify_locations" in STDLIB_CONTEXT.__dict__
     _inprocess.undo_all()
     assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__

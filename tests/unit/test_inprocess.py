@@ -89,12 +89,12 @@ def handshake(
     return RuntimeError("handshake did not finish")
 
 
-def trust(**hooks: Any) -> _inprocess.Trust:
+def trust(**hooks: Any) -> _inprocess.CheckedTrust:
     hooks.setdefault("patch", True)
     hooks.setdefault("certifi", True)
     # The plan was applied with neither variable set (the restore fixture removes both).
     hooks.setdefault("default_env", ((None, None),))
-    return _inprocess.Trust(hooks)
+    return _inprocess.CheckedTrust(hooks)
 
 
 def default_context() -> ssl.SSLContext:

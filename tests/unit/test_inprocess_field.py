@@ -81,7 +81,7 @@ def reach(ctx: ssl.SSLContext, world: Dict[str, Any]) -> List[bool]:
     return [handshake(ctx, world[name].server) is None for name in ("a", "b", "x")]
 
 
-def lazy_trust(world: Dict[str, Any], **more: Any) -> _inprocess.Trust:
+def lazy_trust(world: Dict[str, Any], **more: Any) -> _inprocess.CheckedTrust:
     """The trust the slow path decides for the bundle and folder of ``world``: the folder
     stands in for the bundle (in ``load_default_certs`` and for ``cafile=bundle``)."""
     folder, bundle = str(world["folder"]), str(world["bundle"])
@@ -94,7 +94,7 @@ def lazy_trust(world: Dict[str, Any], **more: Any) -> _inprocess.Trust:
         "default_env": ((None, None),),
     }
     hooks.update(more)
-    return _inprocess.Trust(hooks)
+    return _inprocess.CheckedTrust(hooks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def test_with_fast_contexts_off_the_default_context_still_reads_as_stock(tmp_pat
     assert hooks["stands_for"] == str(bundle) and hooks["lazy_files"] == (), hooks
     assert hooks["folder_proof"] == ((str(folder), stat_signature(str(folder))),)
     stock = ssl.create_default_context(cafile=str(bundle))
-    _inprocess.patch_ssl(ssl, _inprocess.Trust(hooks))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
     os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"] = str(bundle), str(folder)
     ctx = ssl.create_default_context()
     assert raw_count(ctx) == 0
@@ -441,7 +441,7 @@ def test_build_plan_keeps_the_file_when_the_folder_has_a_gap(sites: Dict[str, An
     assert hooks["cafile"] == bundle and hooks["stands_for"] is None, hooks
     assert all(path != bundle for path, _sig in hooks["lazy_files"]), hooks
     assert hooks["folder_proof"] == ()
-    _inprocess.patch_ssl(ssl, _inprocess.Trust(hooks))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
     os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"] = bundle, str(folder)
     assert reach(ssl.create_default_context(), sites) == [True, True, False]
     assert reach(ssl.create_default_context(cafile=bundle), sites) == [True, True, False]
@@ -497,7 +497,7 @@ def test_a_vanished_bundle_of_the_hooks_falls_back_to_the_plans_trust(
     signed = ((str(handed), stat_signature(str(handed))),)
     trust = lazy_trust(sites, own_files=signed, lazy_files=signed if lazy else ())
     if not lazy:
-        trust = _inprocess.Trust(
+        trust = _inprocess.CheckedTrust(
             {
                 "cafile": str(sites["bundle"]),
                 "own_files": signed,
@@ -544,7 +544,10 @@ def test_a_choice_made_below_os_environ_wins_as_openssl_sees_it(
 ) -> None:
     a, b = sites["a"], sites["b"]
     assert _inprocess.patch_ssl(
-        ssl, _inprocess.Trust({"cafile": str(a.pem), "patch": True, "default_env": ((None, None),)})
+        ssl,
+        _inprocess.CheckedTrust(
+            {"cafile": str(a.pem), "patch": True, "default_env": ((None, None),)}
+        ),
     )
     assert reach(ssl.create_default_context(), sites) == [True, False, False]  # the plan's
     if how == "os.putenv":

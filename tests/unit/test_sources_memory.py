@@ -137,7 +137,7 @@ def test_redirected_certifi_is_read_through_the_original(
 
     redirected = tmp_path / "redirected.pem"
     redirected.write_text(certs[1])
-    trust = _inprocess.Trust({"certifi_file": str(redirected), "certifi": True})
+    trust = _inprocess.CheckedTrust({"certifi_file": str(redirected), "certifi": True})
     _inprocess.redirect_certifi(certifi, trust)
     try:
         assert certifi.contents() == certs[1]

@@ -4,7 +4,7 @@ For random layouts of 3-4 private roots over the forms a CA can take — a bundl
 ``file:`` source, a hashed folder named by ``dir:``, the ``SSL_CERT_FILE``/``SSL_CERT_DIR``
 variables read by the ``env`` source, ``extra``, or nowhere — the plan is decided with
 ``resolve.build_plan`` (configuration and files in a temporary folder), its in-process trust
-is loaded into a fresh ``SSLContext`` with ``_inprocess.Trust(...).load_into`` and every root is
+is loaded into a fresh ``SSLContext`` with ``_inprocess.CheckedTrust(...).load_into`` and every root is
 tried in a real TLS handshake in memory (``ssl.MemoryBIO``, no socket, no subprocess).
 
 The rule the accepted roots must equal:
@@ -221,7 +221,7 @@ def test_loaded_trust_is_the_documented_rule(
     kind, forms, env_first = layout
     pool = roots(len(forms))
     plan, env = build(tmp_path_factory.mktemp("layout"), kind, forms, env_first, pool)
-    trust = _inprocess.Trust(trust_section(plan))
+    trust = _inprocess.CheckedTrust(trust_section(plan))
     # The process as the hot path leaves it: the parent's variables, then the plan's exports.
     seen: Dict[str, Optional[str]] = {n: env.get(n) for n in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     seen.update(dict(plan["set"]))

@@ -65,7 +65,7 @@ def aside(plan: Dict[str, Any]) -> Dict[str, str]:
 def hooked_default_context(plan: Dict[str, Any]) -> ssl.SSLContext:
     """``ssl.create_default_context()`` with the plan's in-process trust installed, in the
     environment the test set (the wrapper reads ``os.environ``)."""
-    assert _inprocess.patch_ssl(ssl, _inprocess.Trust(plan["trust"]))
+    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(plan["trust"]))
     return ssl.create_default_context()
 
 

@@ -34,10 +34,10 @@ def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
     or ``(None, why not)``: ``bundle`` prints what the hook trusts."""
     from castore_hook import _inprocess, _plancache, certset
 
-    hooks = _plancache.trust_of(plan)
-    if hooks is None:
+    section = _plancache.trust_of(plan)
+    if section is None:
         return None, "castore-hook changes nothing in this interpreter (see castore-hook status)"
-    trust = _inprocess.Trust(hooks)
+    trust = _inprocess.CheckedTrust(section)
     if trust.native:
         return None, "the 'native' source is the OS verifier; it has no PEM form"
     try:
@@ -50,7 +50,7 @@ def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
 
 
 def _effective_plan() -> Optional[dict[str, Any]]:
-    from castore_hook import _session
+    from castore_hook import _session, _slowpath
 
     plan = _session.plan()
     if plan is not None:
@@ -58,7 +58,7 @@ def _effective_plan() -> Optional[dict[str, Any]]:
     state = _session.current()
     if state is not None and state.get("outcome") in ("deactivated", "disabled"):
         return None
-    return _session.fresh_plan()
+    return _slowpath.fresh_plan()
 
 
 def run(args: argparse.Namespace) -> int:
