@@ -21,12 +21,15 @@ import os
 import sys
 
 # Only mypy runs this block (it takes TYPE_CHECKING as true). Every name in it still reaches
-# the .pyc, hence one import and types spelt out in the type comments. Their vocabulary: a
-# plan is dict[str, Any]; a getter (str) -> str ("" when unset) reads a variable; a lookup
-# (os.environ._data.get) reads one in os.environ's own encoding.
+# the .pyc, hence few imports and types spelt out in the type comments. Their vocabulary: a
+# plan and start-up's record are castore_hook._contracts' Plan and StartupState (c.Plan,
+# c.StartupState: the one description of their fields); a getter (str) -> str ("" when unset)
+# reads a variable; a lookup (os.environ._data.get) reads one in os.environ's own encoding.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t  # noqa: F401 - used in type comments
+
+    import castore_hook._contracts as c  # noqa: F401 - used in type comments
 
 PLAN_FORMAT = 5
 PLAN_LIMIT = 1 << 20
@@ -78,7 +81,7 @@ _ENVIRON = os.environ._data  # type: dict[t.Any, t.Any]  # type: ignore[attr-def
 # What happened at start-up (castore_hook.status reports it; castore_hook._session keeps what
 # activate() and deactivate() did later). None until run() is called, which makes run()
 # idempotent: a venv may process site-packages twice.
-state = None  # type: t.Optional[dict[str, t.Any]]
+state = None  # type: t.Optional[c.StartupState]
 
 
 def run():
@@ -94,7 +97,7 @@ def run():
     global state
     if state is not None:
         return
-    current = {"outcome": "disabled"}  # type: dict[str, t.Any]
+    current = {"outcome": "disabled"}  # type: c.StartupState
     state = current
     try:
         ignore_env = bool(sys.flags.ignore_environment) and not getattr(sys, "frozen", False)
@@ -131,7 +134,7 @@ def find_plan(
     get,  # type: t.Callable[[str], str]
     ignore_env,  # type: bool
 ):
-    # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str, str, t.Optional[str]]
+    # type: (...) -> tuple[t.Optional[c.Plan], str, str, t.Optional[str]]
     # (plan, why the user cache had none, where it was found, its file), looking in order:
     # the user cache folder (or this user's own, "own", when the variables name a place that
     # is not this user's); the per-user fallback folders; the environment's shared plan
@@ -287,7 +290,7 @@ def valid_cached_plan(
     owners=None,  # type: t.Optional[tuple[t.Optional[int], ...]]  # None: this user
     stat=None,  # type: t.Any  # None: os.stat
 ):
-    # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str]
+    # type: (...) -> tuple[t.Optional[c.Plan], str]
     # The plan cached at path if it still holds here, else (None, why not). It holds when it
     # was made for this Python (castore_hook._plankey.plan_key writes the same identity), the
     # variables it watches are in one of the states it accepts (lookup reads os.environ's own
@@ -359,11 +362,12 @@ def valid_cached_plan(
 
 
 def read_plan(path, owners=None):
-    # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> tuple[t.Optional[dict[str, t.Any]], str]
+    # type: (str, t.Optional[tuple[t.Optional[int], ...]]) -> tuple[t.Optional[c.Plan], str]
     # The plan at path if it is intact and its owner is in owners (None: this user), else
     # (None, reason). Reads st_size + 1 bytes (to notice growth), not PLAN_LIMIT: os.read
-    # allocates what it is asked.
-    plan = None
+    # allocates what it is asked. The plan is hostile until use_plan's checks, typed as the
+    # contract it should hold.
+    plan = None  # type: t.Any
     reason = "no plan cached"
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -395,13 +399,13 @@ def read_plan(path, owners=None):
             # The trust section is checked when used; its length now (truncation is likely).
             if type(plan) is dict and len(data) - end == plan.get("trust_size", 0):
                 plan["trust"] = data[end:]
-                return plan, ""
+                return plan, ""  # type: ignore[return-value]  # a dict: the contract's shape
             plan = None
     return plan, reason
 
 
 def use_plan(plan, facts, environ=None):
-    # type: (dict[str, t.Any], dict[str, t.Any], t.Optional[t.MutableMapping[str, str]]) -> bool
+    # type: (c.Plan, c.StartupState, t.Optional[t.MutableMapping[str, str]]) -> bool
     # Apply the plan's variable changes and its EXPORTED_VAR record to os.environ, then
     # install the post-import finder for its in-process trust; record the plan and what
     # changed ("applied") in facts. The one way a plan is used: by run() on a hit or after a
@@ -432,13 +436,14 @@ def use_plan(plan, facts, environ=None):
     target = os.environ if environ is None else environ
     if applied:
         # The record first: if it cannot be set (not a str, a NUL), nothing has changed yet.
-        for name, value in ((EXPORTED_VAR, plan["record"]), *to_set):
+        # value: str as the contract says, else the TypeError below (then bytes for putenv).
+        for name, value in ((EXPORTED_VAR, plan["record"]), *to_set):  # type: ignore[assignment]
             if target is os.environ and _FS_ENCODING is not None:
                 # What os.environ[name] = value does on POSIX, without its four Python-level
                 # calls (benchmarks/README.md: 4.6 k instructions per start); the names are
                 # ASCII (allow-listed above), the value encoded as os.py encodes it.
                 key = name.encode()
-                value = str.encode(value, _FS_ENCODING, "surrogateescape")  # TypeError if no str
+                value = str.encode(value, _FS_ENCODING, "surrogateescape")  # type: ignore[assignment]
                 os.putenv(key, value)
                 _ENVIRON[key] = value
             else:

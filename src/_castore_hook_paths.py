@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import typing as t  # noqa: F401 - used in type comments
 
+    import castore_hook._contracts as c  # noqa: F401 - used in type comments
+
 # The start of unsafe_path's answer when a step of the path does not exist (yet).
 MISSING = "missing: "
 
@@ -66,7 +68,7 @@ def own_plan(
     path,  # type: t.Optional[str]
     reason,  # type: str
 ):
-    # type: (...) -> tuple[t.Optional[dict[str, t.Any]], str, str, t.Optional[str], t.Optional[str]]
+    # type: (...) -> tuple[t.Optional[c.Plan], str, str, t.Optional[str], t.Optional[str]]
     # _castore_hook.find_plan's next step after a miss in the user cache folder: when that
     # folder is not a safe place of this user's (HOME or XDG_CACHE_HOME name another user's
     # home under sudo -E, su -m or a service's HOME=), the plan in this user's own cache folder

@@ -17,10 +17,13 @@ import stat
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 import _castore_hook_paths as paths
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan, PlanInfo, Untrusted
 
 #: The words of every problem ``folder_problem`` finds with a place that is not this user's
 #: (``_castore_hook_paths.unsafe_path``): the slow path then works in the user's own place.
@@ -241,7 +244,7 @@ def _checksum(data: bytes) -> bytes:
     return (int.from_bytes(data, "little") % hot.PLAN_CHECK_MODULUS).to_bytes(4, "big")
 
 
-def encode_plan(plan: dict[str, Any]) -> bytes:
+def encode_plan(plan: Plan) -> bytes:
     """The bytes of a plan file: the exact inverse of ``_castore_hook.read_plan``.
 
     Magic, the checksum and length of the marshal payload (everything but ``trust``, plus
@@ -249,12 +252,12 @@ def encode_plan(plan: dict[str, Any]) -> bytes:
     or nothing when the plan has no in-process trust. The layout is explained next to
     ``PLAN_MAGIC`` in the hot module; round-trip tests pin the two.
     """
-    trust = plan.get("trust")
+    trust: Any = plan.get("trust")  # the dict (marshal-able by the contract) or None
     section = b""
     if trust is not None:
         blob = marshal.dumps(trust)
         section = _checksum(blob) + blob
-    body = {name: value for name, value in plan.items() if name != "trust"}
+    body: dict[str, object] = {name: value for name, value in plan.items() if name != "trust"}
     if section:
         body["trust_size"] = len(section)
     payload = marshal.dumps(body)
@@ -262,7 +265,7 @@ def encode_plan(plan: dict[str, Any]) -> bytes:
 
 
 def store_plan(
-    folder: Optional[str], path: Optional[str], plan: dict[str, Any], *, shared: bool = False
+    folder: Optional[str], path: Optional[str], plan: Plan, *, shared: bool = False
 ) -> str:
     """Write ``plan`` to ``path``; return ``""`` or a sentence saying why it was not cached.
 
@@ -280,8 +283,9 @@ def store_plan(
     if problem:
         return problem + "; the slow path runs at every start (set CASTORE_HOOK_CACHE_DIR)"
     sweep_temporaries(folder)
-    hot_part = {name: value for name, value in plan.items() if name != "info"}
-    sidecar = {"format": plan.get("format"), "key": plan.get("key"), "info": plan.get("info")}
+    hot_part = plan.copy()
+    hot_part.pop("info", None)
+    sidecar: Plan = {"format": plan["format"], "key": plan["key"], "info": plan["info"]}
     name = os.path.basename(path)
     mode = 0o644 if shared else 0o600
     try:
@@ -295,13 +299,13 @@ def store_plan(
     return ""
 
 
-def trust_of(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+def trust_of(plan: Optional[Plan]) -> Optional[Untrusted]:
     """A plan's in-process trust (``plan["trust"]``) as a dict, whether the plan was just
     decided or read back from the cache (see ``decode_trust``)."""
-    return decode_trust((plan or {}).get("trust"))
+    return decode_trust(plan.get("trust") if plan else None)
 
 
-def decode_trust(section: Any) -> Optional[dict[str, Any]]:
+def decode_trust(section: object) -> Optional[Untrusted]:
     """In-process trust as a dict: a fresh plan holds the dict itself, a cached one the trust
     section of its file (checksum, then marshal data; see ``encode_plan``), checked here, when
     ssl or certifi is imported, not at every start. ``None`` when there is none or it is
@@ -319,7 +323,7 @@ def decode_trust(section: Any) -> Optional[dict[str, Any]]:
 
 def load_info(
     path: Optional[str], key: object, owners: Optional[tuple[int, ...]] = None
-) -> Optional[dict[str, Any]]:
+) -> Optional[PlanInfo]:
     """The ``info`` stored beside the plan at ``path`` for ``key``, or ``None``; owned by one
     of ``owners`` (``None``: this user; a shared plan's: root or the environment's owner)."""
     if not path:
@@ -327,5 +331,4 @@ def load_info(
     sidecar, _reason = hot.read_plan(path + INFO_SUFFIX, owners)
     if sidecar is None or sidecar.get("key") != key or not isinstance(sidecar.get("info"), dict):
         return None
-    info: dict[str, Any] = sidecar["info"]
-    return info
+    return sidecar["info"]  # shown, never acted on: status reads it field by field

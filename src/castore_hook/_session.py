@@ -8,20 +8,23 @@ then stands for the interpreter. So the package never writes the hot module's gl
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import _castore_hook as hot
 
-_replaced: Optional[dict[str, Any]] = None
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan, StartupState
+
+_replaced: Optional[StartupState] = None
 
 
-def current() -> Optional[dict[str, Any]]:
+def current() -> Optional[StartupState]:
     """The record that stands: the API's last one, else start-up's (``None`` when the hot
     module did not run, e.g. ``python -S`` before ``activate()``)."""
     return _replaced if _replaced is not None else hot.state
 
 
-def replace(record: dict[str, Any]) -> None:
+def replace(record: StartupState) -> None:
     """Make ``record`` the interpreter's record (``activate()``/``deactivate()``)."""
     global _replaced
     _replaced = record
@@ -33,7 +36,7 @@ def forget() -> None:
     _replaced = None
 
 
-def plan() -> Optional[dict[str, Any]]:
+def plan() -> Optional[Plan]:
     """The plan this interpreter uses: the one the standing record applied, else ``None``."""
     record = current()
     if record is None or record.get("applied") is None:

@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan
 from castore_hook import _plancache
 from castore_hook.bundle import BUNDLE_PREFIX
 
@@ -66,7 +69,7 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def bundles_named(folder: str, plan: dict[str, Any]) -> set[str]:
+def bundles_named(folder: str, plan: Plan) -> set[str]:
     """Names of the bundles in ``folder`` that ``plan`` uses: exported, handed to certifi,
     watched in its stats (its in-process trust section is decoded too)."""
     trust = _plancache.trust_of(plan)

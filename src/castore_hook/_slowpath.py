@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, bundle, resolve
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan, SharedNote, StartupState
 
 #: Why a plan that passed every check is still refused (``_castore_hook.use_plan`` said no).
 UNSAFE = "plan cache holds unsafe changes"
@@ -20,7 +23,7 @@ def resolve_and_store(
     path: Optional[str],
     ignore_env: bool,
     miss: str = "",
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Plan, str]:
     """Decide the plan for this interpreter, cache it, and return it with a cache note.
 
     The note is ``""`` when the plan was cached, else the reason it could not be (read-only
@@ -86,12 +89,12 @@ def _decide_and_store(
     environ: Mapping[str, str],
     cache_environ: Mapping[str, str],
     ignore_env: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[Plan, StartupState]:
     """Decide a plan and cache it under start-up's rules: the plan, and the facts ``status``
     shows about where it went (``cache_file``, ``cache_note``, ``location``, ``passed``).
     ``reason`` is why no cached plan held, if one was looked up."""
     folder, path, where, why = choose_folder(cache_environ, ignore_env)
-    facts: dict[str, Any] = {"cache_file": path, "location": where}
+    facts: StartupState = {"cache_file": path, "location": where}
     facts["passed"] = why if where != "user" else ""  # the user cache folder's problem
     plan, facts["cache_note"] = resolve_and_store(environ, folder, path, ignore_env, reason)
     return plan, facts
@@ -108,13 +111,14 @@ def modified_bundle(miss: str, folder: Optional[str]) -> Optional[str]:
     return None
 
 
-def decide_on_miss(ignore_env: bool, reason: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def decide_on_miss(ignore_env: bool, reason: str) -> tuple[Plan, StartupState]:
     """Start-up's miss (``reason`` says why no cached plan held): a fresh plan, already cached
     when possible, and the facts to record; ``_castore_hook.run`` then uses it exactly as a
     cached plan. Kept out of the hot module so that its code is not unmarshalled at every
     start."""
     plan, facts = _decide_and_store(reason, os.environ, os.environ, ignore_env)
-    facts.update(outcome="miss", miss=reason or UNSAFE)
+    facts["outcome"] = "miss"
+    facts["miss"] = reason or UNSAFE
     shared = shared_plan_note(os.environ, ignore_env)
     if shared is not None:
         facts["shared"] = shared
@@ -128,7 +132,7 @@ def plan_for(
     use_cache: bool,
     store: bool,
     cache_environ: Optional[Mapping[str, str]] = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[Plan, StartupState]:
     """The plan for an interpreter with ``environ``, and the facts ``status`` shows about it:
     every caller but start-up's miss (``activate()``, ``doctor``, ``refresh``, ``status`` of
     an unhooked interpreter).
@@ -157,13 +161,14 @@ def plan_for(
         plan = resolve.build_plan(environ, folder, ignore_env)
         facts = {"cache_file": path, "cache_note": "not cached: decided to be shown only"}
     if use_cache:
-        facts.update(outcome="miss", miss=reason or UNSAFE)
+        facts["outcome"] = "miss"
+        facts["miss"] = reason or UNSAFE
     else:
         facts["outcome"] = "decided"
     return plan, facts
 
 
-def fresh_plan() -> dict[str, Any]:
+def fresh_plan() -> Plan:
     """The plan as it would be decided now for this environment, neither applied nor cached
     (``status`` of an interpreter the hook did not run in, ``bundle``)."""
     from castore_hook.config import hook_environ_ignored
@@ -171,9 +176,7 @@ def fresh_plan() -> dict[str, Any]:
     return plan_for(dict(os.environ), hook_environ_ignored(), use_cache=False, store=False)[0]
 
 
-def store_shared(
-    environ: Mapping[str, str], ignore_env: bool
-) -> tuple[Optional[dict[str, Any]], str, str]:
+def store_shared(environ: Mapping[str, str], ignore_env: bool) -> tuple[Optional[Plan], str, str]:
     """``castore-hook refresh --shared``: decide the environment's shared plan and write it
     into ``_plancache.shared_dir()``. Returns the plan (``None`` when refused), its file
     and ``""`` or why it was not written.
@@ -229,7 +232,7 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-def shared_plan_note(environ: Mapping[str, str], ignore_env: bool) -> Optional[dict[str, str]]:
+def shared_plan_note(environ: Mapping[str, str], ignore_env: bool) -> Optional[SharedNote]:
     """Why this environment's shared plan (``castore-hook refresh --shared``) does not serve
     this interpreter, and the fix: ``{"file", "why", "fix"}``, or ``None`` when there is no
     shared plan or it would be used. Names the watched variable that differs (its value here

@@ -10,7 +10,10 @@ exactly one decision line, ``plan cache hit <file>``, ``slow path: <reason>``,
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import StartupState
 
 PREFIX = "castore-hook: "
 
@@ -32,7 +35,7 @@ def _write(message: str) -> None:
         pass
 
 
-def startup_lines(state: dict[str, Any]) -> list[str]:
+def startup_lines(state: StartupState) -> list[str]:
     """The trace of one start-up, from the hot module's ``state``."""
     outcome = state.get("outcome")
     if outcome == "disabled":
@@ -53,7 +56,7 @@ def startup_lines(state: dict[str, Any]) -> list[str]:
     return [f"error, interpreter left as it was: {state.get('error')}"]
 
 
-def startup(state: dict[str, Any]) -> None:
+def startup(state: StartupState) -> None:
     """Print the trace of this interpreter's start-up (the hot module calls it when
     ``CASTORE_HOOK_DEBUG`` is on)."""
     for line in startup_lines(state):

@@ -10,12 +10,15 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, _session, config
 from castore_hook._about import __version__
 from castore_hook.config import flag, hook_environ_ignored
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan, PlanInfo, SharedNote, StartupState
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
 _lock = threading.RLock()
@@ -30,7 +33,7 @@ _OUTCOME_WORDS = {
 }
 
 
-def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
+def _current_plan() -> tuple[Optional[Plan], str]:
     """The plan this interpreter uses, or a freshly decided one (not applied, not cached)."""
     from castore_hook import _slowpath
 
@@ -45,7 +48,8 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
             info = _plancache.load_info(
                 state.get("cache_file") if state else None, plan.get("key"), owners
             )
-            plan = {**plan, "info": info if info is not None else _slowpath.fresh_plan()["info"]}
+            plan = plan.copy()
+            plan["info"] = info if info is not None else _slowpath.fresh_plan()["info"]
         return plan, ""
     if state is not None and state.get("outcome") == "deactivated":
         return None, ""
@@ -55,7 +59,7 @@ def _current_plan() -> tuple[Optional[dict[str, Any]], str]:
     )
 
 
-def _cache_state(state: dict[str, Any]) -> str:
+def _cache_state(state: StartupState) -> str:
     if state.get("cache_note"):
         return "unwritable"
     if "miss" in state:
@@ -63,7 +67,7 @@ def _cache_state(state: dict[str, Any]) -> str:
     return "hit" if state.get("cache_file") and state.get("plan") else "unused"
 
 
-def _location_reason(state: dict[str, Any]) -> Optional[str]:
+def _location_reason(state: StartupState) -> Optional[str]:
     """Why start-up used a fallback or shared plan: the user cache's miss, and what is wrong
     with the user cache folder (checked now, nothing created)."""
     if state.get("location", "user") == "user":
@@ -73,21 +77,20 @@ def _location_reason(state: dict[str, Any]) -> Optional[str]:
     return "; ".join(filter(None, (state.get("passed"), why))) or None
 
 
-def _shared_note(state: Optional[dict[str, Any]]) -> Optional[dict[str, str]]:
+def _shared_note(state: Optional[StartupState]) -> Optional[SharedNote]:
     """Why the environment's shared plan did not serve this interpreter (``file``, ``why``,
     ``fix``), or ``None`` when it did or there is none: start-up's finding on a miss, else
     checked now."""
     if state is not None and state.get("location") == "shared":
         return None
     if state is not None and "shared" in state:
-        note: Optional[dict[str, str]] = state["shared"]
-        return note
+        return state["shared"]
     from castore_hook import _slowpath
 
     return _slowpath.shared_plan_note(os.environ, hook_environ_ignored())
 
 
-def _disabled_by(outcome: str, info: dict[str, Any]) -> Optional[str]:
+def _disabled_by(outcome: str, info: PlanInfo) -> Optional[str]:
     """What switched the hook off here: ``CASTORE_HOOK_DISABLE``, or where ``enabled = false``
     was read (``file:line``, from the plan's origins; the line is looked up now), else
     ``None``."""
@@ -100,7 +103,7 @@ def _disabled_by(outcome: str, info: dict[str, Any]) -> Optional[str]:
     return f"{origin}:{line}" if line else origin
 
 
-def _problems(info: dict[str, Any]) -> list[dict[str, str]]:
+def _problems(info: PlanInfo) -> list[dict[str, str]]:
     return [{"where": where, "message": message} for where, message in info.get("problems", ())]
 
 
@@ -116,7 +119,7 @@ def status() -> dict[str, Any]:
     state = _session.current()
     outcome = "not-run" if state is None else str(state.get("outcome", "unknown"))
     plan, note = _current_plan()
-    info: dict[str, Any] = dict(plan.get("info") or {}) if plan else {}
+    info: PlanInfo = plan.get("info", {}) if plan else {}
     applied = (state or {}).get("applied") or {}
     exported = {name: value for name, value in applied.items() if value is not None}
     unset = sorted(name for name, value in applied.items() if value is None)
@@ -271,7 +274,7 @@ def activate(
             # The operator's kill switch holds for embedded apps too (no rebuild needed).
             _session.replace({"debug": debug, "outcome": "disabled"})
             return status()
-        record: dict[str, Any] = {"debug": debug, "outcome": "activated"}
+        record: StartupState = {"debug": debug, "outcome": "activated"}
         _session.replace(record)
         try:
             from castore_hook import _slowpath

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import _castore_hook as hot
 import _castore_hook_paths as paths
@@ -28,6 +28,9 @@ from castore_hook._safefile import (
     read_regular_file,
     refused_location,
 )
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan
 
 OK = "ok"
 WARN = "warn"
@@ -174,7 +177,7 @@ class Context:
     ignore_env: bool
     env: dict[str, str]
     cfg: config.Config
-    plan: Optional[dict[str, Any]]
+    plan: Optional[Plan]
     timing: bool = True
 
 

@@ -1,20 +1,8 @@
 """From configuration and probes to a *plan*: what this interpreter should trust and export.
 
 A plan is a plain ``dict`` of ``marshal``-able values, because the start-up hot path reads it
-back without importing anything (see ``_castore_hook``). Its fields:
-
-``format``  cache format version.
-``key``     who may use it: the interpreter's identity, the variables that decided it and
-            the states of them that mean this decision (``_plankey.plan_key``).
-``stats``   ``((path, signature), ...)`` of every path that decided it, present or absent.
-``set``     ``((NAME, value), ...)`` environment variables to export.
-``unset``   ``(NAME, ...)`` variables to remove. Always empty now: a user's
-            ``SSL_CERT_FILE``/``SSL_CERT_DIR`` is never removed, even when it points nowhere
-            (docs/architecture.md, "Do no harm", 1); the field stays for the plan format.
-``record``  the ``CASTORE_HOOK_EXPORTED`` value that applying it exports, or ``None``.
-``trust``   in-process trust for the lazy patches (``castore_hook._contracts.Trust``), or
-            ``None`` when nothing is done in-process.
-``info``    the human side, for ``status``: source, form, files read, trail, problems.
+back without importing anything (see ``_castore_hook``). Its fields are described once, in
+``castore_hook._contracts.Plan``; :func:`build_plan` is the one place that makes one.
 """
 
 from __future__ import annotations
@@ -23,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import _castore_hook as hot
 from castore_hook import (
@@ -47,7 +35,7 @@ from castore_hook._safefile import (
 )
 
 if TYPE_CHECKING:  # the contracts cost ~3 ms to import; annotations need only their names
-    from castore_hook._contracts import Signature, Trust
+    from castore_hook._contracts import Plan, PlanInfo, Signature, Trust
 
 
 class _Decision:
@@ -194,7 +182,7 @@ def build_plan(
     ignore_env: bool,
     *,
     shared: bool = False,
-) -> dict[str, Any]:
+) -> Plan:
     """Decide the plan for an interpreter whose environment is ``environ``.
 
     Never raises for bad input: every problem lands in ``info["problems"]``. Leaves the
@@ -211,7 +199,7 @@ def build_plan(
         decision.look(refusal_watch(path))  # a refused config file: its folders too
     for problem in cfg.problems:
         decision.problem(problem.message, problem.where())
-    info: dict[str, Any] = {
+    info: PlanInfo = {
         "enabled": cfg.enabled,
         "config_usable": cfg.usable,
         "config_files": tuple(
@@ -279,24 +267,24 @@ def build_plan(
         )
         decision.problem(message, path)
         decision.aside("bundle", message)
-    return {
+    info["trail"] = tuple(decision.trail)
+    info["problems"] = tuple(decision.problems)
+    info["stepped_aside"] = tuple(decision.stepped_aside)
+    info["warnings"] = tuple(decision.warnings)
+    info["appended"] = tuple(decision.appended)
+    plan: Plan = {
         "format": hot.PLAN_FORMAT,
         "key": key,
         "stats": tuple(stats),
         "set": tuple(decision.to_set),
         "unset": tuple(decision.to_unset),
         "record": record,
-        **({"portable": portable} if shared else {}),
         "trust": trust,
-        "info": {
-            **info,
-            "trail": tuple(decision.trail),
-            "problems": tuple(decision.problems),
-            "stepped_aside": tuple(decision.stepped_aside),
-            "warnings": tuple(decision.warnings),
-            "appended": tuple(decision.appended),
-        },
+        "info": info,
     }
+    if shared:
+        plan["portable"] = portable
+    return plan
 
 
 def _origin(cfg: config.Config, key: str) -> str:
@@ -327,7 +315,7 @@ def _decide_trust(
     env: Mapping[str, str],
     folder: Optional[str],
     decision: _Decision,
-    info: dict[str, Any],
+    info: PlanInfo,
 ) -> Optional[Trust]:
     """Choose the source, merge extras, and fill exports; return the in-process trust.
 
@@ -342,13 +330,11 @@ def _decide_trust(
         decision.problem("no configured source is usable; castore-hook changes nothing")
         return None
     material = probe.material
-    info.update(
-        source=probe.token,
-        form=material.form,
-        cafile=material.cafile,
-        capath=material.capath,
-        count=material.count,
-    )
+    info["source"] = probe.token
+    info["form"] = material.form
+    info["cafile"] = material.cafile
+    info["capath"] = material.capath
+    info["count"] = material.count
     extra_blocks = _read_extras(cfg.extra, decision)
     info["extras"] = tuple(cfg.extra)
     wants_export = bool(cfg.export)

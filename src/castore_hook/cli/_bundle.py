@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from castore_hook.cli._output import EXIT_CODES, EXIT_OK, EXIT_PROBLEMS, dump_json
 from castore_hook.cli._registry import Command
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import Plan
 
 HELP = """\
 Print the effective trust of this interpreter as PEM: the plan's merged bundle (chosen
@@ -29,7 +32,7 @@ examples:
 )
 
 
-def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
+def effective_pem(plan: Optional[Plan]) -> tuple[Optional[str], str]:
     """The plan's in-process trust as PEM text (every root of the material, then the extras),
     or ``(None, why not)``: ``bundle`` prints what the hook trusts."""
     from castore_hook import _inprocess, _plancache, certset
@@ -49,7 +52,7 @@ def effective_pem(plan: Optional[dict[str, Any]]) -> tuple[Optional[str], str]:
     return pem, ""
 
 
-def _effective_plan() -> Optional[dict[str, Any]]:
+def _effective_plan() -> Optional[Plan]:
     from castore_hook import _session, _slowpath
 
     plan = _session.plan()
