@@ -162,21 +162,21 @@ MAKERS = {"ssl": make_ssl, "urllib3": make_urllib3, "requests": make_requests,
           "aiohttp": make_aiohttp}
 
 def probe(call):
-    # Untimed: did the hook load its trust (Trust.load_into) into this context, and was it
+    # Untimed: did the hook load its trust (CheckedTrust.load_into) into this context, and was it
     # the hashed folder? Counted by wrapping the method for one call only.
-    hooks = sys.modules.get("castore_hook._inprocess")
+    inprocess = sys.modules.get("castore_hook._inprocess")
     seen = []
-    if hooks is not None:
-        original = hooks.Trust.load_into
+    if inprocess is not None:
+        original = inprocess.CheckedTrust.load_into
         def counting(self, context):
             seen.append(bool(self.capath) and not self.cafile)
             return original(self, context)
-        hooks.Trust.load_into = counting
+        inprocess.CheckedTrust.load_into = counting
     try:
         ctx = call()
     finally:
-        if hooks is not None:
-            hooks.Trust.load_into = original
+        if inprocess is not None:
+            inprocess.CheckedTrust.load_into = original
     return ctx.cert_store_stats()["x509_ca"], any(seen)
 
 clock = time.perf_counter_ns

@@ -954,7 +954,7 @@ class Codec:
         self.hooks_section = b""
 
     def decode(self, data: bytes) -> Dict[str, Any]:
-        """The plan's payload (without its hooks section, which ``encode`` carries over)."""
+        """The plan's payload (without its trust section, which ``encode`` carries over)."""
         head = len(self.hot.PLAN_MAGIC)
         assert data[:head] == self.hot.PLAN_MAGIC, data[:head]
         end = head + 8 + int.from_bytes(data[head + 4 : head + 8], "big")

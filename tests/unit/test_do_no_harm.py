@@ -46,10 +46,10 @@ def b(tmp_path: Path) -> Site:
     return Site(tmp_path, "b")
 
 
-def patched(**hooks: Any) -> None:
-    hooks.setdefault("patch", True)
-    hooks.setdefault("default_env", ((None, None),))
-    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
+def patched(**section: Any) -> None:
+    section.setdefault("patch", True)
+    section.setdefault("default_env", ((None, None),))
+    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(section))
 
 
 def reaches(ctx: ssl.SSLContext, *sites: Site) -> List[bool]:
@@ -465,8 +465,8 @@ def test_folder_of_equal_size_but_other_content_is_not_used_alone(
     plan = decide(
         tmp_path, {"SSL_CERT_FILE": str(bundle_file), "SSL_CERT_DIR": str(folder)}, sources=["env"]
     )
-    hooks = plan["trust"]
-    assert hooks["cafile"] == str(bundle_file)  # the file is still loaded
+    section = plan["trust"]
+    assert section["cafile"] == str(bundle_file)  # the file is still loaded
     assert reaches(in_process(plan), a, b, x) == [True, True, True]
 
 

@@ -56,12 +56,12 @@ def reach(ctx: ssl.SSLContext, world: Dict[str, Any]) -> list:
 
 def test_the_hooks_bundle_is_loaded_lazily_with_the_same_result(world: Dict[str, Any]) -> None:
     plan = plan_for(world)
-    hooks = plan["trust"]
-    bundle = hooks["certifi_file"]
-    assert [path for path, _sig in hooks["lazy_files"]] == [bundle]
+    section = plan["trust"]
+    bundle = section["certifi_file"]
+    assert [path for path, _sig in section["lazy_files"]] == [bundle]
     stock = ssl.create_default_context(cafile=bundle)
     assert stock.cert_store_stats()["x509_ca"] == 2  # parsed whole
-    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
+    assert _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**section, "patch": True}))
     fast = ssl.create_default_context(cafile=bundle)
     # Only the extra is parsed; the folder's root is looked up when a handshake needs it.
     assert raw_stats(fast) == 1
@@ -80,9 +80,9 @@ def raw_stats(ctx: ssl.SSLContext) -> int:
 
 def test_anything_else_is_untouched(world: Dict[str, Any]) -> None:
     plan = plan_for(world)
-    hooks = plan["trust"]
-    bundle = hooks["certifi_file"]
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
+    section = plan["trust"]
+    bundle = section["certifi_file"]
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**section, "patch": True}))
     a = world["a"]
     for kwargs in (
         {"cafile": str(a.pem)},
@@ -103,9 +103,9 @@ def test_a_changed_bundle_is_loaded_as_it_is_now(world: Dict[str, Any]) -> None:
     """A program appended a root to certifi.where(): the file no longer matches the plan, so
     the context loads the file itself (with the appended root), exactly as stock would."""
     plan = plan_for(world)
-    hooks = plan["trust"]
-    bundle = hooks["certifi_file"]
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
+    section = plan["trust"]
+    bundle = section["certifi_file"]
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**section, "patch": True}))
     with open(bundle, "a", encoding="ascii") as handle:
         handle.write(world["x"].text)
     ctx = ssl.create_default_context(cafile=bundle)
@@ -126,8 +126,8 @@ def test_a_folder_that_differs_from_the_bundle_is_never_a_stand_in(
     world: Dict[str, Any],
 ) -> None:
     """A file of the right name but other roots (a planted or stale plan) stays as it is."""
-    hooks = plan_for(world)["trust"]
-    hostile = dict(hooks, lazy_files=((str(world["x"].pem), (0, 0, 0, 0, 0)),), patch=True)
+    section = plan_for(world)["trust"]
+    hostile = dict(section, lazy_files=((str(world["x"].pem), (0, 0, 0, 0, 0)),), patch=True)
     _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hostile))
     ctx = ssl.create_default_context(cafile=str(world["x"].pem))
     assert reach(ctx, world) == [False, False, True]  # signature mismatch: the real file
@@ -140,12 +140,12 @@ def test_program_folder_joins_when_a_library_finds_the_hooks_export(
     would find the hook's export there instead of its folder. As OpenSSL would combine the
     two, the program's folder joins what the library loads (never replaces it)."""
     plan = plan_for(world)
-    hooks = plan["trust"]
-    bundle = hooks["certifi_file"]
+    section = plan["trust"]
+    bundle = section["certifi_file"]
     exported = dict(plan["set"])["SSL_CERT_FILE"]
     assert exported == bundle
     monkeypatch.setenv("SSL_CERT_FILE", exported)
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**section, "patch": True}))
     x_folder = rehashed_folder(world["tmp"] / "program-folder", world["x"])
     monkeypatch.setenv("SSL_CERT_DIR", str(x_folder))  # the program's own choice, in code
     ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])  # what httpx does
@@ -161,10 +161,10 @@ def test_hostile_lazy_files_are_ignored(world: Dict[str, Any]) -> None:
 
 
 def test_undo_restores_the_inherited_method(world: Dict[str, Any]) -> None:
-    hooks = plan_for(world)["trust"]
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**hooks, "patch": True}))
+    section = plan_for(world)["trust"]
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust({**section, "patch": True}))
     assert "load_verify_locations" in STDLIB_CONTEXT.__dict__
     _inprocess.undo_all()
     assert "load_verify_locations" not in STDLIB_CONTEXT.__dict__
-    ctx = ssl.create_default_context(cafile=hooks["certifi_file"])
+    ctx = ssl.create_default_context(cafile=section["certifi_file"])
     assert ctx.cert_store_stats()["x509_ca"] == 2

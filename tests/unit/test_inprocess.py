@@ -89,12 +89,12 @@ def handshake(
     return RuntimeError("handshake did not finish")
 
 
-def trust(**hooks: Any) -> _inprocess.CheckedTrust:
-    hooks.setdefault("patch", True)
-    hooks.setdefault("certifi", True)
+def trust(**section: Any) -> _inprocess.CheckedTrust:
+    section.setdefault("patch", True)
+    section.setdefault("certifi", True)
     # The plan was applied with neither variable set (the restore fixture removes both).
-    hooks.setdefault("default_env", ((None, None),))
-    return _inprocess.CheckedTrust(hooks)
+    section.setdefault("default_env", ((None, None),))
+    return _inprocess.CheckedTrust(section)
 
 
 def default_context() -> ssl.SSLContext:
@@ -282,11 +282,11 @@ def test_fast_folder_never_shrinks_trust(
     """Trust through the fast path is the union of the hashed folder and the extras."""
     outsider = Site(tmp_path, "outsider")
     folder = rehashed_folder(tmp_path / "hashed", site_a)
-    hooks: Dict[str, Any] = {"capath": str(folder)}
+    section: Dict[str, Any] = {"capath": str(folder)}
     if with_file:
-        hooks["cafile"] = str(site_a.pem)
-    hooks["extra_pem"] = site_b.text
-    _inprocess.patch_ssl(ssl, trust(**hooks))
+        section["cafile"] = str(site_a.pem)
+    section["extra_pem"] = site_b.text
+    _inprocess.patch_ssl(ssl, trust(**section))
     assert handshake(default_context(), site_a.server) is None  # only in the folder
     assert handshake(default_context(), site_b.server) is None  # only in the extras
     assert isinstance(handshake(default_context(), outsider.server), ssl.SSLCertVerificationError)
@@ -536,7 +536,7 @@ def test_a_failing_after_import_never_breaks_the_import() -> None:
         import _castore_hook as hot
         from castore_hook import _inprocess
         hot.state = {}
-        def boom(name, module, hooks):
+        def boom(name, module, section):
             raise RuntimeError("kaboom")
         _inprocess.after_import = boom
         hot.use_plan({"stats": (), "set": (), "unset": (), "record": "",

@@ -85,7 +85,7 @@ def lazy_trust(world: Dict[str, Any], **more: Any) -> _inprocess.CheckedTrust:
     """The trust the slow path decides for the bundle and folder of ``world``: the folder
     stands in for the bundle (in ``load_default_certs`` and for ``cafile=bundle``)."""
     folder, bundle = str(world["folder"]), str(world["bundle"])
-    hooks: Dict[str, Any] = {
+    section: Dict[str, Any] = {
         "capath": folder,
         "stands_for": bundle,
         "folder_proof": ((folder, stat_signature(folder)),),
@@ -93,8 +93,8 @@ def lazy_trust(world: Dict[str, Any], **more: Any) -> _inprocess.CheckedTrust:
         "patch": True,
         "default_env": ((None, None),),
     }
-    hooks.update(more)
-    return _inprocess.CheckedTrust(hooks)
+    section.update(more)
+    return _inprocess.CheckedTrust(section)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,13 +221,13 @@ def test_the_finder_leaves_the_real_loader_before_and_after_import(
     )
     cacert = package / "cacert.pem"
     cacert.write_text(sites["a"].text)
-    hooks = {
+    section = {
         "cafile": str(sites["bundle"]),
         "certifi_file": str(sites["bundle"]),
         "patch": True,
         "certifi": True,
     }
-    plan = repr({"stats": (), "set": (), "unset": (), "record": "", "trust": hooks})
+    plan = repr({"stats": (), "set": (), "unset": (), "record": "", "trust": section})
     code = f"sys.path.insert(0, {str(tmp_path / 'pkgs')!r})\n" + LOADER_PROBE.format(
         plan=plan, cacert=str(cacert)
     )
@@ -256,8 +256,8 @@ def test_a_failed_import_is_not_announced_and_can_be_retried(tmp_path: Path) -> 
     package.mkdir(parents=True)
     init = package / "__init__.py"
     init.write_text("raise ImportError('first try')\n")
-    hooks = {"certifi_file": "/b.pem", "certifi": True}
-    plan = repr({"stats": (), "set": (), "unset": (), "record": "", "trust": hooks})
+    section = {"certifi_file": "/b.pem", "certifi": True}
+    plan = repr({"stats": (), "set": (), "unset": (), "record": "", "trust": section})
     result = run_fresh(
         f"""
         import _castore_hook as hot
@@ -349,11 +349,11 @@ def test_with_fast_contexts_off_the_default_context_still_reads_as_stock(tmp_pat
         "SSL_CERT_DIR": str(folder),
     }
     plan = resolve.build_plan(env, str(tmp_path / "cache"), False)
-    hooks = plan["trust"]
-    assert hooks["stands_for"] == str(bundle) and hooks["lazy_files"] == (), hooks
-    assert hooks["folder_proof"] == ((str(folder), stat_signature(str(folder))),)
+    section = plan["trust"]
+    assert section["stands_for"] == str(bundle) and section["lazy_files"] == (), section
+    assert section["folder_proof"] == ((str(folder), stat_signature(str(folder))),)
     stock = ssl.create_default_context(cafile=str(bundle))
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(section))
     os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"] = str(bundle), str(folder)
     ctx = ssl.create_default_context()
     assert raw_count(ctx) == 0
@@ -437,11 +437,11 @@ def test_build_plan_keeps_the_file_when_the_folder_has_a_gap(sites: Dict[str, An
         "SSL_CERT_FILE": bundle,
         "SSL_CERT_DIR": str(folder),
     }
-    hooks = resolve.build_plan(env, str(tmp / "cache"), False)["trust"]
-    assert hooks["cafile"] == bundle and hooks["stands_for"] is None, hooks
-    assert all(path != bundle for path, _sig in hooks["lazy_files"]), hooks
-    assert hooks["folder_proof"] == ()
-    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(hooks))
+    section = resolve.build_plan(env, str(tmp / "cache"), False)["trust"]
+    assert section["cafile"] == bundle and section["stands_for"] is None, section
+    assert all(path != bundle for path, _sig in section["lazy_files"]), section
+    assert section["folder_proof"] == ()
+    _inprocess.patch_ssl(ssl, _inprocess.CheckedTrust(section))
     os.environ["SSL_CERT_FILE"], os.environ["SSL_CERT_DIR"] = bundle, str(folder)
     assert reach(ssl.create_default_context(), sites) == [True, True, False]
     assert reach(ssl.create_default_context(cafile=bundle), sites) == [True, True, False]

@@ -125,11 +125,10 @@ def process_environ(values: Mapping[str, Optional[str]]) -> Iterator[None]:
 
 
 def trust_section(plan: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The plan's in-process trust (``hooks`` in the plan format of docs/architecture.md)."""
-    for key in ("trust", "trust", "in_process"):
-        section = plan.get(key)
-        if isinstance(section, Mapping):
-            return section
+    """The plan's in-process trust (``trust``, castore_hook._contracts.Plan)."""
+    section = plan.get("trust")
+    if isinstance(section, Mapping):
+        return section
     raise AssertionError(f"the plan has no in-process trust: {sorted(plan)} {plan.get('info')}")
 
 
