@@ -4,13 +4,14 @@ import pkgutil
 
 import castore_hook
 
-# Every submodule, except this build-time folder, which never goes into an app.
+# Every module, sub-packages' too (cli, doctor, stores: a store module is imported by name for
+# the platform at hand), except this build-time folder, which never goes into an app.
 hiddenimports = [
     "_castore_hook",
     "_castore_hook_paths",
     *(
-        "castore_hook." + module.name
-        for module in pkgutil.iter_modules(castore_hook.__path__)
-        if module.name != "_pyinstaller"
+        module.name
+        for module in pkgutil.walk_packages(castore_hook.__path__, "castore_hook.")
+        if not module.name.startswith("castore_hook._pyinstaller")
     ),
 ]
