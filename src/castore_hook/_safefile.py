@@ -22,10 +22,17 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from typing import Optional
 
 import _castore_hook_paths as paths
+
+#: Whether files have POSIX owners and modes, and kernel file systems under ``/proc``,
+#: ``/sys`` and ``/dev``: every rule below that reads an owner, a mode or those roots holds
+#: only then. On Windows the ``stat`` mode is synthesised and says nothing about who may
+#: change a file, so those rules are skipped there. ``os.name`` is ``"nt"`` on Windows and
+#: only there (Cygwin and MSYS2 are POSIX), the one platform fact this module needs; which OS
+#: *store* a platform has is ``castore_hook.stores``'s question.
+POSIX_FILES = os.name != "nt"
 
 #: Largest config file we read. A real one is a few hundred bytes.
 CONFIG_LIMIT = 1 << 20
@@ -49,7 +56,7 @@ def ownership_problem(st: os.stat_result, path: str) -> Optional[str]:
     On Windows, POSIX modes carry no such meaning and the check is skipped.
     """
     uid = _current_uid()
-    if uid is None or sys.platform == "win32":
+    if uid is None or not POSIX_FILES:
         return None
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
@@ -69,7 +76,7 @@ def unsafe_location(path: str) -> Optional[str]:
     with ``_castore_hook_paths.MISSING`` when a step does not exist.
     """
     uid = _current_uid()
-    if uid is None or sys.platform == "win32":
+    if uid is None or not POSIX_FILES:
         return None
     return paths.unsafe_path(path, (0, uid))
 
@@ -106,7 +113,7 @@ KERNEL_ROOTS = ("/proc/", "/sys/", "/dev/")
 def is_kernel_path(path: str) -> bool:
     """Whether ``path``, as given or after resolving symlinks, is or lies in ``/proc``,
     ``/sys`` or ``/dev``: the one test of this kind (config files, CA files and folders)."""
-    if sys.platform == "win32":
+    if not POSIX_FILES:
         return False
     try:
         candidates = (path, os.path.realpath(path))
@@ -134,7 +141,7 @@ def on_kernel_filesystem(st: os.stat_result) -> bool:
             except OSError:
                 continue
         _kernel_devices = frozenset(found)
-    return sys.platform != "win32" and st.st_dev in _kernel_devices
+    return POSIX_FILES and st.st_dev in _kernel_devices
 
 
 def read_regular_file(
@@ -164,7 +171,7 @@ def read_regular_file(
             raise FileNotFoundError(2, "No such file or directory", path)
         if problem is not None:
             raise UnsafeFile(f"{path} is not in a safe location: {problem}")
-        if _current_uid() is not None and sys.platform != "win32":
+        if _current_uid() is not None and POSIX_FILES:
             # Every link on the way is root's or ours (checked just above): open where they
             # lead, and refuse a link that appeared there since.
             target = os.path.realpath(path)

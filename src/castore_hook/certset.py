@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Optional
 
 from castore_hook import cafiles, pem, sources
 from castore_hook._safefile import (
@@ -27,24 +27,8 @@ from castore_hook._safefile import (
     stat_signature,
 )
 
-#: What truststore loads on Linux when OpenSSL's own default locations hold nothing, in its
-#: order (truststore/_openssl.py). ``native`` bundles are built from the same files, so the
-#: exported file holds what the OS verifier trusts there. Pinned by a unit test.
-TRUSTSTORE_LINUX_FILES = (
-    "/etc/ssl/cert.pem",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/pki/tls/cert.pem",
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/ssl/ca-bundle.pem",
-)
-#: The macOS keychains whose certificates the system verifier starts from.
-MACOS_KEYCHAINS = (
-    "/System/Library/Keychains/SystemRootCertificates.keychain",
-    "/Library/Keychains/System.keychain",
-)
-
-Runner = Callable[[Sequence[str]], bytes]
-Enumerator = Callable[[str], Iterable[tuple[bytes, str, Any]]]
+if TYPE_CHECKING:
+    from castore_hook.stores import Enumerator, Runner
 
 
 class Unavailable(Exception):
@@ -217,74 +201,6 @@ def _read_folder(folder: str, strict: bool) -> list[tuple[str, list[bytes], bool
     return entries
 
 
-def linux_native_locations(
-    env: dict[str, str], defaults: Optional[tuple[str, str]] = None, root: str = ""
-) -> tuple[Optional[str], Optional[str]]:
-    """``(cafile, capath)`` that truststore loads on Linux for a process with ``env``.
-
-    truststore calls ``set_default_verify_paths()`` when OpenSSL's default file exists or its
-    default folder has hash entries (``SSL_CERT_FILE``/``SSL_CERT_DIR`` override them), else
-    loads the first of :data:`TRUSTSTORE_LINUX_FILES` that exists. ``defaults`` replaces
-    OpenSSL's compiled-in ``(file, folder)``; ``root`` prefixes built-in paths (tests).
-    """
-    if defaults is None:
-        import ssl
-
-        paths = ssl.get_default_verify_paths()
-        defaults = (paths.openssl_cafile or "", paths.openssl_capath or "")
-    cafile = env.get("SSL_CERT_FILE") or (root + defaults[0] if defaults[0] else "")
-    capath = env.get("SSL_CERT_DIR") or (root + defaults[1] if defaults[1] else "")
-    file_ok = bool(cafile) and os.path.isfile(cafile)
-    dir_ok = False
-    if capath and os.path.isdir(capath):
-        try:
-            dir_ok = any(cafiles.is_hash_name(name) for name in os.listdir(capath))
-        except OSError:
-            dir_ok = False
-    if file_ok or dir_ok:
-        return (cafile if file_ok else None), (capath if dir_ok else None)
-    for candidate in TRUSTSTORE_LINUX_FILES:
-        if os.path.isfile(root + candidate):
-            return root + candidate, None
-    return None, None
-
-
-def macos_keychain(run: Optional[Runner] = None) -> list[bytes]:
-    """Certificates of the system keychains, as ``security find-certificate -a -p`` exports
-    them. Raises :class:`Unavailable` when the tool fails (then nothing is exported)."""
-    import subprocess  # macOS only, and only on the slow path: it costs ~8 ms to import
-
-    runner = run or _run
-    ders: list[bytes] = []
-    for keychain in MACOS_KEYCHAINS:
-        try:
-            out = runner(["/usr/bin/security", "find-certificate", "-a", "-p", keychain])
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise Unavailable(f"cannot export the keychain {keychain}: {exc}") from None
-        ders.extend(pem.der_certificates(out))
-    if not ders:
-        raise Unavailable("the macOS keychains exported no certificate")
-    return unique(ders)
-
-
-def _run(argv: Sequence[str]) -> bytes:
-    import subprocess
-
-    return subprocess.run(
-        list(argv), capture_output=True, check=True, timeout=30, stdin=subprocess.DEVNULL
-    ).stdout
-
-
-def windows_store(enumerator: Optional[Enumerator] = None) -> list[bytes]:
-    """Server-auth certificates of the Windows CA and ROOT stores (``ssl.enum_certificates``),
-    filtered exactly as the ``system`` source filters them on Windows."""
-    found = sources.probe("system", {}, platform="win32", windows_enumerator=enumerator)
-    if found.material is None or not found.material.cadata:
-        detail = "; ".join(found.problems) or "nothing usable"
-        raise Unavailable(f"cannot read the Windows certificate store: {detail}")
-    return of_text(found.material.cadata)
-
-
 def of_material(
     material: sources.Material,
     env: dict[str, str],
@@ -296,28 +212,21 @@ def of_material(
     """Every root the material trusts, whatever its form. Raises :class:`Unavailable`.
 
     File, folder and in-memory parts are unioned, as OpenSSL unions a ``cafile`` and a
-    ``capath``. ``native`` stands for the OS verifier: on Linux the files truststore loads,
-    on macOS the keychain export, on Windows the certificate store.
+    ``capath``. ``native`` stands for the OS verifier, read by ``platform``'s store
+    (``castore_hook.stores``: on Linux the files truststore loads, on macOS the keychain
+    export, on Windows the certificate store); ``run`` and ``enumerator`` replace its
+    command runner and ``ssl.enum_certificates`` (tests).
     """
-    ders: list[bytes] = []
+    from castore_hook import stores  # the stores import this module: not at the top
+
+    store = stores.for_platform(platform)
     if material.native:
-        if platform == "darwin":
-            return macos_keychain(run)
-        if platform == "win32":
-            return windows_store(enumerator)
-        cafile, capath = linux_native_locations(env)
-        if cafile is None and capath is None:
-            raise Unavailable("the OS verifier's CA files are not found on this system")
-        if cafile:
-            ders.extend(of_file(cafile))
-        if capath:
-            ders.extend(of_folder(capath))
-        return unique(ders)
+        return store.native_roots(env, run=run, enumerator=enumerator)
+    ders: list[bytes] = []
     if material.cafile:
         ders.extend(of_file(material.cafile, material.strict))
     if material.capath:
-        separator = ";" if platform == "win32" else ":"
-        ders.extend(of_folder(material.capath, separator, material.strict))
+        ders.extend(of_folder(material.capath, store.CAPATH_SEPARATOR, material.strict))
     if material.cadata:
         ders.extend(of_text(material.cadata))
     ders = unique(ders)

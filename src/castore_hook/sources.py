@@ -50,40 +50,7 @@ __all__ = [
     "Probe",
     "openssl_defaults",
     "probe",
-    "system_probe_paths",
 ]
-
-
-#: OID of the "server authentication" extended key usage (Windows store trust filter).
-SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
-
-_WINDOWS_STORES = ("CA", "ROOT")
-
-
-# System probe lists (docs/architecture.md, "Sources"). Order matters: the first usable entry wins.
-_LINUX_FILES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Gentoo, Arch (compat link)
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # Fedora, RHEL 7+
-    "/etc/pki/tls/cert.pem",  # Fedora, RHEL, CentOS (link; truststore's order)
-    "/etc/pki/tls/certs/ca-bundle.crt",  # older Fedora, RHEL 6
-    "/etc/ssl/ca-bundle.pem",  # openSUSE
-    "/etc/pki/tls/cacert.pem",  # OpenELEC
-    "/etc/ssl/cert.pem",  # Alpine
-    "/opt/etc/ssl/certs/ca-certificates.crt",  # Entware
-)
-_LINUX_FOLDERS = (
-    "/etc/ssl/certs",  # Debian, Alpine, SLES
-    "/etc/pki/tls/certs",  # Fedora, RHEL
-    "/system/etc/security/cacerts",  # Android
-)
-_BSD_FILES = (
-    "/usr/local/etc/ssl/cert.pem",  # FreeBSD (ca_root_nss)
-    "/etc/ssl/cert.pem",  # OpenBSD, FreeBSD base
-    "/usr/local/share/certs/ca-root-nss.crt",  # DragonFly
-    "/etc/openssl/certs/ca-certificates.crt",  # NetBSD
-)
-_DARWIN_FILES = ("/etc/ssl/cert.pem",)
-_BSD_PREFIXES = ("freebsd", "openbsd", "netbsd", "dragonfly")
 
 
 class Material(FrozenRecord):
@@ -170,29 +137,6 @@ class Probe(Record):
 
 
 # --------------------------------------------------------------------------------------------
-# Certificates: recognising them without a full X.509 parser
-# --------------------------------------------------------------------------------------------
-# System probe lists
-# --------------------------------------------------------------------------------------------
-
-
-def system_probe_paths(platform: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    """``(files, folders)`` to probe for the OS store on ``platform`` (a ``sys.platform``).
-
-    Windows has no files: its store is read through ``ssl.enum_certificates``. Unknown POSIX
-    platforms get the Linux list, as the ``openssl-probe`` crate does, since that is where
-    packagers of unusual systems put bundles.
-    """
-    if platform == "win32":
-        return (), ()
-    if platform == "darwin":
-        return _DARWIN_FILES, ()
-    if platform.startswith(_BSD_PREFIXES):
-        return _BSD_FILES, ()
-    return _LINUX_FILES, _LINUX_FOLDERS
-
-
-# --------------------------------------------------------------------------------------------
 # Probing one token
 # --------------------------------------------------------------------------------------------
 
@@ -250,78 +194,11 @@ def _probe_system(
     root: str,
     windows_enumerator: Optional[Callable[[str], Iterable[Tuple[bytes, str, Any]]]],
 ) -> None:
-    if platform == "win32":
-        _probe_windows(result, windows_enumerator)
-        return
-    files, folders = system_probe_paths(platform)
-    result.material = _first_usable(
-        result,
-        [_rooted(root, path) for path in files],
-        [_rooted(root, path) for path in folders],
-        ("system CA file", "system CA folder"),
-    )
-    if result.material is None:
-        if platform == "darwin":
-            hint = "; the Keychain is reachable through the 'native' source"
-        else:
-            hint = "; install the distribution's ca-certificates package"
-        result.problems.append(f"no usable system CA file or folder found{hint}")
+    """The ``system`` source: the OS store of ``platform``, probed by its store module
+    (``castore_hook.stores``), which records what it looked at in ``result``."""
+    from castore_hook import stores  # the stores import this module: not at the top
 
-
-def _probe_windows(
-    result: Probe,
-    enumerator: Optional[Callable[[str], Iterable[Tuple[bytes, str, Any]]]],
-) -> None:
-    if enumerator is None:
-        import ssl
-
-        enumerator = getattr(ssl, "enum_certificates", None)
-    if enumerator is None:
-        result.trail.append("Windows store: ssl.enum_certificates is not available")
-        result.problems.append("cannot read the Windows certificate store on this build")
-        return
-    seen = set()
-    pems: List[str] = []
-    for store in _WINDOWS_STORES:
-        kept = 0
-        total = 0
-        try:
-            for entry in enumerator(store):
-                total += 1
-                try:
-                    der, encoding, trust = entry
-                except (TypeError, ValueError):
-                    continue
-                if encoding != "x509_asn" or not isinstance(der, (bytes, bytearray)):
-                    continue
-                if trust is not True and not _trusts_server_auth(trust):
-                    continue
-                der = bytes(der)
-                if der in seen:
-                    continue
-                seen.add(der)
-                converted = pem.pem_certificates(der)
-                if converted:
-                    pems.extend(converted)
-                    kept += 1
-        except Exception as exc:
-            result.trail.append(f"Windows store {store}: unreadable ({exc})")
-            result.problems.append(f"cannot read the Windows {store} store: {exc}")
-            continue
-        result.trail.append(f"Windows store {store}: {total} entries, {kept} kept (server auth)")
-    if not pems:
-        result.problems.append("the Windows CA and ROOT stores hold no server-auth certificate")
-        return
-    result.material = Material(cadata="".join(pems), count=len(pems))
-
-
-def _trusts_server_auth(trust: Any) -> bool:
-    if isinstance(trust, (str, bytes)):
-        return False
-    try:
-        return SERVER_AUTH_OID in trust
-    except TypeError:
-        return False
+    stores.for_platform(platform).probe_system(result, root, windows_enumerator)
 
 
 def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) -> None:
@@ -358,7 +235,9 @@ def _probe_env(result: Probe, env: Mapping[str, str], platform: str, root: str) 
             result.problems.append(_user_value_problem("SSL_CERT_FILE", cert_file, check))
     if cert_dir is not None:
         # OpenSSL accepts a list here (":" on POSIX, ";" on Windows) and searches each folder.
-        sep = ";" if platform == "win32" else ":"
+        from castore_hook import stores  # the stores import this module: not at the top
+
+        sep = stores.for_platform(platform).CAPATH_SEPARATOR
         usable: List[str] = []
         parts = [p for p in cert_dir.split(sep) if p]
         for part in parts:

@@ -26,6 +26,7 @@ from tests.unit.conftest import fake_ssl
 from tests.unit.test_inprocess import Site, handshake, rehashed_folder
 
 from castore_hook import _inprocess, _plankey, _slowpath, bundle, certset, resolve, sources
+from castore_hook.stores import linux
 
 trustme = pytest.importorskip("trustme")
 
@@ -393,7 +394,7 @@ def test_native_with_extras_exports_the_os_verifiers_roots_too(
 ) -> None:
     material = sources.Material(native=True)
     monkeypatch.setattr(
-        certset, "linux_native_locations", lambda env, defaults=None, root="": (str(a.pem), None)
+        linux, "native_locations", lambda env, defaults=None, root="": (str(a.pem), None)
     )
     assert set(certset.of_material(material, {}, platform="linux")) == ders(a)
 
@@ -421,33 +422,6 @@ def test_native_macos_and_windows_with_fakes(a: Site, b: Site) -> None:
         return [(der_a, "x509_asn", True)] if store == "ROOT" else []
 
     assert certset.of_material(material, {}, platform="win32", enumerator=enumerator) == [der_a]
-
-
-def test_linux_native_locations_follow_truststore(tmp_path: Path, a: Site) -> None:
-    root = tmp_path / "r"
-    # Neither OpenSSL default exists: truststore takes the first candidate file.
-    (root / "etc" / "pki" / "tls").mkdir(parents=True)
-    shutil.copyfile(a.pem, root / "etc" / "pki" / "tls" / "cert.pem")
-    got = certset.linux_native_locations(
-        {}, ("/usr/lib/ssl/cert.pem", "/usr/lib/ssl/certs"), str(root)
-    )
-    assert got == (str(root / "etc" / "pki" / "tls" / "cert.pem"), None)
-    # OpenSSL's default file exists: set_default_verify_paths, i.e. that file.
-    (root / "usr" / "lib" / "ssl").mkdir(parents=True)
-    shutil.copyfile(a.pem, root / "usr" / "lib" / "ssl" / "cert.pem")
-    got = certset.linux_native_locations(
-        {}, ("/usr/lib/ssl/cert.pem", "/usr/lib/ssl/certs"), str(root)
-    )
-    assert got == (str(root / "usr" / "lib" / "ssl" / "cert.pem"), None)
-
-
-def test_truststore_candidate_list_is_pinned() -> None:
-    """Pinned to truststore's own list (truststore/_openssl.py) when it is installed."""
-    try:
-        from truststore import _openssl  # type: ignore[import-not-found]
-    except Exception:
-        pytest.skip("truststore is not installed")
-    assert tuple(_openssl._CA_FILE_CANDIDATES) == certset.TRUSTSTORE_LINUX_FILES
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import pytest
 
@@ -21,7 +21,7 @@ from castore_hook import sources
 from castore_hook.cafiles import check_ca_dir, check_ca_file
 from castore_hook.certifi_locate import certifi_location
 from castore_hook.pem import pem_certificates
-from castore_hook.sources import Material, Probe, probe, system_probe_paths
+from castore_hook.sources import Material, Probe, probe
 
 trustme = pytest.importorskip("trustme")
 
@@ -77,7 +77,7 @@ def rooted(root: Path, path: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Material / system_probe_paths
+# Material
 # --------------------------------------------------------------------------------------------
 
 
@@ -88,274 +88,6 @@ def test_material_form() -> None:
     assert Material(cadata="x").form == "data"
     assert Material(native=True).form == "native"
     assert Material().form == "none"
-
-
-def test_system_probe_paths_per_platform() -> None:
-    files, folders = system_probe_paths("linux")
-    assert files[0] == "/etc/ssl/certs/ca-certificates.crt"
-    assert "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem" in files
-    assert files[-1] == "/opt/etc/ssl/certs/ca-certificates.crt"
-    assert folders == ("/etc/ssl/certs", "/etc/pki/tls/certs", "/system/etc/security/cacerts")
-    assert len(set(files)) == len(files) == 8
-    for bsd in ("freebsd14", "openbsd7", "netbsd10", "dragonfly6"):
-        files, folders = system_probe_paths(bsd)
-        assert files == (
-            "/usr/local/etc/ssl/cert.pem",
-            "/etc/ssl/cert.pem",
-            "/usr/local/share/certs/ca-root-nss.crt",
-            "/etc/openssl/certs/ca-certificates.crt",
-        )
-        assert folders == ()
-    assert system_probe_paths("darwin") == (("/etc/ssl/cert.pem",), ())
-    assert system_probe_paths("win32") == ((), ())
-
-
-# --------------------------------------------------------------------------------------------
-# system: fake roots
-# --------------------------------------------------------------------------------------------
-
-
-#: The peers that probe ``/etc/pki/tls/cert.pem`` (truststore's ``_CA_FILE_CANDIDATES``:
-#: ``tls-ca-bundle.pem``, then ``/etc/pki/tls/cert.pem``, then Debian's bundle) put it right
-#: after the extracted RHEL bundle it usually links to; castore-hook keeps Debian first (as
-#: Go's crypto/x509 does) and the two RHEL names in truststore's relative order.
-def test_system_probes_rhel_cert_pem_in_the_peers_order() -> None:
-    files, _folders = system_probe_paths("linux")
-    rhel = files.index("/etc/pki/tls/cert.pem")
-    assert files.index("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem") == rhel - 1
-    assert files.index("/etc/pki/tls/certs/ca-bundle.crt") == rhel + 1
-    assert files.index("/etc/ssl/certs/ca-certificates.crt") < rhel
-    for other in ("freebsd14", "darwin", "win32"):
-        assert "/etc/pki/tls/cert.pem" not in system_probe_paths(other)[0]
-
-
-def test_system_rhel_cert_pem_alone(tmp_path: Path, certs: List[bytes]) -> None:
-    """A RHEL-like image with only ``/etc/pki/tls/cert.pem`` (the extracted bundle and the
-    legacy ``ca-bundle.crt`` removed, as slimmed containers do): ``system`` now finds it."""
-    cert_pem = write(tmp_path / "etc/pki/tls/cert.pem", certs[0] + certs[1])
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material == Material(cafile=str(cert_pem), count=2)
-    files, folders = system_probe_paths("linux")
-    upto = files.index("/etc/pki/tls/cert.pem") + 1
-    assert result.looked_at == [rooted(tmp_path, p) for p in files[:upto] + folders]
-    assert result.trail[upto - 1] == f"{cert_pem}: 2 certificates"
-    assert result.problems == []
-
-
-def test_system_rhel_cert_pem_is_a_link_to_the_extracted_bundle(
-    tmp_path: Path, certs: List[bytes]
-) -> None:
-    """On Fedora/RHEL ``cert.pem`` links to ``tls-ca-bundle.pem``: the real file comes first
-    and wins, so the plan names the file update-ca-trust rewrites."""
-    bundle = write(tmp_path / "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", certs[0])
-    link = tmp_path / "etc/pki/tls/cert.pem"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(os.path.relpath(bundle, link.parent))
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.cafile == str(bundle)
-    assert str(link) not in result.looked_at
-    # Without the extracted bundle the link dangles and is passed over.
-    bundle.unlink()
-    write(tmp_path / "etc/ssl/cert.pem", certs[1])
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.cafile == rooted(tmp_path, "/etc/ssl/cert.pem")
-    assert str(link) in result.looked_at
-
-
-def test_system_debian_layout(tmp_path: Path, certs: List[bytes]) -> None:
-    folder = hashed_folder(tmp_path / "etc/ssl/certs", certs)
-    write(folder / "ca-certificates.crt", b"".join(certs))
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    bundle = rooted(tmp_path, "/etc/ssl/certs/ca-certificates.crt")
-    certs_dir = rooted(tmp_path, "/etc/ssl/certs")
-    assert result.material == Material(cafile=bundle, capath=certs_dir, count=3)
-    assert result.material.form == "file+folder"
-    assert result.looked_at == [bundle, certs_dir]
-    assert result.trail == [f"{bundle}: 3 certificates", f"{certs_dir}: 3 hash entries"]
-    assert result.problems == []
-
-
-def test_system_fedora_layout(tmp_path: Path, certs: List[bytes]) -> None:
-    bundle = write(tmp_path / "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", b"".join(certs))
-    legacy = tmp_path / "etc/pki/tls/certs/ca-bundle.crt"
-    legacy.parent.mkdir(parents=True)
-    legacy.symlink_to(os.path.relpath(bundle, legacy.parent))
-    (tmp_path / "etc/ssl").mkdir(parents=True)
-    (tmp_path / "etc/ssl/certs").symlink_to("../pki/tls/certs")
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material == Material(cafile=str(bundle), count=3)
-    assert result.material.form == "file"
-    files, folders = system_probe_paths("linux")
-    assert result.looked_at == [rooted(tmp_path, p) for p in files[:2] + folders]
-    assert result.trail[0] == f"{rooted(tmp_path, files[0])}: missing"
-    assert result.trail[1] == f"{bundle}: 3 certificates"
-    # Fedora's cert folders hold bundles, not hash names: normal, so not a problem.
-    assert "no hash-named entries" in result.trail[2]
-    assert result.problems == []
-
-
-def test_system_alpine_layout(tmp_path: Path, certs: List[bytes]) -> None:
-    cert_pem = write(tmp_path / "etc/ssl/cert.pem", certs[0])
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material == Material(cafile=str(cert_pem), count=1)
-    files, folders = system_probe_paths("linux")
-    upto = files.index("/etc/ssl/cert.pem") + 1
-    assert result.looked_at == [rooted(tmp_path, p) for p in files[:upto] + folders]
-    assert all(line.endswith(": missing") for line in result.trail[: upto - 1])
-
-
-def test_system_freebsd(tmp_path: Path, certs: List[bytes]) -> None:
-    write(tmp_path / "etc/ssl/cert.pem", certs[0] + certs[1])
-    result = probe("system", NO_ENV, platform="freebsd14", root=str(tmp_path))
-    assert result.material == Material(cafile=rooted(tmp_path, "/etc/ssl/cert.pem"), count=2)
-    assert result.looked_at == [
-        rooted(tmp_path, "/usr/local/etc/ssl/cert.pem"),
-        rooted(tmp_path, "/etc/ssl/cert.pem"),
-    ]
-
-
-def test_system_darwin(tmp_path: Path, certs: List[bytes]) -> None:
-    result = probe("system", NO_ENV, platform="darwin", root=str(tmp_path))
-    assert result.material is None
-    assert result.looked_at == [rooted(tmp_path, "/etc/ssl/cert.pem")]
-    assert any("native" in p for p in result.problems)
-    write(tmp_path / "etc/ssl/cert.pem", certs[0])
-    result = probe("system", NO_ENV, platform="darwin", root=str(tmp_path))
-    assert result.material == Material(cafile=rooted(tmp_path, "/etc/ssl/cert.pem"), count=1)
-
-
-def test_system_nothing_found(tmp_path: Path) -> None:
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is None
-    files, folders = system_probe_paths("linux")
-    assert result.looked_at == [rooted(tmp_path, p) for p in files + folders]
-    assert len(result.problems) == 1
-    assert "ca-certificates" in result.problems[0]
-
-
-def test_system_probe_order_first_usable_wins(tmp_path: Path, certs: List[bytes]) -> None:
-    files, _ = system_probe_paths("linux")
-    write(tmp_path / "etc/pki/tls/certs/ca-bundle.crt", certs[0])  # files[3]
-    write(tmp_path / "etc/ssl/cert.pem", certs[1] + certs[2])  # files[6]
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.cafile == rooted(tmp_path, "/etc/pki/tls/certs/ca-bundle.crt")
-    assert result.material.count == 1
-    assert result.looked_at[:4] == [rooted(tmp_path, p) for p in files[:4]]
-    assert rooted(tmp_path, "/etc/ssl/cert.pem") not in result.looked_at
-
-
-def test_system_skips_bad_file_and_reports_it(
-    tmp_path: Path, certs: List[bytes], key_pem: bytes
-) -> None:
-    write(tmp_path / "etc/ssl/certs/ca-certificates.crt", key_pem)  # a key, not certificates
-    write(tmp_path / "etc/ssl/ca-bundle.pem", certs[0])
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.cafile == rooted(tmp_path, "/etc/ssl/ca-bundle.pem")
-    bad = rooted(tmp_path, "/etc/ssl/certs/ca-certificates.crt")
-    assert result.trail[0] == f"{bad}: holds no certificate"
-    assert any(bad in p and "holds no certificate" in p for p in result.problems)
-
-
-def test_system_folder_order(tmp_path: Path, certs: List[bytes]) -> None:
-    (tmp_path / "etc/ssl/certs").mkdir(parents=True)  # exists, no hash names
-    hashed_folder(tmp_path / "etc/pki/tls/certs", certs[:2], symlinks=False)
-    hashed_folder(tmp_path / "system/etc/security/cacerts", certs)
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material is not None
-    assert result.material.form == "folder"
-    assert result.material.capath == rooted(tmp_path, "/etc/pki/tls/certs")
-    assert result.material.count == 2
-    files, folders = system_probe_paths("linux")
-    assert result.looked_at == [rooted(tmp_path, p) for p in files + folders[:2]]
-
-
-def test_system_store_is_used_whatever_its_owner_and_mode(
-    tmp_path: Path, certs: List[bytes]
-) -> None:
-    # Stock OpenSSL reads the OS store whoever owns it (a rootless container sees a
-    # bind-mounted host store as uid 65534; RHEL's umask 002 leaves files 0664): refusing it
-    # would only fall back to something narrower than stock.
-    loose = write(tmp_path / "etc/ssl/certs/ca-certificates.crt", certs[0], mode=0o666)
-    write(tmp_path / "etc/ssl/cert.pem", certs[1])
-    folder = hashed_folder(tmp_path / "etc/ssl/certs", certs[:1])
-    os.chmod(folder, 0o777)
-    if os.geteuid() == 0:
-        os.chown(loose, 65534, 65534)
-        os.chown(folder, 65534, 65534)
-    result = probe("system", NO_ENV, platform="linux", root=str(tmp_path))
-    assert result.material == Material(cafile=str(loose), capath=str(folder), count=1)
-    assert result.problems == []
-    # Negative control: a config-named file in the same place is refused.
-    refused = probe(f"file:{loose}", NO_ENV)
-    assert refused.material is None
-    assert "refused" in refused.problems[0]
-
-
-# --------------------------------------------------------------------------------------------
-# system on Windows (fake enumerator)
-# --------------------------------------------------------------------------------------------
-
-
-def test_system_win32_fake_enumerator(certs: List[bytes]) -> None:
-    ders = [der_of(p) for p in certs]
-    extra_ca = der_of(_pem())
-    stores: Dict[str, List[Tuple[bytes, str, Any]]] = {
-        "ROOT": [
-            (ders[0], "x509_asn", True),  # trusted for everything
-            (ders[1], "x509_asn", {"1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"}),  # server auth
-            (ders[2], "x509_asn", {"1.3.6.1.5.5.7.3.4"}),  # e-mail only: dropped
-            (b"\x30\x03\x02\x01\x00", "pkcs_7_asn", True),  # PKCS#7: dropped
-        ],
-        "CA": [
-            (ders[0], "x509_asn", True),  # duplicate: dropped
-            (extra_ca, "x509_asn", frozenset({"1.3.6.1.5.5.7.3.1"})),
-            (b"not a certificate", "x509_asn", True),  # corrupt: dropped
-            (ders[2], "x509_asn", set()),  # no usage at all: dropped
-        ],
-    }
-    asked: List[str] = []
-
-    def enumerator(name: str) -> List[Tuple[bytes, str, Any]]:
-        asked.append(name)
-        return stores[name]
-
-    result = probe("system", NO_ENV, platform="win32", windows_enumerator=enumerator)
-    assert sorted(asked) == ["CA", "ROOT"]
-    assert result.material is not None
-    assert result.material.form == "data"
-    assert result.material.count == 3
-    assert result.looked_at == []
-    kept = pem_certificates((result.material.cadata or "").encode())
-    assert {der_of(p.encode()) for p in kept} == {ders[0], ders[1], extra_ca}
-    assert len(kept) == 3
-    # The in-memory data loads into OpenSSL as is.
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cadata=result.material.cadata)
-    assert ctx.cert_store_stats()["x509_ca"] == 3
-
-
-def test_system_win32_enumerator_failure_and_empty() -> None:
-    def broken(name: str) -> List[Tuple[bytes, str, Any]]:
-        raise PermissionError("access denied")
-
-    result = probe("system", NO_ENV, platform="win32", windows_enumerator=broken)
-    assert result.material is None
-    assert any("access denied" in p for p in result.problems)
-
-    result = probe("system", NO_ENV, platform="win32", windows_enumerator=lambda name: [])
-    assert result.material is None
-    assert result.problems
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a build without enum_certificates")
-def test_system_win32_without_enumerator_is_unusable() -> None:
-    result = probe("system", NO_ENV, platform="win32")
-    assert result.material is None
-    assert result.problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -917,5 +649,4 @@ def test_module_exports() -> None:
         "Probe",
         "openssl_defaults",
         "probe",
-        "system_probe_paths",
     }

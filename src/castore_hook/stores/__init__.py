@@ -1,0 +1,39 @@
+"""One module per platform's OS certificate store, behind one interface (:class:`Store`).
+
+Which store a platform has is decided here, once (:func:`for_platform`): the code that reads
+a store (``sources._probe_system`` for the ``system`` source, ``certset.of_material`` for a
+``native`` bundle, ``sources._probe_env`` for the ``SSL_CERT_DIR`` separator) asks the module
+it is given and never compares platform names itself. Each module exports the members of
+:class:`Store` (``stores/_base.py``); mypy checks every module against it where
+:func:`for_platform` returns it, and tests/unit/test_stores.py checks it at run time.
+
+Adding an OS store: a module here implementing :class:`Store`, one line in
+:func:`for_platform`, and its test file ``tests/unit/test_store_<name>.py``.
+
+Import order: the store modules import ``sources`` and ``certset``, which import this package
+only inside the functions that need a store (slow-path code), never at the top.
+"""
+
+from __future__ import annotations
+
+from castore_hook.stores import bsd, darwin, linux, windows
+from castore_hook.stores._base import Enumerator, Runner, Store
+
+__all__ = ["Enumerator", "Runner", "Store", "for_platform"]
+
+
+def for_platform(platform: str) -> Store:
+    """The store module of ``platform``, a ``sys.platform`` value.
+
+    ``win32`` is Windows, ``darwin`` macOS, a name starting with a BSD's name (``freebsd14``)
+    that BSD; anything else, Linux or an unknown POSIX system, gets the Linux store, whose
+    lists are where packagers of unusual systems put bundles (as the ``openssl-probe`` crate
+    assumes).
+    """
+    if platform == "win32":
+        return windows
+    if platform == "darwin":
+        return darwin
+    if platform.startswith(bsd.PREFIXES):
+        return bsd
+    return linux
