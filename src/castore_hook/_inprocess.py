@@ -149,9 +149,9 @@ class CheckedTrust:
     def pem(self) -> str:
         """Every root this trust loads, as PEM (the material's, then the extras). Raises
         ``castore_hook.certset.Unavailable`` when the material cannot be read whole."""
-        from castore_hook import certset
+        from castore_hook import trustroots
 
-        return certset.roots_pem(self.cafile, self.capath, self.cadata, self.extra_pem or "")
+        return trustroots.as_pem(self.cafile, self.capath, self.cadata, self.extra_pem or "")
 
     def bundle_text(self) -> Optional[str]:
         """The text of the file certifi is redirected to, for ``certifi.contents()``; when a

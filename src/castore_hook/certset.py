@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Optional
 
-from castore_hook import cafiles, pem, sources
+from castore_hook import cafiles, pem
 from castore_hook._safefile import (
     CA_LIMIT,
     UnsafeFile,
@@ -26,9 +24,6 @@ from castore_hook._safefile import (
     read_regular_file,
     stat_signature,
 )
-
-if TYPE_CHECKING:
-    from castore_hook.stores import Enumerator, Runner
 
 
 class Unavailable(Exception):
@@ -201,40 +196,6 @@ def _read_folder(folder: str, strict: bool) -> list[tuple[str, list[bytes], bool
     return entries
 
 
-def of_material(
-    material: sources.Material,
-    env: dict[str, str],
-    *,
-    platform: str = sys.platform,
-    run: Optional[Runner] = None,
-    enumerator: Optional[Enumerator] = None,
-) -> list[bytes]:
-    """Every root the material trusts, whatever its form. Raises :class:`Unavailable`.
-
-    File, folder and in-memory parts are unioned, as OpenSSL unions a ``cafile`` and a
-    ``capath``. ``native`` stands for the OS verifier, read by ``platform``'s store
-    (``castore_hook.stores``: on Linux the files truststore loads, on macOS the keychain
-    export, on Windows the certificate store); ``run`` and ``enumerator`` replace its
-    command runner and ``ssl.enum_certificates`` (tests).
-    """
-    from castore_hook import stores  # the stores import this module: not at the top
-
-    store = stores.for_platform(platform)
-    if material.native:
-        return store.native_roots(env, run=run, enumerator=enumerator)
-    ders: list[bytes] = []
-    if material.cafile:
-        ders.extend(of_file(material.cafile, material.strict))
-    if material.capath:
-        ders.extend(of_folder(material.capath, store.CAPATH_SEPARATOR, material.strict))
-    if material.cadata:
-        ders.extend(of_text(material.cadata))
-    ders = unique(ders)
-    if not ders:
-        raise Unavailable("the chosen material holds no certificate")
-    return ders
-
-
 def folder_covers_file(capath: str, cafile: str) -> bool:
     """Whether OpenSSL's hashed lookup in ``capath`` finds every certificate of ``cafile``
     (:func:`reachable`), compared by DER bytes (never by count: two stores of equal size can
@@ -244,13 +205,3 @@ def folder_covers_file(capath: str, cafile: str) -> bool:
         return bool(in_folder) and set(of_file(cafile)) <= in_folder
     except Unavailable:
         return False
-
-
-def roots_pem(
-    cafile: Optional[str], capath: Optional[str], cadata: Optional[str], extra_pem: str
-) -> str:
-    """Every root a plan's in-process trust loads, as PEM: the material's, then the extras
-    (``castore-hook bundle``; ``certifi.contents()`` when the hook's bundle file is gone).
-    Raises :class:`Unavailable` when the material cannot be read whole."""
-    material = sources.Material(cafile=cafile, capath=capath, cadata=cadata)
-    return to_pem(unique(of_material(material, {}) + of_text(extra_pem)))

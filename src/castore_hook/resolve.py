@@ -23,6 +23,7 @@ from castore_hook import (
     config,
     pem,
     sources,
+    trustroots,
 )
 from castore_hook._safefile import (
     CA_LIMIT,
@@ -476,7 +477,7 @@ def _complete_bundle(
     """Write the bundle of every root of ``material`` plus the extras; its path and roots, or
     ``None`` (with the reason in ``decision``) when it cannot be complete or be written."""
     try:
-        ders = certset.of_material(material, dict(env))
+        ders = trustroots.of_material(material, dict(env))
     except certset.Unavailable as exc:
         decision.problem(f"cannot build a complete bundle of the chosen source: {exc}")
         return None, frozenset()

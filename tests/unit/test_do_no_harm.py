@@ -25,7 +25,16 @@ import pytest
 from tests.unit.conftest import fake_ssl
 from tests.unit.test_inprocess import Site, handshake, rehashed_folder
 
-from castore_hook import _inprocess, _plankey, _slowpath, bundle, certset, resolve, sources
+from castore_hook import (
+    _inprocess,
+    _plankey,
+    _slowpath,
+    bundle,
+    certset,
+    resolve,
+    sources,
+    trustroots,
+)
 from castore_hook.stores import linux
 
 trustme = pytest.importorskip("trustme")
@@ -396,7 +405,7 @@ def test_native_with_extras_exports_the_os_verifiers_roots_too(
     monkeypatch.setattr(
         linux, "native_locations", lambda env, defaults=None, root="": (str(a.pem), None)
     )
-    assert set(certset.of_material(material, {}, platform="linux")) == ders(a)
+    assert set(trustroots.of_material(material, {}, platform="linux")) == ders(a)
 
 
 def test_native_macos_and_windows_with_fakes(a: Site, b: Site) -> None:
@@ -407,21 +416,21 @@ def test_native_macos_and_windows_with_fakes(a: Site, b: Site) -> None:
         seen.append(list(argv))
         return (a.text if "SystemRoot" in argv[-1] else b.text).encode("ascii")
 
-    got = certset.of_material(material, {}, platform="darwin", run=security)
+    got = trustroots.of_material(material, {}, platform="darwin", run=security)
     assert set(got) == ders(a, b) and len(seen) == 2
 
     def failing(argv: Any) -> bytes:
         raise subprocess.CalledProcessError(1, argv)
 
     with pytest.raises(certset.Unavailable):
-        certset.of_material(material, {}, platform="darwin", run=failing)
+        trustroots.of_material(material, {}, platform="darwin", run=failing)
 
     der_a = ssl.PEM_cert_to_DER_cert(a.text)
 
     def enumerator(store: str) -> List[Any]:
         return [(der_a, "x509_asn", True)] if store == "ROOT" else []
 
-    assert certset.of_material(material, {}, platform="win32", enumerator=enumerator) == [der_a]
+    assert trustroots.of_material(material, {}, platform="win32", enumerator=enumerator) == [der_a]
 
 
 # --------------------------------------------------------------------------------------------

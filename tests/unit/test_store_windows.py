@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 from tests.unit.test_sources import NO_ENV, _pem, der_of, hashed_folder
 
-from castore_hook import certset
+from castore_hook import certset, trustroots
 from castore_hook.pem import pem_certificates
 from castore_hook.sources import Material, probe
 from castore_hook.stores import windows
@@ -105,5 +105,5 @@ def test_capath_lists_are_separated_by_semicolons(tmp_path: Path, certs: List[by
     assert result.material is not None
     assert result.material.capath == f"{a};{b}"
     material = Material(capath=f"{a};{b}")
-    got = certset.of_material(material, {}, platform="win32")
+    got = trustroots.of_material(material, {}, platform="win32")
     assert set(got) == {der_of(certs[0]), der_of(certs[1])}

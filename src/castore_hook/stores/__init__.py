@@ -1,7 +1,7 @@
 """One module per platform's OS certificate store, behind one interface (:class:`Store`).
 
 Which store a platform has is decided here, once (:func:`for_platform`): the code that reads
-a store (``sources._probe_system`` for the ``system`` source, ``certset.of_material`` for a
+a store (``sources._probe_system`` for the ``system`` source, ``trustroots.of_material`` for a
 ``native`` bundle, ``sources._probe_env`` for the ``SSL_CERT_DIR`` separator) asks the module
 it is given and never compares platform names itself. Each module exports the members of
 :class:`Store` (``stores/_base.py``); mypy checks every module against it where
@@ -10,8 +10,8 @@ it is given and never compares platform names itself. Each module exports the me
 Adding an OS store: a module here implementing :class:`Store`, one line in
 :func:`for_platform`, and its test file ``tests/unit/test_store_<name>.py``.
 
-Import order: the store modules import ``sources`` and ``certset``, which import this package
-only inside the functions that need a store (slow-path code), never at the top.
+Imports go one way: the store modules use what lies below them (``_probing``'s records and
+helpers, ``certset``'s readers, ``pem``); ``sources`` and ``trustroots`` use the stores.
 """
 
 from __future__ import annotations

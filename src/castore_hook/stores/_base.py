@@ -2,7 +2,7 @@
 
 Declared once here, as a :class:`typing.Protocol` that a *module* satisfies (mypy checks
 each store module against it where ``stores.for_platform`` returns it), so that the code
-asking an OS store for its certificates (``sources._probe_system``, ``certset.of_material``)
+asking an OS store for its certificates (``sources._probe_system``, ``trustroots.of_material``)
 never branches on the platform itself. Modelled on truststore, whose ``_api`` picks one of
 ``_openssl``, ``_macos`` and ``_windows`` once and calls the same functions on each.
 """
@@ -24,7 +24,7 @@ from typing import (
 )
 
 if TYPE_CHECKING:
-    from castore_hook.sources import Probe
+    from castore_hook._probing import Probe
 
 #: Reads one Windows system store by name, as ``ssl.enum_certificates`` does: ``(DER,
 #: encoding, trust)`` per entry, ``trust`` being ``True`` or a set of usage OIDs.

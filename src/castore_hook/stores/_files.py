@@ -10,23 +10,23 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from castore_hook import sources
+from castore_hook._probing import Probe, first_usable, rooted
 
 
 def probe_files(
-    result: sources.Probe,
+    result: Probe,
     root: str,
     files: Sequence[str],
     folders: Sequence[str],
     hint: str,
 ) -> None:
     """The first usable file and the first usable folder of the lists, as ``result``'s
-    material (``sources._first_usable``: both recorded, unusable ones that are there are
+    material (``_probing.first_usable``: both recorded, unusable ones that are there are
     problems); when neither is usable, one problem ending with ``hint`` (the fix)."""
-    result.material = sources._first_usable(
+    result.material = first_usable(
         result,
-        [sources._rooted(root, path) for path in files],
-        [sources._rooted(root, path) for path in folders],
+        [rooted(root, path) for path in files],
+        [rooted(root, path) for path in folders],
         ("system CA file", "system CA folder"),
     )
     if result.material is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from castore_hook import sources
+from castore_hook._probing import Probe
 from castore_hook.stores import linux
 from castore_hook.stores._base import Enumerator
 from castore_hook.stores._files import probe_files
@@ -29,7 +29,7 @@ FILES = (
 )
 
 
-def probe_system(result: sources.Probe, root: str, enumerator: Optional[Enumerator]) -> None:
+def probe_system(result: Probe, root: str, enumerator: Optional[Enumerator]) -> None:
     """The first usable of :data:`FILES` (``enumerator`` unused)."""
     probe_files(result, root, FILES, (), "install the distribution's ca-certificates package")
 

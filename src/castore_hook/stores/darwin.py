@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Sequence
 
-from castore_hook import certset, pem, sources
+from castore_hook import certset, pem
+from castore_hook._probing import Probe
 from castore_hook.stores._base import Enumerator, Runner
 from castore_hook.stores._files import probe_files
 
@@ -26,7 +27,7 @@ KEYCHAINS = (
 )
 
 
-def probe_system(result: sources.Probe, root: str, enumerator: Optional[Enumerator]) -> None:
+def probe_system(result: Probe, root: str, enumerator: Optional[Enumerator]) -> None:
     """The file of :data:`FILES`, if usable (``enumerator`` unused)."""
     probe_files(result, root, FILES, (), "the Keychain is reachable through the 'native' source")
 

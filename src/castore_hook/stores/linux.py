@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 from typing import List, Mapping, Optional, Tuple
 
-from castore_hook import cafiles, certset, sources
+from castore_hook import cafiles, certset
+from castore_hook._probing import Probe
 from castore_hook.stores._base import Enumerator, Runner
 from castore_hook.stores._files import probe_files
 
@@ -53,7 +54,7 @@ TRUSTSTORE_FILES = (
 )
 
 
-def probe_system(result: sources.Probe, root: str, enumerator: Optional[Enumerator]) -> None:
+def probe_system(result: Probe, root: str, enumerator: Optional[Enumerator]) -> None:
     """The first usable of :data:`FILES` and of :data:`FOLDERS` (``enumerator`` unused)."""
     probe_files(result, root, FILES, FOLDERS, "install the distribution's ca-certificates package")
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional
 
-from castore_hook import certset, pem, sources
+from castore_hook import certset, pem
+from castore_hook._probing import Material, Probe
 from castore_hook.stores._base import Enumerator, Runner
 
 #: OpenSSL separates ``SSL_CERT_DIR`` folders with ``;`` on Windows (drive letters hold ``:``).
@@ -24,7 +25,7 @@ SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
 STORES = ("CA", "ROOT")
 
 
-def probe_system(result: sources.Probe, root: str, enumerator: Optional[Enumerator]) -> None:
+def probe_system(result: Probe, root: str, enumerator: Optional[Enumerator]) -> None:
     """The server-auth certificates of :data:`STORES`, as in-memory PEM (``root`` unused;
     ``enumerator`` replaces ``ssl.enum_certificates``)."""
     if enumerator is None:
@@ -67,7 +68,7 @@ def probe_system(result: sources.Probe, root: str, enumerator: Optional[Enumerat
     if not pems:
         result.problems.append("the Windows CA and ROOT stores hold no server-auth certificate")
         return
-    result.material = sources.Material(cadata="".join(pems), count=len(pems))
+    result.material = Material(cadata="".join(pems), count=len(pems))
 
 
 def _trusts_server_auth(trust: Any) -> bool:
@@ -87,9 +88,14 @@ def native_roots(
     enumerator: Optional[Enumerator] = None,
 ) -> List[bytes]:
     """The certificates the ``system`` source keeps here, filtered exactly as it filters
-    them: asked through ``sources.probe``, whose never-raise policy turns any failure into a
-    problem, and that into ``certset.Unavailable``."""
-    found = sources.probe("system", {}, platform="win32", windows_enumerator=enumerator)
+    them (:func:`probe_system`); any failure, as ``sources.probe`` would report it, becomes
+    ``certset.Unavailable``."""
+    found = Probe(token="system", material=None, looked_at=[], trail=[], problems=[])  # noqa: S106 - a source token
+    try:
+        probe_system(found, "", enumerator)
+    except Exception as exc:  # as sources.probe: the failure is said, never raised as is
+        found.material = None
+        found.problems.append(f"source 'system' could not be probed: {exc}")
     if found.material is None or not found.material.cadata:
         detail = "; ".join(found.problems) or "nothing usable"
         raise certset.Unavailable(f"cannot read the Windows certificate store: {detail}")
