@@ -660,8 +660,8 @@ def test_certifi_replaced_by(
     import types
 
     dist = types.SimpleNamespace(metadata={"Name": name}, version=version)
-    monkeypatch.setattr(doctor, "_distribution", lambda n, path=None: dist)
-    assert doctor._certifi_replaced_by() == expected
+    monkeypatch.setattr(doctor.conflicts, "_distribution", lambda n, path=None: dist)
+    assert doctor.conflicts._certifi_replaced_by() == expected
 
 
 def test_summary_counts() -> None:
