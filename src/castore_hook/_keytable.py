@@ -17,10 +17,15 @@ Plain data: ``config`` reads it on the slow path, so it imports nothing heavy.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import TYPE_CHECKING
 
 from castore_hook._record import FrozenRecord
 from castore_hook._sourcetable import SOURCES
+
+if TYPE_CHECKING:  # annotations only: nothing to build at import on the slow path
+    from typing import Union
+
+    Value = Union[bool, tuple[str, ...]]
 
 __all__ = ["BOOL", "KEYS", "LIST", "SOURCE_LIST", "Key", "by_name"]
 
@@ -30,8 +35,6 @@ BOOL = "bool"
 LIST = "list"
 #: A line of ``Key.starter`` replaced by the source kinds' lines (``_sourcetable``).
 SOURCE_LIST = "<source kinds>"
-
-Value = Union[bool, tuple[str, ...]]
 
 
 class Key(FrozenRecord):
