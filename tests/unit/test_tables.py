@@ -219,6 +219,13 @@ def test_docs_document_every_key_and_no_other() -> None:
         assert row == key.doc_row(), f"docs/configuration.md should say:\n{key.doc_row()}"
 
 
+def test_docs_example_sets_every_key_in_table_order() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    keys = [line.split(" ", 1)[0] for line in example.splitlines() if not line.startswith("#")]
+    assert keys == list(config.KEYS)
+
+
 def test_docs_document_every_source_kind_and_no_other() -> None:
     rows = _table_rows("### Sources")
     expected = [f"| `{kind.syntax}` | {kind.doc} |" for kind in _sourcetable.SOURCES]
