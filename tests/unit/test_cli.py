@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from castore_hook import api, cli, configedit, doctor, verify
+from castore_hook import _keytable, api, cli, configedit, doctor, verify
 
 TARGET = verify.Target("example.test", 443, "example.test")
 
@@ -413,6 +413,14 @@ def test_toml_value_round_trips_any_string(value: str) -> None:
     assert _loads("k = " + configedit.toml_value([value, value]))["k"] == [value, value]
 
 
+def _default_values() -> Dict[str, Any]:
+    """Every key of the key table at its default, as ``configedit.effective`` gives it."""
+    return {
+        key.name: list(key.default) if isinstance(key.default, tuple) else key.default
+        for key in _keytable.KEYS
+    }
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     extra=st.lists(_TOML_TEXT, max_size=3),
@@ -427,13 +435,12 @@ def test_config_show_output_reads_back_as_the_values(
     """``config show`` prints a TOML document equal to the effective values, whatever the
     paths, origins (file names) and problem messages hold."""
     values = {
+        **_default_values(),
         "enabled": enabled,
         "sources": sources,
         "extra": extra,
         "export": ["SSL_CERT_FILE"],
-        "patch": True,
         "certifi": False,
-        "fast_contexts": True,
         "x509_strict": enabled,
     }
     origins = dict.fromkeys(values, origin)
@@ -556,14 +563,11 @@ def test_format_checks() -> None:
 
 def test_format_config_show() -> None:
     values = {
-        "enabled": True,
+        **_default_values(),
         "sources": ["certifi"],
         "extra": ["/" + "p" * 55],
         "export": ["SSL_CERT_FILE"],
-        "patch": True,
         "certifi": False,
-        "fast_contexts": True,
-        "x509_strict": True,
     }
     origins = dict.fromkeys(values, "default")
     origins["sources"] = "/home/u/.config/castore-hook/config.toml"
