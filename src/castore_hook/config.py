@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import _castore_hook as hot
 import _castore_hook_paths as paths
-from castore_hook import _plancache
+from castore_hook import _keytable, _plancache, _sourcetable
 from castore_hook._record import FrozenRecord, Record
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, is_kernel_path, read_regular_file
 
@@ -49,10 +49,22 @@ __all__ = [
     "validate_source",
 ]
 
-#: Plain source words; ``file:/abs/path`` and ``dir:/abs/path`` are accepted as well.
-SOURCE_WORDS = ("env", "system", "certifi", "openssl", "native")
-DEFAULT_SOURCES = ("env", "system", "certifi")
-DEFAULT_EXPORT = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+#: Plain source words; ``file:/abs/path`` and ``dir:/abs/path`` are accepted as well. Both
+#: come from the source table (``_sourcetable``), as do the defaults.
+SOURCE_WORDS = tuple(s.word for s in _sourcetable.word_kinds())
+#: What a ``file:``/``dir:`` token starts with.
+_PATH_PREFIXES = tuple(s.prefix for s in _sourcetable.path_kinds())
+DEFAULT_SOURCES = tuple(s.word for s in _sourcetable.SOURCES if s.default)
+#: The key table's (``_keytable``) defaults, by key.
+_DEFAULTS = {key.name: key.default for key in _keytable.KEYS}
+
+
+def _list_default(name: str) -> tuple[str, ...]:
+    value = _DEFAULTS[name]
+    return value if isinstance(value, tuple) else ()
+
+
+DEFAULT_EXPORT = _list_default("export")
 
 #: The only variables castore-hook may export. A closed list, because a config that could set
 #: any variable (``LD_PRELOAD``, ``PYTHONPATH``) would be a code-execution primitive. Its one
@@ -92,19 +104,10 @@ _MAX_UNKNOWN_REPORTED = 16
 #: The application name platformdirs places files under, and the config file's name.
 APP = "castore-hook"
 FILE_NAME = "config.toml"
-_BOOL_KEYS = ("enabled", "patch", "certifi", "fast_contexts", "x509_strict")
-_LIST_KEYS = ("sources", "extra", "export")
-#: Every key, in the order documented and printed by ``config show``.
-KEYS = (
-    "enabled",
-    "sources",
-    "extra",
-    "export",
-    "patch",
-    "certifi",
-    "fast_contexts",
-    "x509_strict",
-)
+_BOOL_KEYS = tuple(key.name for key in _keytable.KEYS if key.kind == _keytable.BOOL)
+_LIST_KEYS = tuple(key.name for key in _keytable.KEYS if key.kind == _keytable.LIST)
+#: Every key, in the order documented and printed by ``config show`` (the key table's).
+KEYS = tuple(key.name for key in _keytable.KEYS)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -151,54 +154,36 @@ class Problem(FrozenRecord):
 class Config(Record):
     """The merged configuration, with where each value came from and what went wrong.
 
-    ``candidates``: every config path considered, in read order, present or absent (the plan
-    cache key stats all of them, so creating a config file later invalidates the cached
-    plan). ``files_read``: those that existed and were read and parsed successfully.
-    ``origins``: key -> ``"default"``, the file path, or the environment variable that set it.
+    One attribute per key of the key table (``_keytable``), set to its default here; the
+    annotations below give them their types. ``candidates``: every config path considered,
+    in read order, present or absent (the plan cache key stats all of them, so creating a
+    config file later invalidates the cached plan). ``files_read``: those that existed and
+    were read and parsed successfully. ``origins``: key -> ``"default"``, the file path, or
+    the environment variable that set it.
     """
 
-    __slots__ = (
-        "candidates",
-        "certifi",
-        "enabled",
-        "export",
-        "extra",
-        "fast_contexts",
-        "files_read",
-        "lines",
-        "origins",
-        "patch",
-        "problems",
-        "sources",
-        "x509_strict",
-    )
+    __slots__ = tuple(sorted(("candidates", "files_read", "lines", "origins", "problems", *KEYS)))
+    enabled: bool
+    sources: tuple[str, ...]
+    extra: tuple[str, ...]
+    export: tuple[str, ...]
+    patch: bool
+    certifi: bool
+    #: Contexts loading the hook's own bundle get its lazy, hashed-folder form instead.
+    fast_contexts: bool
+    #: False drops Python 3.13's VERIFY_X509_STRICT from the contexts whose trust the hook
+    #: supplies (opt-in, always reported as a warning).
+    x509_strict: bool
 
     def __init__(
         self,
-        enabled: bool = True,
-        sources: tuple[str, ...] = DEFAULT_SOURCES,
-        extra: tuple[str, ...] = (),
-        export: tuple[str, ...] = DEFAULT_EXPORT,
-        patch: bool = True,
-        certifi: bool = True,
-        fast_contexts: bool = True,
-        x509_strict: bool = True,
         candidates: Optional[list[str]] = None,
         files_read: Optional[list[str]] = None,
         problems: Optional[list[Problem]] = None,
         origins: Optional[dict[str, str]] = None,
     ) -> None:
-        self.enabled = enabled
-        self.sources = sources
-        self.extra = extra
-        self.export = export
-        self.patch = patch
-        self.certifi = certifi
-        # Contexts loading the hook's own bundle get its lazy, hashed-folder form instead.
-        self.fast_contexts = fast_contexts
-        # False drops Python 3.13's VERIFY_X509_STRICT from the contexts whose trust the hook
-        # supplies (opt-in, always reported as a warning).
-        self.x509_strict = x509_strict
+        for key, default in _DEFAULTS.items():
+            setattr(self, key, default)
         #: key -> line of the file that set it (None: the environment or the default).
         self.lines: dict[str, Optional[int]] = {}
         self.candidates: list[str] = [] if candidates is None else candidates
@@ -286,22 +271,23 @@ def _path_reason(path: str) -> Optional[str]:
 def validate_source(token: str) -> Optional[str]:
     """``None`` if ``token`` is a valid source, else the reason as a phrase (no trailing dot).
 
-    Valid: one of ``SOURCE_WORDS``, ``file:/abs/path`` or ``dir:/abs/path``. Case matters:
-    the words are the same everywhere they are written, so ``doctor`` output can be copied.
+    Valid: one of ``SOURCE_WORDS``, ``file:/abs/path`` or ``dir:/abs/path`` (the source
+    table's kinds, ``_sourcetable``). Case matters: the words are the same everywhere they are
+    written, so ``doctor`` output can be copied.
     """
     try:
         if not isinstance(token, str):
             return f"a source must be a string, not {_type_name(token)}"
         if token in SOURCE_WORDS:
             return None
-        for prefix in ("file:", "dir:"):
+        for prefix in _PATH_PREFIXES:
             if token.startswith(prefix):
                 path = token[len(prefix) :]
                 reason = _path_reason(path)
                 if reason is None:
                     return None
                 return f"source {prefix[:-1]}: path {_show(path)} {reason}"
-        return f"unknown source {_show(token)}{_suggest(token, (*SOURCE_WORDS, 'file:', 'dir:'))}"
+        return f"unknown source {_show(token)}{_suggest(token, (*SOURCE_WORDS, *_PATH_PREFIXES))}"
     except Exception:
         return "the source could not be checked"
 

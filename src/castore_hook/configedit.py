@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from castore_hook import config
+from castore_hook import _keytable, _sourcetable, config
 from castore_hook._safefile import CONFIG_LIMIT, UnsafeFile, read_regular_file
 
-#: Keys in the order ``config show`` prints them (owned by castore_hook.config).
+#: Keys in the order ``config show`` prints them (owned by the key table, ``_keytable``).
 KEYS = config.KEYS
 
-STARTER = """\
+_STARTER_HEAD = """\
 # castore-hook configuration (TOML). Every key is optional; a key left out keeps
 # the value of an earlier file (site files, then the user file) or the default.
 # Reference: `castore-hook config --help` and docs/configuration.md.
@@ -28,43 +28,32 @@ STARTER = """\
 # Everything below is commented out on purpose: an explicit `enabled = true` in
 # a user file would override an administrator's `enabled = false` in a site
 # file.
-
-# Master switch. `castore-hook enable` / `castore-hook disable` flip it.
-# enabled = true
-
-# CA sources, tried in order; the first usable one wins.
-#   env      SSL_CERT_FILE / SSL_CERT_DIR already set by the user
-#   system   the OS store (/etc/ssl/certs/ca-certificates.crt, ...)
-#   certifi  certifi's Mozilla bundle
-#   openssl  OpenSSL's compiled-in default file and folder
-#   native   the OS verifier through truststore (castore-hook[native])
-#   file:/abs/path.pem, dir:/abs/hashed-folder
-# sources = ["env", "system", "certifi"]
-
-# Certificates always trusted in addition (absolute paths to PEM files),
-# e.g. a corporate TLS-inspection root.
-# extra = ["/etc/corp/root-ca.pem"]
-
-# Variables exported to this process and its children; ["all"] adds
-# REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, PIP_CERT, AWS_CA_BUNDLE, GIT_SSL_CAINFO,
-# NODE_EXTRA_CA_CERTS, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, HTTPLIB2_CA_CERTS.
-# export = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
-
-# In-process: default SSL contexts load the chosen trust.
-# patch = true
-
-# In-process: certifi.where()/contents() return the chosen trust.
-# certifi = true
-
-# In-process: contexts loading castore-hook's own bundle (requests, httpx,
-# urllib3, pip) get it as a hashed folder looked up lazily, when that folder
-# holds the same roots.
-# fast_contexts = true
-
-# Python 3.13+: false drops VERIFY_X509_STRICT (only that check) for the trust
-# castore-hook supplies, for non-conforming corporate roots. Always warned.
-# x509_strict = true
 """
+
+
+def _source_lines() -> list[str]:
+    """The starter's list of source kinds: a line per word, one line for the path kinds."""
+    lines = [f"#   {s.word:<8} {s.summary}" for s in _sourcetable.word_kinds()]
+    examples = [s.summary for s in _sourcetable.path_kinds()]
+    if examples:
+        lines.append("#   " + ", ".join(examples))
+    return lines
+
+
+def starter_text() -> str:
+    """The starter config file: a commented-out block per key of the key table, each showing
+    its default (or an example) so that uncommenting one line gives a valid setting."""
+    lines = [_STARTER_HEAD.rstrip("\n")]
+    for key in _keytable.KEYS:
+        lines.append("")
+        for line in key.starter:
+            lines.extend(_source_lines() if line == _keytable.SOURCE_LIST else [f"# {line}"])
+        lines.append(f"# {key.name} = {key.default_toml() if key.example is None else key.example}")
+    return "\n".join(lines) + "\n"
+
+
+#: The file ``config init`` writes.
+STARTER = starter_text()
 
 
 class ConfigFileError(Exception):

@@ -41,8 +41,9 @@ from typing import (
     Tuple,
 )
 
-from castore_hook import cafiles, certifi_locate, pem
+from castore_hook import _sourcetable, cafiles, certifi_locate, pem
 from castore_hook._probing import Material, Probe, first_usable, rooted
+from castore_hook._record import FrozenRecord
 from castore_hook._safefile import CA_LIMIT, UnsafeFile, refusal_watch
 
 __all__ = [
@@ -382,6 +383,59 @@ def _probe_explicit_dir(result: Probe, path: str) -> None:
         result.looked_at.extend(refusal_watch(path))
 
 
+class _Ask(FrozenRecord):
+    """Everything a probe may need: one ``probe`` call's arguments and its ``Probe``.
+
+    ``path`` is the path of a ``file:``/``dir:`` token (``""`` for a word)."""
+
+    __slots__ = ("env", "path", "path_entries", "platform", "result", "root", "windows_enumerator")
+    result: Probe
+    env: Mapping[str, str]
+    platform: str
+    root: str
+    path_entries: Optional[Sequence[str]]
+    windows_enumerator: Optional[Callable[[str], Iterable[Tuple[bytes, str, Any]]]]
+    path: str
+
+    def __init__(
+        self,
+        result: Probe,
+        env: Mapping[str, str],
+        platform: str,
+        root: str,
+        path_entries: Optional[Sequence[str]],
+        windows_enumerator: Optional[Callable[[str], Iterable[Tuple[bytes, str, Any]]]],
+        path: str,
+    ) -> None:
+        self.result = result
+        self.env = env
+        self.platform = platform
+        self.root = root
+        self.path_entries = path_entries
+        self.windows_enumerator = windows_enumerator
+        self.path = path
+
+
+#: The probe of each source kind, by the name the source table gives it
+#: (``_sourcetable.Source.probe``; a test holds the two to the same names). Each looks its
+#: function up when called, so a replaced ``_probe_*`` (a test's, a moved one) is the one run.
+PROBES: Dict[str, Callable[[_Ask], None]] = {
+    "env": lambda a: _probe_env(a.result, a.env, a.platform, a.root),
+    "system": lambda a: _probe_system(a.result, a.platform, a.root, a.windows_enumerator),
+    "certifi": lambda a: _probe_certifi(a.result, a.path_entries),
+    "openssl": lambda a: _probe_openssl(a.result, a.root),
+    "native": lambda a: _probe_native(a.result, a.path_entries),
+    "file": lambda a: _probe_explicit_file(a.result, a.path),
+    "dir": lambda a: _probe_explicit_dir(a.result, a.path),
+}
+
+
+def _expected_tokens() -> str:
+    """``env, system, ..., file:/abs/path or dir:/abs/path``: every kind, for a message."""
+    *rest, last = (source.syntax for source in _sourcetable.SOURCES)
+    return f"{', '.join(rest)} or {last}"
+
+
 def probe(
     token: str,
     env: Mapping[str, str],
@@ -401,34 +455,23 @@ def probe(
     ``sys.path`` for ``certifi`` (and ``native``'s cache candidates). ``windows_enumerator``
     replaces ``ssl.enum_certificates`` when ``platform == "win32"``.
 
+    Which probe runs is the source table's answer (``_sourcetable``, ``PROBES``).
     Never raises: an unexpected error makes the source unusable, with the error in problems.
     """
     result = Probe(token=str(token), material=None, looked_at=[], trail=[], problems=[])
-    named: Dict[str, Callable[[], None]] = {
-        "env": lambda: _probe_env(result, env, platform, root),
-        "system": lambda: _probe_system(result, platform, root, windows_enumerator),
-        "certifi": lambda: _probe_certifi(result, path_entries),
-        "openssl": lambda: _probe_openssl(result, root),
-        "native": lambda: _probe_native(result, path_entries),
-    }
     try:
-        if token in named:
-            named[token]()
-        elif isinstance(token, str) and token.startswith(("file:", "dir:")):
-            kind, _, path = token.partition(":")
-            if not path or not os.path.isabs(path):
-                result.trail.append(f"{token}: not an absolute path")
-                result.problems.append(f"source {token!r} needs an absolute path")
-            elif kind == "file":
-                _probe_explicit_file(result, path)
-            else:
-                _probe_explicit_dir(result, path)
-        else:
+        kind = _sourcetable.by_token(token) if isinstance(token, str) else None
+        if kind is None:
             result.trail.append(f"{token!r}: unknown source")
-            result.problems.append(
-                f"unknown source {token!r} (expected env, system, certifi, openssl, native, "
-                "file:/abs/path or dir:/abs/path)"
-            )
+            result.problems.append(f"unknown source {token!r} (expected {_expected_tokens()})")
+            return result
+        path = token[len(kind.prefix) :] if kind.path else ""
+        if kind.path and (not path or not os.path.isabs(path)):
+            result.trail.append(f"{token}: not an absolute path")
+            result.problems.append(f"source {token!r} needs an absolute path")
+            return result
+        ask = _Ask(result, env, platform, root, path_entries, windows_enumerator, path)
+        PROBES[kind.probe](ask)
     except Exception as exc:  # the failure policy: never raise, say what happened
         result.material = None
         result.trail.append(f"probing failed: {type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from castore_hook import config
+from castore_hook import _keytable, config
 from castore_hook.config import (
     DEFAULT_EXPORT,
     DEFAULT_SOURCES,
@@ -372,7 +372,7 @@ def test_wrong_types_are_ignored(tmp_path: Path, text: str, needle: str, line: i
     assert problem.line == line
     assert not problem.fatal
     defaults = Config()
-    for key in ("enabled", "patch", "certifi", "sources", "extra", "export"):
+    for key in config.KEYS:
         assert getattr(cfg, key) == getattr(defaults, key)
         assert cfg.origins[key] == "default"
 
@@ -497,7 +497,8 @@ def test_full_valid_file(tmp_path: Path) -> None:
     assert cfg.extra == ("/etc/corp/root-ca.pem",)
     assert cfg.export == ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
     assert (cfg.patch, cfg.certifi) == (False, False)
-    assert set(cfg.origins.values()) == {str(tmp_path / "config.toml")}
+    written = [line.split(" = ")[0] for line in text.splitlines()]
+    assert {cfg.origins[key] for key in written} == {str(tmp_path / "config.toml")}
 
 
 def test_validate_source() -> None:
@@ -627,7 +628,9 @@ def test_empty_file_is_fine(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Never raises.
 
-_KEYS = ["enabled", "sources", "extra", "export", "patch", "certifi"]
+#: Every key, from the key table: a key added there is fuzzed too.
+_KEYS = [key.name for key in _keytable.KEYS]
+_BOOL_KEYS = {key.name for key in _keytable.KEYS if key.kind == _keytable.BOOL}
 _VALUES = [
     "true",
     "false",
@@ -729,7 +732,7 @@ def test_validating_arbitrary_objects_never_raises(table: dict[Any, Any], text: 
     problems: list[Problem] = []
     config._apply_table(table, text, "/p.toml", values, origins, lines, problems)
     for key, value in values.items():
-        assert isinstance(value, bool if key in ("enabled", "patch", "certifi") else tuple)
+        assert isinstance(value, bool if key in _BOOL_KEYS else tuple)
 
 
 class _Hostile(dict):  # type: ignore[type-arg]

@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from castore_hook import _keytable
 from castore_hook.cli._output import EXIT_CODES, EXIT_OK, EXIT_PROBLEMS, WIDTH, dump_json, wrap
 from castore_hook.cli._registry import Command, add_scope, decision_env, scope, usage
 
-HELP = """\
+HELP = f"""\
 Configuration files (TOML). Files are read in this order, a later file winning key by key:
 each site file (Linux: each $XDG_CONFIG_DIRS entry, default /etc/xdg, plus
 /castore-hook/config.toml), then the user file ($XDG_CONFIG_HOME/castore-hook/config.toml, default
@@ -21,7 +22,7 @@ each site file (Linux: each $XDG_CONFIG_DIRS entry, default /etc/xdg, plus
   show   the effective merged values and where each came from (file, variable, default)
   init   write a commented starter file (every key commented out)
 
-Keys: enabled, sources, extra, export, patch, certifi (docs/configuration.md).
+Keys (docs/configuration.md): {", ".join(key.name for key in _keytable.KEYS)}.
 """
 EPILOG = (
     EXIT_CODES.format(
