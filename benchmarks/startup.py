@@ -421,7 +421,7 @@ def wall_clock(
 
 
 # --------------------------------------------------------------------------------------------
-# Unprivileged users (issue 12): service users, env={} children, read-only images
+# Unprivileged users: service users, env={} children, read-only images
 
 BENCH_USER = "castorebench"
 _IREFS_RE = re.compile(r"I\s+refs:\s+([\d,]+)")
