@@ -8,9 +8,12 @@ stays cheap: the API functions import their modules on first call.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from castore_hook._about import __version__
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import StatusReport
 
 __all__ = ["__version__", "activate", "deactivate", "status"]
 
@@ -20,7 +23,7 @@ def activate(
     sources: Optional[Sequence[str]] = None,
     extra: Optional[Sequence[str]] = None,
     config: Optional[str] = None,
-) -> dict[str, Any]:
+) -> StatusReport:
     """Apply castore-hook in this process (frozen apps, ``python -S``): see ``api.activate``."""
     from castore_hook import api
 
@@ -34,7 +37,7 @@ def deactivate() -> None:
     api.deactivate()
 
 
-def status() -> dict[str, Any]:
+def status() -> StatusReport:
     """What this interpreter trusts and why: see ``castore_hook.api.status``."""
     from castore_hook import api
 

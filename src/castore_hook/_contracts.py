@@ -127,3 +127,57 @@ class StartupState(TypedDict, total=False):
     cache_note: str  # "" when the plan was cached, else why not
     shared: SharedNote  # the shared plan that was not used, and why
     error: str  # start-up's caught exception
+
+
+class MaterialReport(TypedDict):
+    """``status()["material"]``: the chosen material's file, folder and size."""
+
+    cafile: Optional[str]
+    capath: Optional[str]
+    certificates: int
+
+
+class ConfigFileReport(TypedDict):
+    """One of ``status()["config_files"]``: a candidate config file."""
+
+    path: str
+    exists: bool
+    read: bool
+
+
+class CacheReport(TypedDict):
+    """``status()["cache"]``: where the plan file is and how start-up used it."""
+
+    dir: Optional[str]
+    file: Optional[str]
+    state: str  # hit, written, unwritable, unused
+    miss_reason: Optional[str]
+    location: Optional[str]  # user, own, fallback, shared
+    location_reason: Optional[str]
+    shared: Optional[SharedNote]
+
+
+class StatusReport(TypedDict):
+    """What ``castore_hook.status()`` returns (and ``castore-hook status --json`` prints): every
+    key always present; docs/status.md explains each."""
+
+    version: str
+    python: str
+    active: bool
+    outcome: str
+    reason: str
+    enabled: bool
+    disabled_by: Optional[str]
+    source: Optional[str]
+    form: Optional[str]
+    material: MaterialReport
+    bundle: Optional[str]
+    extras: list[str]
+    exported: dict[str, str]
+    unset: list[str]
+    config_files: list[ConfigFileReport]
+    trail: list[str]
+    problems: list[dict[str, str]]  # {"where", "message"}
+    stepped_aside: list[dict[str, str]]  # {"mechanism", "reason"}
+    warnings: list[dict[str, str]]  # {"where", "message"}
+    cache: CacheReport

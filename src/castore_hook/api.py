@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey, _session, config
@@ -18,7 +18,7 @@ from castore_hook._about import __version__
 from castore_hook.config import flag, hook_environ_ignored
 
 if TYPE_CHECKING:
-    from castore_hook._contracts import Plan, PlanInfo, SharedNote, StartupState
+    from castore_hook._contracts import Plan, PlanInfo, SharedNote, StartupState, StatusReport
 
 #: Serialises activate()/deactivate(): two threads must never interleave half a patch.
 _lock = threading.RLock()
@@ -107,7 +107,7 @@ def _problems(info: PlanInfo) -> list[dict[str, str]]:
     return [{"where": where, "message": message} for where, message in info.get("problems", ())]
 
 
-def status() -> dict[str, Any]:
+def status() -> StatusReport:
     """What this interpreter trusts, what the hook changed, and why.
 
     Keys (all always present): ``version``, ``python``, ``active``, ``outcome``, ``reason``,
@@ -247,7 +247,7 @@ def activate(
     sources: Optional[Sequence[str]] = None,
     extra: Optional[Sequence[str]] = None,
     config: Optional[str] = None,
-) -> dict[str, Any]:
+) -> StatusReport:
     """Decide and apply castore-hook's plan in this process, without relying on ``site``.
 
     For frozen and embedded apps (PyOxidizer, PyInstaller, zipapps), ``python -S`` and

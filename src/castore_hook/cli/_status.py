@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from castore_hook.cli._output import (
     EXIT_CODES,
@@ -15,6 +15,9 @@ from castore_hook.cli._output import (
     wrap,
 )
 from castore_hook.cli._registry import Command
+
+if TYPE_CHECKING:
+    from castore_hook._contracts import StatusReport
 
 HELP = """\
 Show what this interpreter trusts and why: the chosen source and its form (file, folder,
@@ -34,7 +37,7 @@ examples:
 )
 
 
-def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
+def format_status(report: StatusReport, colour: bool = False) -> list[str]:
     """The text form of ``castore_hook.status()``: one fact per line, 80 columns."""
     import ssl
 
@@ -96,8 +99,8 @@ def format_status(report: dict[str, Any], colour: bool = False) -> list[str]:
         )
     if report.get("stepped_aside"):
         lines.append("  " + paint("stepped aside:", "warn", colour))
-        for entry in report["stepped_aside"]:
-            lines.extend(wrap(f"{entry['mechanism']}: {entry['reason']}", 6, "    ~ "))
+        for aside in report["stepped_aside"]:
+            lines.extend(wrap(f"{aside['mechanism']}: {aside['reason']}", 6, "    ~ "))
     if report["problems"]:
         lines.append("  " + paint("problems:", "fail", colour))
         for problem in report["problems"]:
