@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import make_ca, write_ca_pem
 
 import _castore_hook as hot
-from castore_hook import _contracts, _plancache, resolve
+from castore_hook import _contracts, _plancache, api, resolve
 
 #: The on-disk types: the plan file's body, its trust section, and its sidecar's info.
 ON_DISK = (_contracts.Plan, _contracts.Trust, _contracts.PlanInfo)
@@ -108,3 +108,17 @@ def test_a_stored_plan_reads_back_with_the_same_fields(decided: Dict[str, Any]) 
     assert _plancache.decode_trust(cached["trust"]) == plan["trust"]
     info = _plancache.load_info(path, plan["key"])
     assert info == plan["info"]
+
+
+def test_status_has_exactly_the_reports_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith(("CASTORE_HOOK_", "SSL_CERT_", "XDG_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CASTORE_HOOK_CACHE_DIR", str(tmp_path / "cache"))
+    report = api.status()
+    assert set(report) == set(_contracts.StatusReport.__annotations__)
+    assert set(report["cache"]) == set(_contracts.CacheReport.__annotations__)
+    assert set(report["material"]) == set(_contracts.MaterialReport.__annotations__)
