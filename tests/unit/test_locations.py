@@ -93,6 +93,24 @@ def test_user_config_dir_matches_platformdirs_unix(
     assert ours == Unix("castore-hook", appauthor=False).user_config_dir
 
 
+#: The same cases without the platformdirs-version marks: the hot module's own rule holds on
+#: every Python, whatever platformdirs release that Python can install (tests/constraints.txt).
+RULE_CASES = [getattr(case, "values", case) for case in UNIX_CASES]
+
+
+@pytest.mark.parametrize(("env", "expected"), RULE_CASES)
+def test_user_dir_rules_unix(
+    env: Dict[str, Optional[str]], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = _set(monkeypatch, env)
+    assert hot.cache_dir(_get(given), "linux") == expected
+    config_env = {("XDG_CONFIG_HOME" if k == "XDG_CACHE_HOME" else k): v for k, v in env.items()}
+    given = _set(monkeypatch, config_env)
+    assert hot.cache_dir(_get(given), "linux", True, True) == expected.replace(
+        "/.cache/", "/.config/"
+    )
+
+
 @needs_modern
 @pytest.mark.parametrize(
     "env",
