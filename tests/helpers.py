@@ -283,13 +283,19 @@ _coverage_wanted = [True]
 
 
 def _add_subprocess_coverage(venv: Venv) -> None:
-    if not SUBPROCESS_COVERAGE:
+    # Only venvs of this very Python: the coverage package beside SUBPROCESS_COVERAGE is
+    # this interpreter's (its C tracer is built for it).
+    this = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not SUBPROCESS_COVERAGE or this not in venv.site_packages.parts:
         return
     lib = str(Path(SUBPROCESS_COVERAGE).parent / "lib")
-    # Only where this process may write the data file (not as another user the test made).
+    # Only where the process may write the data file: not as another user a test made, not
+    # under a file-size limit (tests of a cache folder that cannot be written).
     data = str(REPO_ROOT)
     code = (
-        f"if os.environ.get('COVERAGE_PROCESS_START') and os.access({data!r}, os.W_OK):\n"
+        f"if os.environ.get('COVERAGE_PROCESS_START') and os.access({data!r}, os.W_OK)"
+        " and __import__('resource').getrlimit(__import__('resource').RLIMIT_FSIZE)[0]"
+        " == __import__('resource').RLIM_INFINITY:\n"
         f"    sys.path.append({lib!r})\n"
         "    import coverage\n"
         "    coverage.process_startup()\n"
