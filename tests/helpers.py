@@ -274,7 +274,7 @@ SUBPROCESS_COVERAGE: Optional[str] = os.environ.get("CASTORE_HOOK_TEST_SUBPROCES
 
 #: Name of the start-up file: digits sort before ``castore_hook.pth``, so coverage is running
 #: when the hook's own ``.pth`` runs the hot module.
-COVERAGE_PTH = "00_castore_hook_tests_coverage.pth"
+COVERAGE_PTH = "00_tests_coverage.pth"
 
 #: Whether :func:`hermetic_env` asks the hooked interpreters to measure coverage: tests marked
 #: ``no_subprocess_coverage`` (they check what start-up imports) turn it off for their run
