@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import shlex
@@ -173,6 +174,7 @@ def create_venv(root: Path, *, python: Optional[str] = None, with_pip: bool = Tr
 #: Template venvs of this session, by (interpreter, with pip, requirements, --no-deps).
 _TEMPLATES: Dict[Tuple[str, bool, Tuple[str, ...], bool], Path] = {}
 _TEMPLATE_DIR: List[Path] = []
+_TEMPLATE_NUMBERS = itertools.count()
 
 
 def _template_dir() -> Path:
@@ -219,10 +221,14 @@ def make_venv(
     key = (python, with_pip, tuple(requirements), no_deps)
     template = _TEMPLATES.get(key)
     if template is None:
-        template = _template_dir() / f"venv-{len(_TEMPLATES)}"
-        _python_venv(template, python, with_pip)
+        template = _template_dir() / f"venv-{next(_TEMPLATE_NUMBERS)}"
         if requirements:
-            pip_install(Venv.at(template), *requirements, no_deps=no_deps)
+            # From a copy of the plain venv: `python -m venv` (and ensurepip) once per Python.
+            base = make_venv(template, python=python, with_pip=with_pip)
+            pip_install(base, *requirements, no_deps=no_deps)
+            (base.site_packages / COVERAGE_PTH).unlink(missing_ok=True)
+        else:
+            _python_venv(template, python, with_pip)
         _TEMPLATES[key] = template
     return copy_venv(template, Path(root))
 
