@@ -61,8 +61,8 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "no" if IN_CI else "yes"
 
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
-#: One list of test dependencies: pyproject.toml's ``test`` group (``pip install -e . --group
-#: test`` installs the same), pinned per Python by CONSTRAINTS.
+#: One list of test dependencies: pyproject.toml's ``test`` group (``pip install --group test``
+#: installs the same), pinned per Python by CONSTRAINTS.
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 COVERAGE_DEPS = nox.project.dependency_groups(PYPROJECT, "coverage")
 CONSTRAINTS = ROOT / "tests" / "constraints.txt"
