@@ -62,9 +62,8 @@ nox.options.reuse_venv = "no" if IN_CI else "yes"
 
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 #: One list of test dependencies: pyproject.toml's ``test`` group (``pip install --group test``
-#: installs the same), pinned per Python by CONSTRAINTS.
-TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
-COVERAGE_DEPS = nox.project.dependency_groups(PYPROJECT, "coverage")
+#: installs the same; ``coverage`` adds the coverage Python's tool), pinned per Python by
+#: CONSTRAINTS.
 CONSTRAINTS = ROOT / "tests" / "constraints.txt"
 
 #: Tests marked ``slow`` (building PyInstaller/shiv/pex apps and the like) run on these Pythons
@@ -212,19 +211,21 @@ def tests(session: nox.Session) -> None:
         env["CASTORE_HOOK_TEST_SUBPROCESS_COVERAGE"] = str(_subprocess_coverage(session))
         session.run("python", "-m", "coverage", "erase")
         runner = ["python", "-m", "coverage", "run", "--rcfile", str(ROOT / "pyproject.toml")]
-    # No path argument: pytest's `testpaths` (tests/) applies unless posargs name paths.
-    session.run(
-        *runner,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--durations=15",
-        *marks,
-        *session.posargs,
-        env=env,
-    )
-    _check_outer_home(session, home)
+    try:
+        # No path argument: pytest's `testpaths` (tests/) applies unless posargs name paths.
+        session.run(
+            *runner,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--durations=15",
+            *marks,
+            *session.posargs,
+            env=env,
+        )
+    finally:
+        _check_outer_home(session, home)
     if with_coverage:
         session.run("python", "-m", "coverage", "combine", "-q")
         session.run("python", "-m", "coverage", "report")
