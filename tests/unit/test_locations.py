@@ -111,6 +111,44 @@ def test_user_dir_rules_unix(
     )
 
 
+_ANN_CACHE = "/Users/ann/Library/Caches/castore-hook"
+_ANN_CONFIG = "/Users/ann/Library/Application Support/castore-hook"
+
+
+#: (environment, expected cache folder, expected config folder) on macOS: what platformdirs
+#: 4.14 answers, written out so that the rule is checked on Pythons whose platformdirs is older.
+@pytest.mark.parametrize(
+    ("env", "cache", "config"),
+    [
+        ({"HOME": "/Users/ann"}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann/"}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann", "XDG_CACHE_HOME": ""}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann", "XDG_CACHE_HOME": "relative"}, _ANN_CACHE, _ANN_CONFIG),
+        (
+            {"HOME": "/Users/ann", "XDG_CACHE_HOME": "/xdg/cache"},
+            "/xdg/cache/castore-hook",
+            _ANN_CONFIG,
+        ),
+        (
+            {"HOME": "/Users/ann", "XDG_CACHE_HOME": "/xdg/cache/", "XDG_CONFIG_HOME": "/xdg/c"},
+            "/xdg/cache/castore-hook",
+            "/xdg/c/castore-hook",
+        ),
+        (
+            {"HOME": "relative"},
+            PW_HOME + "/Library/Caches/castore-hook",
+            PW_HOME + "/Library/Application Support/castore-hook",
+        ),
+    ],
+)
+def test_user_dir_rules_macos(
+    env: Dict[str, Optional[str]], cache: str, config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = _set(monkeypatch, env)
+    assert hot.cache_dir(_get(given), "darwin") == cache
+    assert hot.cache_dir(_get(given), "darwin", True, True) == config
+
+
 @needs_modern
 @pytest.mark.parametrize(
     "env",
