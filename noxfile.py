@@ -5,9 +5,10 @@
 wheel, no coverage, in a venv that is reused. ``nox -s constraints`` refreshes
 tests/constraints.txt.
 
-Each test session builds the wheel once (``pip wheel --no-deps``) and hands its path to the
-end-to-end tests through ``CASTORE_HOOK_TEST_WHEEL``, which install it into venvs of their
-own. Extra arguments go to pytest: ``nox -s tests-3.11 -- -k cache -x``.
+The first test session builds the wheel (``pip wheel --no-deps``; the later sessions of the
+same run test that file) and hands its path to the end-to-end tests through
+``CASTORE_HOOK_TEST_WHEEL``, which install it into venvs of their own. Extra arguments go
+to pytest: ``nox -s tests-3.11 -- -k cache -x``.
 
 Test dependencies are pyproject.toml's ``test`` dependency group (``coverage`` on the coverage
 Python), pinned by tests/constraints.txt. pytest runs with ``HOME`` in an "outer home" that
@@ -74,7 +75,15 @@ SLOW_PYTHONS = ("3.11",)
 COVERAGE_PYTHON = "3.11"
 
 
+#: The wheel the first test session of this nox run built: it is pure Python (py3-none-any),
+#: so the later sessions test that very file rather than build the same one again.
+_WHEEL: list[Path] = []
+
+
 def _build_wheel(session: nox.Session) -> Path:
+    if _WHEEL and _WHEEL[0].is_file():
+        session.log(f"testing the wheel built earlier in this run: {_WHEEL[0]}")
+        return _WHEEL[0]
     out = Path(session.create_tmp()).resolve() / "wheel"
     if out.exists():
         for old in out.glob("*.whl"):
@@ -86,6 +95,7 @@ def _build_wheel(session: nox.Session) -> Path:
     wheels = sorted(out.glob("castore_hook-*.whl"))
     if len(wheels) != 1:
         session.error(f"expected one castore_hook wheel in {out}, found {wheels}")
+    _WHEEL.append(wheels[0])
     return wheels[0]
 
 
