@@ -155,7 +155,11 @@ def base_python() -> str:
 
 
 def ambient_env_for_pip() -> Dict[str, str]:
-    """The ambient environment (network, proxy CA, pip's index settings) minus our own knobs."""
+    """The ambient environment (network, proxy CA, pip's index settings) minus our own knobs.
+
+    Under pytest, its home is the session's own (tests/conftest.py): a pip run in a hooked venv
+    starts the hook, whose plans land there, never in the developer's ``~/.cache``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASTORE_HOOK_")}
     # Never let a venv's activation leak into a child venv's pip.
     env.pop("VIRTUAL_ENV", None)
@@ -233,9 +237,9 @@ def make_venv(
     return copy_venv(template, Path(root))
 
 
-#: Files of a venv that name its own folder: scripts' shebangs, the activation scripts,
-#: pyvenv.cfg (3.11+ records the creating command) and path ``.pth`` files.
-def _names_its_folder(path: Path) -> bool:
+def _may_name_its_folder(path: Path) -> bool:
+    """A regular, non-compiled file: scripts' shebangs, the activation scripts, pyvenv.cfg
+    (3.11+ records the creating command) and path ``.pth`` files name the venv's folder."""
     return path.suffix not in (".pyc", ".so") and path.is_file() and not path.is_symlink()
 
 
@@ -260,7 +264,7 @@ def copy_venv(template: Path, root: Path) -> Venv:
     candidates += list(venv.site_packages.glob("*.pth"))
     candidates += list(venv.site_packages.glob("*.dist-info/direct_url.json"))
     for path in candidates:
-        if not _names_its_folder(path):
+        if not _may_name_its_folder(path):
             continue
         data = path.read_bytes()
         if old in data:
