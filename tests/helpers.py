@@ -11,12 +11,14 @@ test and make it pass (or fail) for the wrong reason.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import shlex
@@ -40,9 +42,11 @@ __all__ = [
     "base_python",
     "count_pem_certs",
     "create_venv",
+    "examples",
     "hashed_folder",
     "hermetic_env",
     "make_ca",
+    "make_venv",
     "probe",
     "run_in_ssl_namespace",
     "run_python",
@@ -65,6 +69,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOK_FILES = ("castore_hook.pth", "castore_hook.start")
 
 _MINIMAL_PATH = "/usr/bin:/bin"
+
+
+# --------------------------------------------------------------------------------------------
+# Hypothesis
+# --------------------------------------------------------------------------------------------
+
+
+def examples(ci: int) -> int:
+    """``max_examples`` for a Hypothesis test that runs *ci* examples in CI.
+
+    Scaled by the loaded profile (tests/conftest.py registers them): ``ci`` keeps Hypothesis'
+    default 100 examples, so the test gets *ci*; ``dev`` (the default outside CI) has 10, so
+    the test gets a tenth: the inner loop stays fast, CI keeps the full search.
+    """
+    from hypothesis import settings
+
+    return max(1, round(ci * settings.default.max_examples / 100))
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +155,11 @@ def base_python() -> str:
 
 
 def ambient_env_for_pip() -> Dict[str, str]:
-    """The ambient environment (network, proxy CA, pip's index settings) minus our own knobs."""
+    """The ambient environment (network, proxy CA, pip's index settings) minus our own knobs.
+
+    Under pytest, its home is the session's own (tests/conftest.py): a pip run in a hooked venv
+    starts the hook, whose plans land there, never in the developer's ``~/.cache``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASTORE_HOOK_")}
     # Never let a venv's activation leak into a child venv's pip.
     env.pop("VIRTUAL_ENV", None)
@@ -144,8 +169,28 @@ def ambient_env_for_pip() -> Dict[str, str]:
 
 
 def create_venv(root: Path, *, python: Optional[str] = None, with_pip: bool = True) -> Venv:
-    """``python -m venv root`` with the base interpreter (no system site-packages)."""
-    args = [python or base_python(), "-m", "venv"]
+    """A venv at *root* as ``python -m venv [--without-pip] root`` makes it with the base
+    interpreter (no system site-packages): a copy of a template made once per session
+    (:func:`make_venv`)."""
+    return make_venv(root, python=python, with_pip=with_pip)
+
+
+#: Template venvs of this session, by (interpreter, with pip, requirements, --no-deps).
+_TEMPLATES: Dict[Tuple[str, bool, Tuple[str, ...], bool], Path] = {}
+_TEMPLATE_DIR: List[Path] = []
+_TEMPLATE_NUMBERS = itertools.count()
+
+
+def _template_dir() -> Path:
+    if not _TEMPLATE_DIR:
+        folder = Path(tempfile.mkdtemp(prefix="castore-hook-venv-templates-")).resolve()
+        atexit.register(shutil.rmtree, folder, True)
+        _TEMPLATE_DIR.append(folder)
+    return _TEMPLATE_DIR[0]
+
+
+def _python_venv(root: Path, python: str, with_pip: bool) -> None:
+    args = [python, "-m", "venv"]
     if not with_pip:
         args.append("--without-pip")
     args.append(str(root))
@@ -158,7 +203,132 @@ def create_venv(root: Path, *, python: Optional[str] = None, with_pip: bool = Tr
         text=True,
         timeout=300,
     )
-    return Venv.at(root)
+
+
+def make_venv(
+    root: Path,
+    *requirements: str,
+    python: Optional[str] = None,
+    with_pip: bool = True,
+    no_deps: bool = False,
+) -> Venv:
+    """A venv at *root* with *requirements* pip-installed, built once per session and copied.
+
+    The first call for a given interpreter, pip choice and requirement list makes a template
+    (``python -m venv``, then one ``pip install``), which no test ever runs; every call copies
+    it to *root* and rewrites the template's path to *root* wherever it is written down
+    (:func:`copy_venv`). A venv set up this way is what ``python -m venv root`` followed by
+    ``pip install`` makes, in a fraction of the time (pip's own test suite does the same).
+    A test that checks installing itself calls :func:`pip_install` on the copy instead.
+    """
+    python = python or base_python()
+    key = (python, with_pip, tuple(requirements), no_deps)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _template_dir() / f"venv-{next(_TEMPLATE_NUMBERS)}"
+        if requirements:
+            # From a copy of the plain venv: `python -m venv` (and ensurepip) once per Python.
+            base = make_venv(template, python=python, with_pip=with_pip)
+            pip_install(base, *requirements, no_deps=no_deps)
+            (base.site_packages / COVERAGE_PTH).unlink(missing_ok=True)
+        else:
+            _python_venv(template, python, with_pip)
+        _TEMPLATES[key] = template
+    return copy_venv(template, Path(root))
+
+
+def _may_name_its_folder(path: Path) -> bool:
+    """A regular, non-compiled file: scripts' shebangs, the activation scripts, pyvenv.cfg
+    (3.11+ records the creating command) and path ``.pth`` files name the venv's folder."""
+    return path.suffix not in (".pyc", ".so") and path.is_file() and not path.is_symlink()
+
+
+def copy_venv(template: Path, root: Path) -> Venv:
+    """Copy the venv *template* to *root* and make the copy a venv of its own.
+
+    Symbolic links are copied as links (``bin/python`` keeps pointing at the base
+    interpreter). Every text file in ``bin/``, ``pyvenv.cfg`` and the ``.pth`` and
+    ``direct_url.json`` files that hold the template's path get *root* instead, so console
+    scripts run the copy's interpreter. Compiled ``.pyc`` files keep the template's path in
+    their code objects, which the import system corrects when it loads them. Then a
+    start-up ``.pth`` measures coverage when the session asks for it
+    (:data:`SUBPROCESS_COVERAGE`).
+    """
+    template, root = Path(template).resolve(), Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(template, root, symlinks=True)
+    root = root.resolve()
+    old, new = str(template).encode(), str(root).encode()
+    candidates = [root / "pyvenv.cfg", *(root / "bin").iterdir()]
+    venv = Venv.at(root)
+    candidates += list(venv.site_packages.glob("*.pth"))
+    candidates += list(venv.site_packages.glob("*.dist-info/direct_url.json"))
+    for path in candidates:
+        if not _may_name_its_folder(path):
+            continue
+        data = path.read_bytes()
+        if old in data:
+            path.write_bytes(data.replace(old, new))
+    _add_subprocess_coverage(venv)
+    return venv
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage of the hooked interpreters
+# --------------------------------------------------------------------------------------------
+
+#: The coverage config for hooked interpreters, on the coverage Python of ``nox``
+#: (noxfile.py sets ``CASTORE_HOOK_TEST_SUBPROCESS_COVERAGE``); None otherwise. Beside it,
+#: ``lib/`` holds only the ``coverage`` package.
+SUBPROCESS_COVERAGE: Optional[str] = os.environ.get("CASTORE_HOOK_TEST_SUBPROCESS_COVERAGE")
+
+#: Name of the start-up file: digits sort before ``castore_hook.pth``, so coverage is running
+#: when the hook's own ``.pth`` runs the hot module.
+COVERAGE_PTH = "00_tests_coverage.pth"
+
+#: Whether :func:`hermetic_env` asks the hooked interpreters to measure coverage: tests marked
+#: ``no_subprocess_coverage`` (they check what start-up imports) turn it off for their run
+#: (tests/conftest.py).
+_coverage_wanted = [True]
+
+
+def _add_subprocess_coverage(venv: Venv) -> None:
+    # Only venvs of this very Python: the coverage package beside SUBPROCESS_COVERAGE is
+    # this interpreter's (its C tracer is built for it).
+    this = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    if not SUBPROCESS_COVERAGE or this not in venv.site_packages.parts:
+        return
+    lib = str(Path(SUBPROCESS_COVERAGE).parent / "lib")
+    # Only where the process may write the data file: not as another user a test made, not
+    # under a file-size limit (tests of a cache folder that cannot be written).
+    data = str(REPO_ROOT)
+    code = (
+        f"if os.environ.get('COVERAGE_PROCESS_START') and os.access({data!r}, os.W_OK)"
+        " and __import__('resource').getrlimit(__import__('resource').RLIMIT_FSIZE)[0]"
+        " == __import__('resource').RLIM_INFINITY:\n"
+        f"    sys.path.append({lib!r})\n"
+        "    import coverage\n"
+        "    coverage.process_startup()\n"
+    )
+    (venv.site_packages / COVERAGE_PTH).write_text(f"import os, sys; exec({code!r})\n")
+
+
+def subprocess_coverage_env() -> Dict[str, str]:
+    """``COVERAGE_PROCESS_START`` for a hooked interpreter's environment, when coverage of
+    hooked interpreters is measured and the running test has not opted out."""
+    if SUBPROCESS_COVERAGE and _coverage_wanted[0]:
+        return {"COVERAGE_PROCESS_START": SUBPROCESS_COVERAGE}
+    return {}
+
+
+@contextlib.contextmanager
+def no_subprocess_coverage() -> Iterator[None]:
+    """Hooked interpreters started in this block start as users' do: no coverage."""
+    _coverage_wanted[0] = False
+    try:
+        yield
+    finally:
+        _coverage_wanted[0] = True
 
 
 def pip_install(
@@ -208,7 +378,9 @@ def hermetic_env(base: Path, venv: Optional[Venv] = None, **extra: str) -> Dict[
 
     ``PATH`` is ``/usr/bin:/bin``, preceded by the venv's ``bin`` when *venv* is given.
     Keyword arguments are added last (so a test may set e.g. ``CASTORE_HOOK_DEBUG="1"``);
-    a value of ``None`` is not allowed — leave the key out instead.
+    a value of ``None`` is not allowed — leave the key out instead. On the coverage Python,
+    ``COVERAGE_PROCESS_START`` is added too (:func:`subprocess_coverage_env`): only the
+    start-up ``.pth`` of the tests' venvs reads it.
     """
     base = Path(base)
     dirs = {
@@ -229,6 +401,7 @@ def hermetic_env(base: Path, venv: Optional[Venv] = None, **extra: str) -> Dict[
     env = {name: str(path) for name, path in dirs.items()}
     env["PATH"] = path_var
     env["LANG"] = "C.UTF-8"
+    env.update(subprocess_coverage_env())
     for key, value in extra.items():
         if not isinstance(value, str):
             raise TypeError(f"hermetic_env: {key} must be a str, got {value!r}")

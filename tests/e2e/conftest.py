@@ -13,6 +13,10 @@ API (all paths are ``pathlib.Path``):
   aiohttp, urllib3 (installed with the ambient environment: pip needs the network). Shared:
   never modify it in a test.
 * ``throwaway_venv`` (function) -> a fresh ``Venv`` (with pip) that a test may modify.
+
+Venvs are copies of templates built once per session (``tests.helpers.make_venv``): a test
+that needs a venv with packages calls ``make_venv(root, *requirements)`` rather than
+``create_venv`` + ``pip_install``, unless installing is what it tests.
 * ``https_server`` (function) -> ``HTTPSServer(url, ca, ca_pem_path, host, port)``: a
   ``ThreadingHTTPServer`` on 127.0.0.1, TLS with a trustme leaf for 127.0.0.1/localhost,
   answering ``GET`` with 200 ``castore-ok``. ``ca_pem_path`` (mode 0644) holds the root.
@@ -42,7 +46,7 @@ from tests.helpers import (
     create_venv,
     hermetic_env,
     make_ca,
-    pip_install,
+    make_venv,
     write_ca_pem,
 )
 
@@ -81,8 +85,7 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def hooked_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Venv:
-    venv = create_venv(tmp_path_factory.mktemp("hooked") / "venv")
-    pip_install(venv, str(built_wheel))
+    venv = make_venv(tmp_path_factory.mktemp("hooked") / "venv", str(built_wheel))
     for name in ("castore_hook.pth",):
         if not (venv.site_packages / name).is_file():
             pytest.fail(f"{name} missing from {venv.site_packages} after installing {built_wheel}")
@@ -91,15 +94,16 @@ def hooked_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> 
 
 @pytest.fixture(scope="session")
 def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    venv = create_venv(tmp_path_factory.mktemp("bare") / "venv")
-    pip_install(venv, "platformdirs", "certifi")
+    venv = make_venv(tmp_path_factory.mktemp("bare") / "venv", "platformdirs", "certifi")
     return venv
 
 
 @pytest.fixture(scope="session")
 def client_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Venv:
-    venv = create_venv(tmp_path_factory.mktemp("clients") / "venv")
-    pip_install(venv, str(built_wheel), "requests", "httpx", "aiohttp", "urllib3")
+    venv = make_venv(
+        tmp_path_factory.mktemp("clients") / "venv",
+        *(str(built_wheel), "requests", "httpx", "aiohttp", "urllib3"),
+    )
     assert (venv.site_packages / "castore_hook.pth").is_file()
     return venv
 

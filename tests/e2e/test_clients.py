@@ -252,6 +252,7 @@ print(json.dumps({"before": before, "outcome": outcome,
 """
 
 
+@pytest.mark.no_subprocess_coverage  # it checks what start-up imports
 def test_app_imports_requests_before_anything_else(
     client_venv: Venv, site: Site, trusting_env: Dict[str, str]
 ) -> None:
@@ -302,6 +303,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.no_subprocess_coverage  # it checks what start-up imports
 def test_ssl_imported_before_the_hook_ran(
     tmp_path: Path, client_venv: Venv, built_wheel: Path, site: Site
 ) -> None:

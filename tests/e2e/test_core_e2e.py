@@ -786,6 +786,7 @@ def test_cache_dir_override(hooked_venv: Venv, https_server: Any, scratch: Any) 
     assert not cache_dir(env).exists() or not any(cache_dir(env).iterdir())
 
 
+@pytest.mark.no_subprocess_coverage  # it checks what start-up imports
 def test_warm_start_imports_nothing_heavy(
     hooked_venv: Venv, bare_venv: Venv, https_server: Any, scratch: Any
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.helpers import Venv, create_venv, describe, hermetic_env, pip_install, run_python
+from tests.helpers import Venv, describe, hermetic_env, make_venv, run_python
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +135,7 @@ def remove(paths: List[Path]) -> None:
 
 @pytest.fixture(scope="module")
 def peer_venv(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Venv:
-    venv = create_venv(tmp_path_factory.mktemp("peers") / "venv", with_pip=True)
-    pip_install(venv, str(built_wheel))
-    return venv
+    return make_venv(tmp_path_factory.mktemp("peers") / "venv", str(built_wheel))
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
-from tests.helpers import Venv, base_python, create_venv, pip_install, toml_list, write_ca_pem
+from tests.helpers import Venv, base_python, make_venv, toml_list, write_ca_pem
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "linux"
@@ -220,8 +220,7 @@ def make_world(built_wheel: Path, *packages: str, prefix: str = "castore12-") ->
         tmp.mkdir()
         os.chmod(tmp, 0o1777)
         python = base_python()
-        venv = create_venv(base / "venv", python=python)
-        pip_install(venv, str(built_wheel), *packages)
+        venv = make_venv(base / "venv", str(built_wheel), *packages, python=python)
         yield World(base, venv, python)
     finally:
         shutil.rmtree(base, ignore_errors=True)

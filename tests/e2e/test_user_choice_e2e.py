@@ -42,14 +42,14 @@ import pytest
 from tests.e2e.test_do_no_harm import Outcome, World, extra_b, row_env
 from tests.e2e.test_do_no_harm import world as harm_world  # noqa: F401 - fixture, see roots
 from tests.helpers import (
+    COVERAGE_PTH,
     OS_BUNDLE,
     OS_FOLDER,
     Step,
     Venv,
-    create_venv,
     describe,
     hashed_folder,
-    pip_install,
+    make_venv,
     run_in_ssl_namespace,
     run_python,
     status_json,
@@ -358,11 +358,11 @@ print(json.dumps({"outcome": (getattr(hot, "state", None) or {}).get("outcome"),
 def appending_venv(tmp_path: Path, built_wheel: Path, roots: World) -> Venv:
     """A venv of its own (stock appends to its certifi), with a .pth that appends A to
     ``certifi.where()`` when it is not there yet, sorting after castore_hook.pth."""
-    venv = create_venv(tmp_path / "venv")
-    pip_install(venv, str(built_wheel), "requests")
+    venv = make_venv(tmp_path / "venv", str(built_wheel), "requests")
     (venv.site_packages / "corp_append.py").write_text(APPENDER.format(pem=roots.pem("A")))
     (venv.site_packages / "corp_append.pth").write_text("import corp_append\n")
-    assert sorted(p.name for p in venv.site_packages.glob("*.pth"))[0] == "castore_hook.pth"
+    pths = sorted(p.name for p in venv.site_packages.glob("*.pth") if p.name != COVERAGE_PTH)
+    assert pths[0] == "castore_hook.pth"
     return venv
 
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers import examples
 
 from castore_hook import _keytable, api, cli, configedit, doctor, verify
 
@@ -406,7 +407,7 @@ _TOML_TEXT = st.text(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_TOML_TEXT)
 def test_toml_value_round_trips_any_string(value: str) -> None:
     assert _loads("k = " + configedit.toml_value(value))["k"] == value
@@ -421,7 +422,7 @@ def _default_values() -> Dict[str, Any]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     extra=st.lists(_TOML_TEXT, max_size=3),
     sources=st.lists(_TOML_TEXT, min_size=1, max_size=3),

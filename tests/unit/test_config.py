@@ -17,6 +17,7 @@ from typing import Any, Optional
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import examples
 
 from castore_hook import _keytable, config
 from castore_hook.config import (
@@ -647,7 +648,9 @@ _VALUES = [
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
@@ -657,7 +660,9 @@ def test_arbitrary_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     lines=st.lists(
@@ -678,7 +683,7 @@ def test_toml_like_text_never_raises(tmp_path: Path, lines: list[tuple[str, str]
         assert all(validate_source(s) is None for s in cfg.sources)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     env=st.dictionaries(
         st.sampled_from(
@@ -718,7 +723,7 @@ _LONG = st.lists(
 )
 
 
-@settings(max_examples=75, deadline=None)
+@settings(max_examples=examples(75), deadline=None)
 @given(
     table=st.dictionaries(
         st.one_of(st.sampled_from(_KEYS), st.text(), st.integers()), st.one_of(_ANY, _LONG)

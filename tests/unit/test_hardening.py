@@ -9,7 +9,7 @@ from typing import Any, Dict, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.helpers import applied_by, cache_plan
+from tests.helpers import applied_by, cache_plan, examples
 
 import _castore_hook as hot
 from castore_hook import _plancache, _plankey
@@ -64,7 +64,9 @@ def _write(tmp_path: Path, data: bytes) -> str:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.binary(max_size=2048))
 def test_read_plan_never_raises_on_bytes(tmp_path: Path, data: bytes) -> None:
@@ -72,7 +74,7 @@ def test_read_plan_never_raises_on_bytes(tmp_path: Path, data: bytes) -> None:
     assert (plan is None) == bool(reason)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=64))
 def test_forged_headers_never_reach_marshal_slowly(tmp_path: Path, data: bytes) -> None:
     # A header that claims the right magic but whose sum does not match must be rejected in
@@ -84,7 +86,9 @@ def test_forged_headers_never_reach_marshal_slowly(tmp_path: Path, data: bytes) 
 
 
 @settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(400),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(plan=_plans)
 def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
@@ -116,7 +120,7 @@ def test_hostile_plans_never_raise_nor_apply_unsafe_changes(
     assert env["PATH"] == "/bin"
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(value=st.text(max_size=200))
 def test_exported_record_parsing_never_raises(value: str) -> None:
     record = _plankey.parse_exported(value)

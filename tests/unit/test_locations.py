@@ -93,6 +93,62 @@ def test_user_config_dir_matches_platformdirs_unix(
     assert ours == Unix("castore-hook", appauthor=False).user_config_dir
 
 
+#: The same cases without the platformdirs-version marks: the hot module's own rule holds on
+#: every Python, whatever platformdirs release that Python can install (tests/constraints.txt).
+RULE_CASES = [getattr(case, "values", case) for case in UNIX_CASES]
+
+
+@pytest.mark.parametrize(("env", "expected"), RULE_CASES)
+def test_user_dir_rules_unix(
+    env: Dict[str, Optional[str]], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = _set(monkeypatch, env)
+    assert hot.cache_dir(_get(given), "linux") == expected
+    config_env = {("XDG_CONFIG_HOME" if k == "XDG_CACHE_HOME" else k): v for k, v in env.items()}
+    given = _set(monkeypatch, config_env)
+    assert hot.cache_dir(_get(given), "linux", True, True) == expected.replace(
+        "/.cache/", "/.config/"
+    )
+
+
+_ANN_CACHE = "/Users/ann/Library/Caches/castore-hook"
+_ANN_CONFIG = "/Users/ann/Library/Application Support/castore-hook"
+
+
+#: (environment, expected cache folder, expected config folder) on macOS: what platformdirs
+#: 4.14 answers, written out so that the rule is checked on Pythons whose platformdirs is older.
+@pytest.mark.parametrize(
+    ("env", "cache", "config"),
+    [
+        ({"HOME": "/Users/ann"}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann/"}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann", "XDG_CACHE_HOME": ""}, _ANN_CACHE, _ANN_CONFIG),
+        ({"HOME": "/Users/ann", "XDG_CACHE_HOME": "relative"}, _ANN_CACHE, _ANN_CONFIG),
+        (
+            {"HOME": "/Users/ann", "XDG_CACHE_HOME": "/xdg/cache"},
+            "/xdg/cache/castore-hook",
+            _ANN_CONFIG,
+        ),
+        (
+            {"HOME": "/Users/ann", "XDG_CACHE_HOME": "/xdg/cache/", "XDG_CONFIG_HOME": "/xdg/c"},
+            "/xdg/cache/castore-hook",
+            "/xdg/c/castore-hook",
+        ),
+        (
+            {"HOME": "relative"},
+            PW_HOME + "/Library/Caches/castore-hook",
+            PW_HOME + "/Library/Application Support/castore-hook",
+        ),
+    ],
+)
+def test_user_dir_rules_macos(
+    env: Dict[str, Optional[str]], cache: str, config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = _set(monkeypatch, env)
+    assert hot.cache_dir(_get(given), "darwin") == cache
+    assert hot.cache_dir(_get(given), "darwin", True, True) == config
+
+
 @needs_modern
 @pytest.mark.parametrize(
     "env",

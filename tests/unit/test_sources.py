@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import pytest
+from tests.helpers import examples
 
 from castore_hook import sources
 from castore_hook.cafiles import check_ca_dir, check_ca_file
@@ -612,7 +613,7 @@ def test_fuzz_never_raises(tmp_path: Path) -> None:
 
     path = tmp_path / "fuzz.pem"
 
-    @hypothesis.settings(max_examples=200, deadline=None)
+    @hypothesis.settings(max_examples=examples(200), deadline=None)
     @hypothesis.given(
         st.one_of(
             st.binary(max_size=300),

@@ -32,7 +32,7 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequ
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.helpers import count_pem_certs, hashed_folder, make_ca
+from tests.helpers import count_pem_certs, examples, hashed_folder, make_ca
 
 from castore_hook import _inprocess, resolve
 
@@ -209,7 +209,7 @@ def default_file_certificates() -> int:
 
 
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
