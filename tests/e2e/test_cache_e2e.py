@@ -1,4 +1,4 @@
-"""End-to-end proof that the plan cache is right (issue 4, parts 3 and 4).
+"""End-to-end proof that the plan cache is right: it is used when it holds and decided again when it does not.
 
 Every case starts the hooked venv's python as a subprocess in a hermetic environment with
 ``CASTORE_HOOK_DEBUG=1`` and *counts slow-path runs* from the debug trace: each start prints

@@ -310,7 +310,7 @@ def test_ssl_imported_before_the_hook_ran(
     """Another ``.pth`` sorting first imports ``ssl``: the finder must patch it at once."""
     venv = overlay_venv(tmp_path / "venv", client_venv, built_wheel)
     (venv.site_packages / "aaa_import_ssl.pth").write_text(
-        # setdefault: a venv may process site-packages twice (CPython issue 75723); the
+        # setdefault: a venv may process site-packages twice (site.py may add the same folder twice); the
         # first pass is the one that matters.
         'import sys, ssl; sys.__dict__.setdefault("_aaa_hook_was_loaded", '
         '"_castore_hook" in sys.modules)\n'

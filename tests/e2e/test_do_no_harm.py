@@ -1,4 +1,4 @@
-"""End-to-end proof of "do no harm" (issue 11): a hooked program never trusts less than the
+"""End-to-end proof of "do no harm": a hooked program never trusts less than the
 same program stock, and never more than it explicitly asked for.
 
 Three private roots (trustme): **A** and **B**, each with its own HTTPS server on 127.0.0.1, and
@@ -15,7 +15,7 @@ hooked, in the session's client venv (the built wheel plus requests, httpx, aioh
 with a hermetic environment; the user config says ``extra = [B]`` unless the row says
 otherwise. One subprocess per (row, mode) tries every client against all three servers and
 prints JSON; every failure must be a certificate failure, so an unreachable server can never
-pass for an untrusted one. The rows' numbers are those of issue 11.
+pass for an untrusted one. The rows are numbered here, once; each test names its row.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End-to-end tests of embedded and frozen apps (issue 5, docs/embedding.md).
+"""End-to-end tests of embedded and frozen apps (docs/embedding.md).
 
 * PyOxidizer: every module of castore-hook and its dependencies served from memory by
   PyOxidizer's own importer (``oxidized-importer`` 0.6.0 from PyPI, CPython 3.8-3.10 only: the

@@ -1,4 +1,4 @@
-"""git as a child of a hooked interpreter: what the README claims about it (issue 22).
+"""git as a child of a hooked interpreter: what the README claims about it.
 
 git's HTTPS goes through libcurl, which ignores ``SSL_CERT_FILE``/``SSL_CERT_DIR``; Debian's
 and Ubuntu's git (libcurl-gnutls) reads ``GIT_SSL_CAINFO`` (or ``http.sslCAInfo``) only. So

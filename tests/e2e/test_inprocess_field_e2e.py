@@ -1,4 +1,4 @@
-"""End-to-end proof of "do no harm in the field" for the in-process trust (issue 21).
+"""End-to-end proof of "do no harm in the field" for the in-process trust.
 
 The same program runs stock (``CASTORE_HOOK_DISABLE=1``) and hooked in a venv with the built
 wheel (``hooked_venv``), each with an environment built from scratch (``hermetic_env``), and

@@ -1,4 +1,4 @@
-"""``castore-hook refresh --shared`` in a real venv with the built wheel (issue 22): an
+"""``castore-hook refresh --shared`` in a real venv with the built wheel: an
 earlier release's ``castore_hook/shared/`` is reported by ``doctor`` and removed, so that
 ``pip uninstall`` leaves no ``castore_hook/`` folder behind (``import castore_hook`` then
 fails instead of finding a namespace package); the bundles only earlier shared plans named

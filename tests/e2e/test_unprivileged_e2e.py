@@ -1,4 +1,4 @@
-"""Start-up where the home cannot be written (issue 12), proven as unprivileged users.
+"""Start-up where the home cannot be written, proven as unprivileged users.
 
 Each case runs the venv's Python, with the built wheel installed, as a user made with
 ``useradd`` (no home folder), in a private mount namespace (``unshare -m``): there ``/root``

@@ -1,4 +1,4 @@
-"""The version comes from git, so an upgrade installs as an upgrade (issue 22).
+"""The version comes from git, so an upgrade installs as an upgrade.
 
 Every build used to be 0.1.0: ``pip install new.whl`` over an older build then said
 "already satisfied" unless forced. Here the project's own files are committed into a scratch

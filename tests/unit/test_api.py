@@ -1,6 +1,6 @@
 """Unit tests of ``castore_hook.activate()`` / ``deactivate()`` / ``status()``, in process.
 
-The bad-input list of issue 5: ``activate()`` twice, from two threads at once, after
+Bad input: ``activate()`` twice, from two threads at once, after
 ``deactivate()``, with bad arguments, and with the start-up hook already active. Each either
 works or raises a ``TypeError``/``ValueError`` naming the problem, and never leaves the process
 half patched. The ``isolated`` fixture gives every test its own config and cache folders and

@@ -29,10 +29,10 @@ CEILINGS = {
     # castore_hook._inprocess. 3.9 8 900, 3.10 8 889 bytes.
     (3, 9): 8_950,
     (3, 10): 8_950,
-    # 2026-12-02, issue 13: use_plan, the one way a plan is used, replaced apply_plan and
+    # 2026-12-02, the architecture rework: use_plan, the one way a plan is used, replaced apply_plan and
     # install_finder; the stat signature is written out in valid_cached_plan; type comments
     # without aliases. 3.11 16 707, 3.12 15 494, 3.13 15 986 bytes.
-    # 2026-12-02, issue 12: about 140 bytes more (the lazy fallback_dirs generator, the direct
+    # 2026-12-02, unwritable homes: about 140 bytes more (the lazy fallback_dirs generator, the direct
     # os.environ write) for 10-37 k fewer instructions per start (benchmarks/README.md).
     # 3.11 16 845, 3.12 15 610, 3.13 16 106 bytes.
     # 2026-12-05: the hand-over to _castore_hook_paths on such a miss, the shared plan's

@@ -568,7 +568,7 @@ def test_a_damaged_trust_section_is_reported_not_applied() -> None:
 
 
 def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
-    """``run()`` is idempotent: a venv may process site-packages twice (CPython issue 75723)."""
+    """``run()`` is idempotent: a venv may process site-packages twice (site.py may add the same folder twice)."""
     from tests.helpers import hermetic_env, toml_list, write_user_config
 
     env = hermetic_env(tmp_path / "h")

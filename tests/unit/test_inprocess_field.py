@@ -1,4 +1,4 @@
-"""Unit tests of "do no harm in the field" for the in-process trust (issue 21).
+"""Unit tests of "do no harm in the field" for the in-process trust.
 
 * The post-import finder is invisible to the import system: the spec it returns keeps the real
   loader, before and after the import (pinned against the spec the other finders give).

@@ -1,4 +1,4 @@
-"""Where plans live (issue 12): platformdirs parity of the user folders for every case
+"""Where plans live: platformdirs parity of the user folders for every case
 platformdirs handles, the per-user fallback folders and their refusal rules, the lookup order
 of ``_castore_hook.find_plan``, and the shared plan's key."""
 

@@ -1,4 +1,4 @@
-"""Housekeeping of ``refresh --shared`` (issue 22): the bundles only earlier shared plans
+"""Housekeeping of ``refresh --shared``: the bundles only earlier shared plans
 used are removed, never anything else and never through a symlink; an earlier release's
 ``castore_hook/shared/`` is removed and reported by ``doctor``."""
 

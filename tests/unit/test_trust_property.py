@@ -1,4 +1,4 @@
-"""Property: the in-process trust of a plan is exactly the documented rule (issue 11).
+"""Property: the in-process trust of a plan is exactly the documented rule.
 
 For random layouts of 3-4 private roots over the forms a CA can take — a bundle named by a
 ``file:`` source, a hashed folder named by ``dir:``, the ``SSL_CERT_FILE``/``SSL_CERT_DIR``
