@@ -54,3 +54,19 @@ def fake_ssl(calls: List[Any], load: Callable[..., None]) -> ModuleType:
     fake.Purpose = FakePurpose  # type: ignore[attr-defined]
     fake._ASN1Object = str  # type: ignore[attr-defined]  # what the purpose is checked against
     return fake
+
+
+@pytest.fixture(scope="module")
+def certs() -> List[bytes]:
+    """Three distinct CA certificates as PEM bytes (tests/unit/stores_kit.py makes them)."""
+    pytest.importorskip("trustme")
+    from tests.unit.stores_kit import ca_pem
+
+    return [ca_pem() for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def key_pem() -> bytes:
+    """A private key as PEM bytes: material that holds no certificate."""
+    trustme = pytest.importorskip("trustme")
+    return bytes(trustme.CA().private_key_pem.bytes())

@@ -13,10 +13,11 @@ import threading
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 from tests.helpers import examples
+from tests.unit.stores_kit import NO_ENV, der_of, hashed_folder, rooted, write
 
 from castore_hook import sources
 from castore_hook.cafiles import check_ca_dir, check_ca_file
@@ -25,57 +26,6 @@ from castore_hook.pem import pem_certificates
 from castore_hook.sources import Material, Probe, probe
 
 trustme = pytest.importorskip("trustme")
-
-NO_ENV: Dict[str, str] = {}
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-
-
-def _pem() -> bytes:
-    return bytes(trustme.CA().cert_pem.bytes())
-
-
-@pytest.fixture(scope="module")
-def certs() -> List[bytes]:
-    """Three distinct CA certificates as PEM bytes."""
-    return [_pem() for _ in range(3)]
-
-
-@pytest.fixture(scope="module")
-def key_pem() -> bytes:
-    return bytes(trustme.CA().private_key_pem.bytes())
-
-
-def write(path: Path, data: bytes, mode: int = 0o644) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    os.chmod(path, mode)
-    return path
-
-
-def hashed_folder(folder: Path, pems: Iterable[bytes], *, symlinks: bool = True) -> Path:
-    """A c_rehash-style folder: one file per certificate plus ``xxxxxxxx.0`` names."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, pem in enumerate(pems):
-        target = write(folder / f"cert{i}.pem", pem)
-        name = folder / f"{i:08x}.0"
-        if symlinks:
-            name.symlink_to(target.name)
-        else:
-            write(name, pem)
-    return folder
-
-
-def der_of(pem: bytes) -> bytes:
-    return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-
-
-def rooted(root: Path, path: str) -> str:
-    return str(root) + path
-
 
 # --------------------------------------------------------------------------------------------
 # Material

@@ -7,18 +7,12 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from tests.unit.test_sources import NO_ENV, _pem, rooted, write
+from tests.unit.stores_kit import NO_ENV, rooted, write
 
 from castore_hook.sources import Material, probe
 from castore_hook.stores import bsd, linux
 
 pytest.importorskip("trustme")
-
-
-@pytest.fixture(scope="module")
-def certs() -> List[bytes]:
-    """Two distinct CA certificates as PEM bytes."""
-    return [_pem() for _ in range(2)]
 
 
 def test_bsd_list() -> None:

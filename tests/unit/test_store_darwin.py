@@ -7,19 +7,13 @@ from pathlib import Path
 from typing import Any, List, Sequence
 
 import pytest
-from tests.unit.test_sources import NO_ENV, _pem, rooted, write
+from tests.unit.stores_kit import NO_ENV, rooted, write
 
 from castore_hook import certset
 from castore_hook.sources import Material, probe
 from castore_hook.stores import darwin
 
 pytest.importorskip("trustme")
-
-
-@pytest.fixture(scope="module")
-def certs() -> List[bytes]:
-    """Two distinct CA certificates as PEM bytes."""
-    return [_pem() for _ in range(2)]
 
 
 def test_darwin_list() -> None:
@@ -45,7 +39,7 @@ def test_native_roots_export_both_keychains(certs: List[bytes]) -> None:
         return certs[0] if argv[-1] == darwin.KEYCHAINS[0] else certs[0] + certs[1]
 
     got = darwin.native_roots({}, run=security)
-    assert got == certset.of_text(b"".join(certs).decode())  # each root once
+    assert got == certset.of_text(b"".join(certs[:2]).decode())  # each root once
     assert [argv[-1] for argv in asked] == list(darwin.KEYCHAINS)
     assert asked[0][:4] == ["/usr/bin/security", "find-certificate", "-a", "-p"]
 

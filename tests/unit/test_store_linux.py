@@ -12,24 +12,13 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from tests.unit.test_sources import NO_ENV, _pem, hashed_folder, rooted, write
+from tests.unit.stores_kit import NO_ENV, hashed_folder, rooted, write
 
 from castore_hook import certset
 from castore_hook.sources import Material, probe
 from castore_hook.stores import bsd, darwin, linux
 
 trustme = pytest.importorskip("trustme")
-
-
-@pytest.fixture(scope="module")
-def certs() -> List[bytes]:
-    """Three distinct CA certificates as PEM bytes."""
-    return [_pem() for _ in range(3)]
-
-
-@pytest.fixture(scope="module")
-def key_pem() -> bytes:
-    return bytes(trustme.CA().private_key_pem.bytes())
 
 
 # --------------------------------------------------------------------------------------------

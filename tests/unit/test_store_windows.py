@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
-from tests.unit.test_sources import NO_ENV, _pem, der_of, hashed_folder
+from tests.unit.stores_kit import NO_ENV, ca_pem, der_of, hashed_folder
 
 from castore_hook import certset, trustroots
 from castore_hook.pem import pem_certificates
@@ -20,15 +20,9 @@ from castore_hook.stores import windows
 pytest.importorskip("trustme")
 
 
-@pytest.fixture(scope="module")
-def certs() -> List[bytes]:
-    """Three distinct CA certificates as PEM bytes."""
-    return [_pem() for _ in range(3)]
-
-
 def test_system_win32_fake_enumerator(certs: List[bytes]) -> None:
     ders = [der_of(p) for p in certs]
-    extra_ca = der_of(_pem())
+    extra_ca = der_of(ca_pem())
     stores: Dict[str, List[Tuple[bytes, str, Any]]] = {
         "ROOT": [
             (ders[0], "x509_asn", True),  # trusted for everything
