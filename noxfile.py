@@ -190,6 +190,16 @@ def _subprocess_coverage(session: nox.Session) -> Path:
     return rcfile
 
 
+def _workers() -> list[str]:
+    """pytest-xdist arguments: two workers (CI's cores), one test file per worker at a time
+    (tests/conftest.py groups them; files that create system users share one group).
+    ``CASTORE_HOOK_TEST_WORKERS=0`` runs the suite in one process."""
+    workers = os.environ.get("CASTORE_HOOK_TEST_WORKERS", "2")
+    if workers in ("0", "1"):
+        return []
+    return ["-n", workers, "--dist", "loadgroup"]
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit and end-to-end tests against the built wheel."""
@@ -230,6 +240,7 @@ def tests(session: nox.Session) -> None:
             "-p",
             "no:cacheprovider",
             "--durations=15",
+            *_workers(),
             *marks,
             *session.posargs,
             env=env,
