@@ -226,7 +226,7 @@ def patch_ssl(ssl_module: ModuleType, trust: CheckedTrust) -> bool:
         return False
     server_auth = ssl_module.Purpose.SERVER_AUTH
     purpose_type = getattr(ssl_module, "_ASN1Object", tuple)  # what stock checks against
-    windows = sys.platform == "win32"
+    windows = sys.platform == "win32"  # as ssl.SSLContext.load_default_certs itself tests it
     accepted = trust.default_env
     relax = relaxer(ssl_module, trust)
     read_choice: list[Any] = [_first_choice_reader]
@@ -285,7 +285,7 @@ def _first_choice_reader(slot: list[Callable[[Any], Pair]]) -> Pair:
     less than two ``os.environ`` reads); without ctypes, and on Windows (whose C runtimes
     keep their own copies), ``os.environ`` (docs/architecture.md, "Do no harm")."""
     reader: Callable[[Any], Pair] = _from_os_environ
-    if sys.platform != "win32":
+    if os.name != "nt":  # a POSIX libc holds the C environment
         try:
             import ctypes
 

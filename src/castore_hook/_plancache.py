@@ -197,7 +197,8 @@ def write_atomic(folder: str, name: str, data: bytes, mode: int = 0o600) -> str:
 def _writer_is_dead(name: str) -> bool:
     """Whether the process that made temporary ``name`` (``….tmp-<pid>-<ns>``) is gone."""
     pid_text = name.rpartition(TEMP_MARKER)[2].partition("-")[0]
-    if not pid_text.isdigit() or not hasattr(os, "kill") or sys.platform == "win32":
+    # os.kill(pid, 0) probes a process on POSIX only (on Windows it would end it).
+    if not pid_text.isdigit() or not hasattr(os, "kill") or os.name == "nt":
         return False
     pid = int(pid_text)
     if pid == os.getpid():
