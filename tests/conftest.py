@@ -153,9 +153,10 @@ def _subprocess_coverage_choice(request: pytest.FixtureRequest) -> Iterator[None
         yield
 
 
-#: Test files that create system users or groups (``useradd``, ``groupadd``, ``usermod``):
-#: those commands lock ``/etc/passwd`` and check-then-create, so under ``pytest -n`` these files
-#: share one worker and run one after another.
+#: Test files that create system users or groups (``useradd``, ``groupadd``, ``usermod``) and
+#: use those users' folders in the real ``/tmp``: marked ``system_users``, the nox sessions run
+#: them in a process of their own after the rest (noxfile.py); under a plain ``pytest -n``
+#: they share one worker and run one after another.
 SYSTEM_USER_FILES = frozenset(
     {
         "test_attacks_e2e.py",
@@ -179,3 +180,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         if item.get_closest_marker("xdist_group") is None:
             group = "system-users" if path.name in SYSTEM_USER_FILES else path.name
             item.add_marker(pytest.mark.xdist_group(group))
+        if path.name in SYSTEM_USER_FILES:
+            item.add_marker(pytest.mark.system_users)
