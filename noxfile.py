@@ -190,6 +190,16 @@ def _subprocess_coverage(session: nox.Session) -> Path:
     return rcfile
 
 
+def _workers() -> list[str]:
+    """pytest-xdist arguments: two workers (CI's cores), one test file per worker at a time
+    (tests/conftest.py groups them; files that create system users share one group).
+    ``CASTORE_HOOK_TEST_WORKERS=0`` runs the suite in one process."""
+    workers = os.environ.get("CASTORE_HOOK_TEST_WORKERS", "2")
+    if workers in ("0", "1"):
+        return []
+    return ["-n", workers, "--dist", "loadgroup"]
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit and end-to-end tests against the built wheel."""
@@ -207,13 +217,24 @@ def tests(session: nox.Session) -> None:
         "HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci"),
         **_home_env(home),
     }
-    marks: list[str] = []
-    if (
+    skip_slow = (
         session.python not in SLOW_PYTHONS
         and not os.environ.get("CASTORE_HOOK_SLOW_EVERYWHERE")
         and "-m" not in session.posargs
-    ):
-        marks = ["-m", "not slow"]
+    )
+    # Two runs when pytest's posargs choose no marks: the suite on two workers, then the files
+    # that create system users (marked system_users in tests/conftest.py) alone, in one
+    # process, so that nothing else runs while they change users, groups and their folders
+    # in /tmp. With marks in posargs, one run as asked.
+    runs: list[list[str]] = [[]]
+    if "-m" not in session.posargs:
+        slow = " and not slow" if skip_slow else ""
+        runs = [
+            [*_workers(), "-m", f"not system_users{slow}"],
+            ["-m", f"system_users{slow}"],
+        ]
+    elif _workers():
+        runs = [_workers()]
     runner = ["python"]
     if with_coverage:
         # Hot path (_castore_hook) and slow path (castore_hook.*), in pytest's process (the unit
@@ -222,18 +243,21 @@ def tests(session: nox.Session) -> None:
         session.run("python", "-m", "coverage", "erase")
         runner = ["python", "-m", "coverage", "run", "--rcfile", str(ROOT / "pyproject.toml")]
     try:
-        # No path argument: pytest's `testpaths` (tests/) applies unless posargs name paths.
-        session.run(
-            *runner,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--durations=15",
-            *marks,
-            *session.posargs,
-            env=env,
-        )
+        for chosen in runs:
+            # No path argument: pytest's `testpaths` (tests/) applies unless posargs name paths;
+            # exit code 5 (posargs selected no test of this run) is no failure.
+            session.run(
+                *runner,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "--durations=15",
+                *chosen,
+                *session.posargs,
+                env=env,
+                success_codes=[0, 5],
+            )
     finally:
         _check_outer_home(session, home)
     if with_coverage:

@@ -153,8 +153,32 @@ def _subprocess_coverage_choice(request: pytest.FixtureRequest) -> Iterator[None
         yield
 
 
+#: Test files that create system users or groups (``useradd``, ``groupadd``, ``usermod``) and
+#: use those users' folders in the real ``/tmp``: marked ``system_users``, the nox sessions run
+#: them in a process of their own after the rest (noxfile.py); under a plain ``pytest -n``
+#: they share one worker and run one after another.
+SYSTEM_USER_FILES = frozenset(
+    {
+        "test_attacks_e2e.py",
+        "test_hardening_e2e.py",
+        "test_images_e2e.py",
+        "test_unprivileged_e2e.py",
+        "test_user_choice_e2e.py",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.fspath)).resolve()
         if _E2E_DIR in path.parents:
             item.add_marker(pytest.mark.e2e)
+        # pytest-xdist's `--dist loadgroup` (the nox sessions run `-n 2`): a file's tests stay on
+        # one worker, so its module fixtures (venvs, servers) are built once; before xdist's
+        # own hook turns the mark into the node id's group.
+        if item.get_closest_marker("xdist_group") is None:
+            group = "system-users" if path.name in SYSTEM_USER_FILES else path.name
+            item.add_marker(pytest.mark.xdist_group(group))
+        if path.name in SYSTEM_USER_FILES:
+            item.add_marker(pytest.mark.system_users)
