@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
-from castore_hook._about import __version__
-
 if TYPE_CHECKING:
+    from castore_hook._about import __version__
     from castore_hook._contracts import StatusReport
 
 __all__ = ["__version__", "activate", "deactivate", "status"]
@@ -42,3 +41,13 @@ def status() -> StatusReport:
     from castore_hook import api
 
     return api.status()
+
+
+def __getattr__(name: str) -> str:
+    """``castore_hook.__version__``, read when asked for (PEP 562): start-up's slow path
+    imports this package without needing it."""
+    if name == "__version__":
+        from castore_hook._about import __version__
+
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

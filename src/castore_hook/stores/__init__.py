@@ -16,10 +16,9 @@ helpers, ``certset``'s readers, ``pem``); ``sources`` and ``trustroots`` use the
 
 from __future__ import annotations
 
-from castore_hook.stores import bsd, darwin, linux, windows
-from castore_hook.stores._base import Enumerator, Runner, Store
+from castore_hook.stores._base import BSD_PREFIXES, Enumerator, Runner, Store
 
-__all__ = ["Enumerator", "Runner", "Store", "for_platform"]
+__all__ = ["BSD_PREFIXES", "Enumerator", "Runner", "Store", "for_platform"]
 
 
 def for_platform(platform: str) -> Store:
@@ -30,10 +29,19 @@ def for_platform(platform: str) -> Store:
     lists are where packagers of unusual systems put bundles (as the ``openssl-probe`` crate
     assumes).
     """
+    # Only the chosen module is imported: a decision pays for one store, not four.
     if platform == "win32":
+        from castore_hook.stores import windows
+
         return windows
     if platform == "darwin":
+        from castore_hook.stores import darwin
+
         return darwin
-    if platform.startswith(bsd.PREFIXES):
+    if platform.startswith(BSD_PREFIXES):
+        from castore_hook.stores import bsd
+
         return bsd
+    from castore_hook.stores import linux
+
     return linux

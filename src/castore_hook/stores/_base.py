@@ -26,6 +26,10 @@ from typing import (
 if TYPE_CHECKING:
     from castore_hook._probing import Probe
 
+#: The ``sys.platform`` prefixes of the BSDs: ``for_platform`` chooses ``stores.bsd`` by them
+#: without importing it (``stores.bsd.PREFIXES`` is this tuple).
+BSD_PREFIXES = ("freebsd", "openbsd", "netbsd", "dragonfly")
+
 #: Reads one Windows system store by name, as ``ssl.enum_certificates`` does: ``(DER,
 #: encoding, trust)`` per entry, ``trust`` being ``True`` or a set of usage OIDs.
 Enumerator = Callable[[str], Iterable[Tuple[bytes, str, Any]]]

@@ -12,13 +12,13 @@ from typing import Optional
 
 from castore_hook._probing import Probe
 from castore_hook.stores import linux
-from castore_hook.stores._base import Enumerator
+from castore_hook.stores._base import BSD_PREFIXES, Enumerator
 from castore_hook.stores._files import probe_files
 
 CAPATH_SEPARATOR = ":"
 
 #: How their platform names start (``freebsd14``, ``openbsd7``...).
-PREFIXES = ("freebsd", "openbsd", "netbsd", "dragonfly")
+PREFIXES = BSD_PREFIXES  # sys.platform's names for them, declared where the choice is made
 
 #: Bundle files, in probe order: the first usable one wins.
 FILES = (
