@@ -4,7 +4,7 @@ Which store a platform has is decided here, once (:func:`for_platform`): the cod
 a store (``sources._probe_system`` for the ``system`` source, ``trustroots.of_material`` for a
 ``native`` bundle, ``sources._probe_env`` for the ``SSL_CERT_DIR`` separator) asks the module
 it is given and never compares platform names itself. Each module exports the members of
-:class:`Store` (``stores/_base.py``); mypy checks every module against it where
+:class:`Store` (``stores/_interface.py``); mypy checks every module against it where
 :func:`for_platform` returns it, and tests/unit/test_stores.py checks it at run time.
 
 Adding an OS store: a module here implementing :class:`Store`, one line in
