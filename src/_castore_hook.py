@@ -501,13 +501,15 @@ def set_finder(trust, pending):
     # type: (t.Any, t.Sequence[str]) -> None
     # The one writer of the finder's state: use_plan arms it with a plan's trust section;
     # castore_hook._inprocess crosses off each module it has handled and disarms it (None, ())
-    # on deactivate(). In sys.meta_path, first, exactly while some module is pending.
+    # on deactivate(). In sys.meta_path exactly while some module is pending: inserted first
+    # when armed, then left where it is (finders added later keep their places).
     finder.trust = trust
     finder.pending[:] = pending
-    if finder in sys.meta_path:
+    if finder not in sys.meta_path:
+        if pending:
+            sys.meta_path.insert(0, finder)
+    elif not pending:
         sys.meta_path.remove(finder)
-    if pending:
-        sys.meta_path.insert(0, finder)
 
 
 # Run when site.py imports this module for castore_hook.pth, whose line stays a bare import

@@ -27,7 +27,7 @@ CEILINGS = {
     # 2026-12-05: set_finder, the one writer of the finder's state (use_plan arms it, the
     # in-process module crosses modules off and disarms it); its re-entry guard moved out to
     # castore_hook._inprocess; the type-checking block names the plan contract
-    # (castore_hook._contracts). 3.9 8 954, 3.10 8 949 bytes.
+    # (castore_hook._contracts). 3.9 8 962, 3.10 8 965 bytes.
     (3, 9): 9_000,
     (3, 10): 9_000,
     # 2026-12-02, the architecture rework: use_plan, the one way a plan is used, replaced apply_plan and
@@ -40,8 +40,8 @@ CEILINGS = {
     # portable signature and content check, the folder checked first (above): +~1 070 bytes,
     # +17 k instructions per start (benchmarks/README.md). 3.11 17 925, 3.12 16 644, 3.13
     # 17 183 bytes.
-    # 2026-12-05: set_finder and the contract's names (above): 3.11 18 244, 3.12 16 903,
-    # 3.13 17 448 bytes.
+    # 2026-12-05: set_finder and the contract's names (above): 3.11 18 280, 3.12 16 919,
+    # 3.13 17 474 bytes.
     (3, 11): 18_300,
     (3, 12): 16_950,
     (3, 13): 17_500,

@@ -606,3 +606,42 @@ def test_run_twice_installs_one_finder(tmp_path: Path, site_a: Site) -> None:
         "load_verify_locations",
     ], result
     assert result["exported"] and result["errors"] == [""], result
+
+
+def test_the_finder_has_one_writer_keeps_later_finders_places_and_deactivate_drops_its_trust(
+    site_a: Site,
+) -> None:
+    """``set_finder`` is the one writer: arming puts the finder first; a finder another tool
+    inserts later keeps its place when ssl is handled; ``deactivate()`` takes the finder out
+    and drops the trust it held."""
+    plan = _trust_plan(_full_trust(site_a))
+    result = run_fresh(
+        f"""
+        import _castore_hook as hot
+        hot.state = {{}}
+        hot.use_plan({plan}, {{}})
+        armed_first = sys.meta_path[0] is hot.finder
+
+        class Later:
+            def find_spec(self, *args):
+                return None
+
+        later = Later()
+        sys.meta_path.insert(0, later)
+        import ssl
+        after_ssl = [sys.meta_path.index(later), sys.meta_path.index(hot.finder)]
+        import castore_hook
+        castore_hook.deactivate()
+        print(json.dumps({{"armed_first": armed_first, "after_ssl": after_ssl,
+                           "pending": hot.finder.pending,
+                           "trust": hot.finder.trust is None,
+                           "gone": hot.finder not in sys.meta_path}}))
+        """
+    )
+    assert result == {
+        "armed_first": True,
+        "after_ssl": [0, 1],
+        "pending": [],
+        "trust": True,
+        "gone": True,
+    }, result
