@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional
 
 import nox
 
@@ -121,7 +122,34 @@ def _outer_home(session: nox.Session) -> Path:
     return home
 
 
-def _check_outer_home(session: nox.Session, home: Path) -> None:
+def _own_cache() -> Optional[Path]:
+    """The hook's cache folder in this user's real home, from the password database: where a
+    process whose ``HOME`` is unset or not its own would look (never where a test may write)."""
+    try:
+        import pwd
+
+        return Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "castore-hook"
+    except (ImportError, KeyError):
+        return None
+
+
+def _own_cache_entries() -> Optional[set[str]]:
+    """The names in :func:`_own_cache`, or ``None`` when there is no such folder."""
+    folder = _own_cache()
+    if folder is None or not folder.is_dir():
+        return None
+    return {entry.name for entry in folder.iterdir()}
+
+
+def _check_outer_home(session: nox.Session, home: Path, own_before: Optional[set[str]]) -> None:
+    own_after = _own_cache_entries()
+    appeared = sorted((own_after or set()) - (own_before or set()))
+    if appeared or (own_before is None and own_after is not None):
+        appeared = appeared or ["the folder itself"]
+        session.error(
+            f"the tests wrote into {_own_cache()}, this user's real cache folder (a process "
+            f"that found its home in the password database): {', '.join(appeared[:40])}"
+        )
     leaked = sorted(str(p.relative_to(home)) for p in (home / ".cache").rglob("*"))
     if leaked:
         shown = "\n  ".join(leaked[:40])
@@ -207,6 +235,7 @@ def tests(session: nox.Session) -> None:
     _install_test_deps(session, "test", *(["coverage"] if with_coverage else []))
     wheel = _build_wheel(session)
     home = _outer_home(session)
+    own_before = _own_cache_entries()
     # The wheel is NOT installed into this session's venv: its .pth would hook pytest itself
     # (ssl patched before the unit tests of the patch run, every sys.executable child hooked).
     # Unit tests import the package from src/ (pytest's `pythonpath`); e2e tests install the
@@ -259,7 +288,7 @@ def tests(session: nox.Session) -> None:
                 success_codes=[0, 5],
             )
     finally:
-        _check_outer_home(session, home)
+        _check_outer_home(session, home, own_before)
     if with_coverage:
         session.run("python", "-m", "coverage", "combine", "-q")
         session.run("python", "-m", "coverage", "report")

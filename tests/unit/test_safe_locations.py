@@ -208,13 +208,21 @@ def _get(env: Dict[str, str]) -> Callable[[str], str]:
 
 
 @needs_root
-def test_the_slow_path_works_in_its_own_home_not_in_another_users(base: Path) -> None:
+def test_the_slow_path_works_in_its_own_home_not_in_another_users(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = base / "alice"
     home.mkdir(mode=0o755)
     os.chown(home, OTHER, OTHER)
+    # This user's own cache folder comes from the password database (root's is the real
+    # /root/.cache): a stand-in home of root's here, so that the test writes nothing there.
+    own_home = base / "root-home"
+    own_home.mkdir(mode=0o755)
+    own = str(own_home / ".cache" / "castore-hook")
+    monkeypatch.setattr(_plancache, "own_cache_dir", lambda: own)
     env = {"HOME": str(home)}
     folder, _path, where, why = _slowpath.choose_folder(env, False)
-    assert where == "own" and folder == _plancache.own_cache_dir()
+    assert where == "own" and folder == own and os.path.isdir(own)
     assert f"{home} is owned by uid {OTHER}" in why
     assert list(home.iterdir()) == []  # nothing created in the other user's home
 
