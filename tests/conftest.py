@@ -34,18 +34,9 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-_E2E_DIR = Path(__file__).resolve().parent / "e2e"
+from tests.homes import HOME_VARIABLES
 
-#: The variables that locate a user's files, and the folder each gets in the session home.
-HOME_VARIABLES = {
-    "HOME": "home",
-    "XDG_CONFIG_HOME": "config",
-    "XDG_CACHE_HOME": "cache",
-    "XDG_DATA_HOME": "data",
-    "XDG_STATE_HOME": "state",
-    "XDG_CONFIG_DIRS": "etc-xdg",
-    "XDG_RUNTIME_DIR": "run",
-}
+_E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 _session_home: Optional[Path] = None
 _saved: Dict[str, Optional[str]] = {}

@@ -32,6 +32,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from tests.homes import HOME_VARIABLES
+
 __all__ = [
     "HOOK_FILES",
     "OS_BUNDLE",
@@ -383,16 +385,7 @@ def hermetic_env(base: Path, venv: Optional[Venv] = None, **extra: str) -> Dict[
     start-up ``.pth`` of the tests' venvs reads it.
     """
     base = Path(base)
-    dirs = {
-        "HOME": base / "home",
-        "XDG_CONFIG_HOME": base / "config",
-        "XDG_CACHE_HOME": base / "cache",
-        "XDG_DATA_HOME": base / "data",
-        "XDG_STATE_HOME": base / "state",
-        "XDG_CONFIG_DIRS": base / "etc-xdg",
-        "XDG_RUNTIME_DIR": base / "run",
-        "TMPDIR": base / "tmp",
-    }
+    dirs = {name: base / sub for name, sub in {**HOME_VARIABLES, "TMPDIR": "tmp"}.items()}
     for name, path in dirs.items():
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700 if name == "XDG_RUNTIME_DIR" else 0o755)
